@@ -1,0 +1,538 @@
+"""Edge Harness on-device agent: one file, stdlib + numpy + a TFLite runtime.
+
+The host copies this file to the device (under a name built from its hash)
+and runs ``python3 agent.py`` with one JSON request on stdin. The agent
+writes exactly one JSON reply line to stdout; everything else (runtime logs,
+progress, tracebacks) goes to stderr. Native code that prints to fd 1 cannot
+corrupt the reply: fd 1 is pointed at stderr before anything is imported and
+the reply goes to a private duplicate of the original stdout.
+
+Commands
+  {"command": "info"}                      what this device offers
+  {"command": "hash", "paths": [...]}       sha256 of files in the device cache
+  {"command": "benchmark", "model": ...}    load, eval pass, timed loop
+
+Exit status 0 with ``"ok": true``; 1 with ``"ok": false`` and an
+``error {kind, message}``; anything else (a signal, -1 over SSH) means the
+agent itself died, which the host reports as a device failure.
+"""
+
+from __future__ import annotations
+
+import gc
+import glob
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+
+PROTOCOL_VERSION = 1
+AGENT_VERSION = "0.1.0"
+
+# Guard the protocol channel before any import can print to stdout.
+_REPLY_FD = os.dup(1)
+os.dup2(2, 1)
+sys.stdout = sys.stderr
+
+RUNTIME_MODULES = (
+    ("ai-edge-litert", "ai_edge_litert.interpreter", "ai-edge-litert"),
+    ("tflite-runtime", "tflite_runtime.interpreter", "tflite-runtime"),
+    ("tensorflow", "tensorflow.lite", "tensorflow"),
+)
+
+# Random-input seed, so a benchmark-only run feeds the same tensors each time.
+RANDOM_INPUT_SEED = 1234
+# How many inputs the timed loop cycles through, held in memory.
+TIMED_INPUT_RING = 16
+# Two-sided 95% normal quantile, for the p90 order-statistic interval.
+Z_95 = 1.959963984540054
+
+
+class AgentFailure(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def log(message: str) -> None:
+    sys.stderr.write("agent: " + message + "\n")
+    sys.stderr.flush()
+
+
+def reply(payload: dict) -> None:
+    payload = dict(payload)
+    payload["protocol"] = PROTOCOL_VERSION
+    payload["agent_version"] = AGENT_VERSION
+    data = (json.dumps(payload, separators=(",", ":")) + "\n").encode()
+    view = memoryview(data)
+    while view:
+        written = os.write(_REPLY_FD, view)
+        view = view[written:]
+
+
+# --------------------------------------------------------------------------
+# Runtime
+
+
+def import_runtime(preferred: str | None):
+    """Return (module, name, version) of the first runtime that imports."""
+    import importlib
+
+    candidates = [m for m in RUNTIME_MODULES if preferred in (None, m[0])]
+    if not candidates:
+        raise AgentFailure("bad-request", "unknown runtime %r" % preferred)
+    problems = []
+    for name, module_name, dist in candidates:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # ImportError, or a broken install
+            problems.append("%s: %s" % (module_name, exc))
+            continue
+        return module, name, dist_version(dist)
+    raise AgentFailure(
+        "runtime-missing",
+        "no TFLite runtime importable (%s); install ai-edge-litert on the device"
+        % "; ".join(problems),
+    )
+
+
+def dist_version(dist: str) -> str:
+    try:
+        from importlib import metadata
+
+        return metadata.version(dist)
+    except Exception:
+        return "unknown"
+
+
+def numpy_version() -> str | None:
+    try:
+        import numpy
+
+        return numpy.__version__
+    except Exception:
+        return None
+
+
+# --------------------------------------------------------------------------
+# Environment and memory (Linux /proc and /sys; absent fields are null)
+
+
+def read_text(path: str) -> str | None:
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def proc_status_kib(field: str) -> int | None:
+    text = read_text("/proc/self/status")
+    if text is None:
+        return None
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (kernel >= 4.0, writable clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def mib(kib: int | None) -> float | None:
+    return None if kib is None else round(kib / 1024.0, 3)
+
+
+def cpu_temperature_c() -> float | None:
+    readings = []
+    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*/temp")):
+        text = read_text(zone)
+        if text and text.lstrip("-").isdigit():
+            readings.append(int(text) / 1000.0)
+    return max(readings) if readings else None
+
+
+def cpu_mhz() -> float | None:
+    text = read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
+    if text and text.isdigit():
+        return int(text) / 1000.0
+    info = read_text("/proc/cpuinfo") or ""
+    values = [float(line.split(":")[1]) for line in info.splitlines() if line.startswith("cpu MHz")]
+    return round(sum(values) / len(values), 1) if values else None
+
+
+def throttled_flags() -> int | None:
+    """Raspberry Pi firmware throttling bits (``vcgencmd get_throttled``)."""
+    if shutil.which("vcgencmd") is None:
+        return None
+    try:
+        out = subprocess.run(
+            ["vcgencmd", "get_throttled"], capture_output=True, text=True, timeout=5
+        ).stdout
+        return int(out.strip().split("=")[1], 16)
+    except Exception:
+        return None
+
+
+def environment() -> dict:
+    flags = throttled_flags()
+    try:
+        load_1m = os.getloadavg()[0]
+    except OSError:
+        load_1m = None
+    return {
+        "temperature_c": cpu_temperature_c(),
+        "governor": read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "cpu_mhz": cpu_mhz(),
+        # Bits 0-3 are "now": under-voltage, arm freq capped, throttled, soft temp limit.
+        "throttled": None if flags is None else bool(flags & 0xF),
+        "throttled_flags": flags,
+        "load_1m": load_1m,
+    }
+
+
+def platform_info() -> dict:
+    uname = platform.uname()
+    return {
+        "arch": uname.machine,
+        "os": "%s %s" % (uname.system, uname.release),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "numpy": numpy_version(),
+    }
+
+
+# --------------------------------------------------------------------------
+# Inputs
+
+
+class InputFile:
+    """Reads one sample at a time from a .npy batch, so the batch never
+    sits in this process's RSS (it would inflate the memory figures)."""
+
+    def __init__(self, path: str, np) -> None:
+        self.np = np
+        self.handle = open(path, "rb")
+        try:
+            version = np.lib.format.read_magic(self.handle)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(self.handle)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(self.handle)
+        except Exception as exc:
+            raise AgentFailure("bad-input", "%s is not a .npy array: %s" % (path, exc))
+        if fortran or len(shape) < 2:
+            raise AgentFailure("bad-input", "%s: expected a C-ordered batch, got shape %s" % (path, shape))
+        self.offset = self.handle.tell()
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.count = shape[0]
+        self.sample_shape = (1,) + tuple(shape[1:])
+        self.sample_bytes = int(np.prod(shape[1:])) * dtype.itemsize
+
+    def read(self, index: int):
+        buffer = self.np.empty(self.sample_shape, dtype=self.dtype)
+        self.handle.seek(self.offset + index * self.sample_bytes)
+        got = self.handle.readinto(memoryview(buffer).cast("B"))
+        if got != self.sample_bytes:
+            raise AgentFailure("bad-input", "input file is truncated at sample %d" % index)
+        return buffer
+
+
+def random_inputs(detail: dict, np, count: int) -> list:
+    rng = np.random.default_rng(RANDOM_INPUT_SEED)
+    shape = tuple(int(d) for d in detail["shape"])
+    dtype = np.dtype(detail["dtype"])
+    samples = []
+    for _ in range(count):
+        if dtype.kind == "f":
+            samples.append(rng.standard_normal(shape).astype(dtype))
+        else:
+            info = np.iinfo(dtype)
+            samples.append(rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=dtype))
+    return samples
+
+
+# --------------------------------------------------------------------------
+# Output adapters
+
+
+def ssd_output_indices(interpreter) -> dict:
+    """Map TFLite_Detection_PostProcess outputs by name, never by position."""
+    wanted = ("boxes", "classes", "scores", "num_detections")
+    try:
+        signatures = interpreter.get_signature_list()
+    except Exception:
+        signatures = {}
+    for key in signatures:
+        try:
+            details = interpreter.get_signature_runner(key).get_output_details()
+        except Exception:
+            continue
+        if all(name in details for name in wanted):
+            return {name: details[name]["index"] for name in wanted}
+    by_name = {d["name"]: d["index"] for d in interpreter.get_output_details()}
+    suffixes = {"boxes": "", "classes": ":1", "scores": ":2", "num_detections": ":3"}
+    base = "TFLite_Detection_PostProcess"
+    if all(base + s in by_name for s in suffixes.values()):
+        return {k: by_name[base + s] for k, s in suffixes.items()}
+    raise AgentFailure(
+        "bad-model",
+        "adapter ssd-postprocess: outputs boxes/classes/scores/num_detections not found "
+        "by signature name or TFLite_Detection_PostProcess tensor name (outputs: %s)"
+        % ", ".join(sorted(by_name)),
+    )
+
+
+def read_ssd_detections(interpreter, indices: dict) -> dict:
+    count = int(round(float(interpreter.get_tensor(indices["num_detections"]).reshape(-1)[0])))
+    # Only the first `count` rows are valid; the rest is uninitialised memory.
+    boxes = interpreter.get_tensor(indices["boxes"]).reshape(-1, 4)[:count]
+    classes = interpreter.get_tensor(indices["classes"]).reshape(-1)[:count]
+    scores = interpreter.get_tensor(indices["scores"]).reshape(-1)[:count]
+    return {
+        "boxes": [[round(float(v), 6) for v in row] for row in boxes],
+        "classes": [int(round(float(c))) for c in classes],
+        "scores": [round(float(s), 6) for s in scores],
+    }
+
+
+# --------------------------------------------------------------------------
+# Benchmark
+
+
+def p90_interval_tight(sorted_ns: list, rel_tol: float) -> bool:
+    """Normal approximation to the order-statistic interval of the p90."""
+    n = len(sorted_ns)
+    q = 0.9
+    half = Z_95 * math.sqrt(n * q * (1 - q))
+    lo = max(0, int(math.floor(n * q - half)) - 1)
+    hi = min(n - 1, int(math.ceil(n * q + half)) - 1)
+    mid = sorted_ns[min(n - 1, int(math.ceil(n * q)) - 1)]
+    return mid > 0 and (sorted_ns[hi] - sorted_ns[lo]) / 2.0 <= rel_tol * mid
+
+
+def make_interpreter(runtime, runtime_name: str, model: str, threads: int | None):
+    kwargs = {"model_path": model}
+    if threads:
+        kwargs["num_threads"] = int(threads)
+    cls = runtime.Interpreter
+    try:
+        interpreter = cls(**kwargs)
+        interpreter.allocate_tensors()
+    except Exception as exc:
+        raise AgentFailure("model-load", "%s cannot load %s: %s" % (runtime_name, model, exc))
+    return interpreter
+
+
+def benchmark(request: dict) -> dict:
+    import numpy as np
+
+    model = request.get("model")
+    if not model or not os.path.isfile(model):
+        raise AgentFailure("bad-request", "model file %r not found on the device" % model)
+    threads = request.get("threads")
+    adapter = request.get("adapter", "none")
+    min_runs = int(request.get("min_runs", 50))
+    max_runs = int(request.get("max_runs", 100000))
+    min_s = float(request.get("min_seconds", 1.0))
+    max_s = float(request.get("max_seconds", 30.0))
+    rel_tol = float(request.get("ci_rel_tol", 0.01))
+    warmup_runs = int(request.get("warmup_runs", 5))
+    warmup_s = float(request.get("warmup_seconds", 0.2))
+
+    runtime, runtime_name, runtime_version = import_runtime(request.get("runtime"))
+    env_before = environment()
+
+    inputs = None
+    if request.get("inputs"):
+        inputs = InputFile(request["inputs"], np)
+    gc.collect()
+    memory_method = "vmhwm-reset" if reset_peak_rss() else "vmhwm"
+    baseline_kib = proc_status_kib("VmRSS")
+
+    t0 = time.perf_counter_ns()
+    interpreter = make_interpreter(runtime, runtime_name, model, threads)
+    load_ms = (time.perf_counter_ns() - t0) / 1e6
+    after_load_kib = proc_status_kib("VmRSS")
+
+    input_details = interpreter.get_input_details()
+    if len(input_details) != 1:
+        raise AgentFailure("bad-model", "expected one input tensor, found %d" % len(input_details))
+    detail = input_details[0]
+    input_index = detail["index"]
+    want_shape = tuple(int(d) for d in detail["shape"])
+    want_dtype = np.dtype(detail["dtype"])
+    if inputs is not None and (inputs.sample_shape != want_shape or inputs.dtype != want_dtype):
+        raise AgentFailure(
+            "bad-input",
+            "inputs are %s %s per sample but the model wants %s %s"
+            % (inputs.dtype, inputs.sample_shape, want_dtype, want_shape),
+        )
+    out_indices = ssd_output_indices(interpreter) if adapter == "ssd-postprocess" else None
+
+    if inputs is not None:
+        ring = [inputs.read(i) for i in range(min(inputs.count, TIMED_INPUT_RING))]
+    else:
+        ring = random_inputs(detail, np, TIMED_INPUT_RING)
+
+    interpreter.set_tensor(input_index, ring[0])
+    t0 = time.perf_counter_ns()
+    try:
+        interpreter.invoke()
+    except Exception as exc:
+        raise AgentFailure("invoke", "first invoke failed: %s" % exc)
+    first_invoke_ms = (time.perf_counter_ns() - t0) / 1e6
+
+    # Accuracy pass over every eval image (doubles as warm-up of the caches).
+    detections = []
+    if inputs is not None and request.get("eval", True) and out_indices is not None:
+        for i in range(inputs.count):
+            interpreter.set_tensor(input_index, inputs.read(i))
+            interpreter.invoke()
+            detections.append(read_ssd_detections(interpreter, out_indices))
+        log("eval pass: %d images" % inputs.count)
+
+    # Warm-up by count and by time.
+    done_runs = 0
+    warm_start = time.perf_counter()
+    while done_runs < warmup_runs or time.perf_counter() - warm_start < warmup_s:
+        interpreter.set_tensor(input_index, ring[done_runs % len(ring)])
+        interpreter.invoke()
+        done_runs += 1
+    warmup = {"runs": done_runs, "seconds": round(time.perf_counter() - warm_start, 4)}
+
+    # Timed loop: perf_counter_ns around invoke() only; every sample kept.
+    samples_ns = []
+    stop_reason = "max-runs"
+    loop_start = time.perf_counter()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a collection inside invoke() timing is noise, not the model
+    try:
+        while len(samples_ns) < max_runs:
+            interpreter.set_tensor(input_index, ring[len(samples_ns) % len(ring)])
+            t0 = time.perf_counter_ns()
+            interpreter.invoke()
+            samples_ns.append(time.perf_counter_ns() - t0)
+            n = len(samples_ns)
+            elapsed = time.perf_counter() - loop_start
+            if elapsed >= max_s:
+                stop_reason = "max-seconds"
+                break
+            if n >= min_runs and elapsed >= min_s and n % 32 == 0:
+                if p90_interval_tight(sorted(samples_ns), rel_tol):
+                    stop_reason = "ci-tight"
+                    break
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    loop_s = time.perf_counter() - loop_start
+    peak_kib = proc_status_kib("VmHWM")
+
+    return {
+        "ok": True,
+        "runtime": {"name": runtime_name, "version": runtime_version},
+        "platform": platform_info(),
+        "threads": threads,
+        "load_ms": round(load_ms, 4),
+        "first_invoke_ms": round(first_invoke_ms, 4),
+        "warmup": warmup,
+        "samples_ns": samples_ns,
+        "loop_seconds": round(loop_s, 4),
+        "stop_reason": stop_reason,
+        "memory_mb": {
+            "baseline": mib(baseline_kib),
+            "after_load": mib(after_load_kib),
+            "peak": mib(peak_kib),
+        },
+        "memory_method": memory_method,
+        "input": {
+            "source": "eval-images" if inputs is not None else "random",
+            "count": inputs.count if inputs is not None else len(ring),
+            "dtype": str(want_dtype),
+            "shape": list(want_shape),
+        },
+        "detections": detections,
+        "env_before": env_before,
+        "env_after": environment(),
+    }
+
+
+def info(request: dict) -> dict:
+    payload = {"ok": True, "platform": platform_info(), "env": environment()}
+    try:
+        _, name, version = import_runtime(request.get("runtime"))
+        payload["runtime"] = {"name": name, "version": version}
+    except AgentFailure as exc:
+        payload["runtime"] = None
+        payload["runtime_error"] = exc.message
+    return payload
+
+
+def hash_files(request: dict) -> dict:
+    """sha256 of each path that exists (null otherwise): the host's cache check."""
+    import hashlib
+
+    digests = {}
+    for path in request.get("paths", []):
+        path = os.path.expanduser(path)
+        try:
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            digests[path] = digest.hexdigest()
+        except OSError:
+            digests[path] = None
+    return {"ok": True, "sha256": digests}
+
+
+def main() -> int:
+    try:
+        raw = sys.stdin.read()
+        try:
+            request = json.loads(raw)
+        except ValueError as exc:
+            raise AgentFailure("bad-request", "request is not JSON: %s" % exc)
+        if not isinstance(request, dict):
+            raise AgentFailure("bad-request", "request must be a JSON object")
+        if request.get("protocol") != PROTOCOL_VERSION:
+            raise AgentFailure(
+                "protocol",
+                "host speaks protocol %r, this agent speaks %d"
+                % (request.get("protocol"), PROTOCOL_VERSION),
+            )
+        command = request.get("command")
+        if command == "info":
+            reply(info(request))
+        elif command == "hash":
+            reply(hash_files(request))
+        elif command == "benchmark":
+            reply(benchmark(request))
+        else:
+            raise AgentFailure("bad-request", "unknown command %r" % command)
+        return 0
+    except AgentFailure as exc:
+        reply({"ok": False, "error": {"kind": exc.kind, "message": exc.message}})
+        return 1
+    except Exception as exc:
+        traceback.print_exc()
+        reply({"ok": False, "error": {"kind": "agent-crash", "message": "%s: %s" % (type(exc).__name__, exc)}})
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

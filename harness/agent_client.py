@@ -1,0 +1,132 @@
+"""Talking to the agent: deploy it, send one request, check the reply.
+
+The agent is copied into the device cache under a name built from its own
+hash, so two harness versions never run each other's agent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from harness import paths
+from harness.errors import AgentError, InfraError
+from harness.transport.base import CommandResult, Transport
+
+PROTOCOL_VERSION = 1
+# Largest reply we accept: an eval pass over a few thousand images fits.
+MAX_REPLY_BYTES = 256 * 1024 * 1024
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class AgentClient:
+    def __init__(self, transport: Transport, *, timeout_s: float = 600.0) -> None:
+        self.transport = transport
+        self.device = transport.device
+        self.timeout_s = timeout_s
+        self._cache_root = transport.expand(self.device.cache_dir)
+
+    @cached_property
+    def agent_path(self) -> str:
+        local = paths.agent_path()
+        digest = file_sha256(local)
+        remote = posixpath.join(self._cache_root, f"agent-{digest[:16]}.py")
+        # The agent cannot check itself before it exists: a plain existence
+        # test by its hash-named path, then a verified upload when missing.
+        probe = self.transport.run(
+            [self.device.python, "-I", "-c", "import os,sys; sys.exit(0 if os.path.isfile(sys.argv[1]) else 1)", remote],
+            timeout_s=60,
+        )
+        if probe.exit_status != 0:
+            self.transport.put(local, remote)
+        return remote
+
+    def call(self, request: dict[str, Any], *, timeout_s: float | None = None) -> dict[str, Any]:
+        payload = dict(request, protocol=PROTOCOL_VERSION)
+        result = self.transport.run(
+            [self.device.python, "-I", self.agent_path],
+            stdin=json.dumps(payload).encode(),
+            timeout_s=timeout_s or self.timeout_s,
+        )
+        return self._parse(result, request.get("command", "?"))
+
+    def _parse(self, result: CommandResult, command: str) -> dict[str, Any]:
+        name = self.device.name
+        if result.exit_status == -1:
+            raise InfraError(
+                "device lost during the agent call (no exit status)",
+                device=name,
+                command=command,
+                exit_status=-1,
+                stderr_tail=result.stderr_tail(),
+                hint="check that the device is up and reachable, then `--resume` the run",
+            )
+        lines = result.stdout.strip().splitlines()
+        if not lines:
+            raise InfraError(
+                f"agent died without a reply (exit status {result.exit_status}); last stderr:\n{result.stderr_tail()}",
+                device=name,
+                command=command,
+                exit_status=result.exit_status,
+                stderr_tail=result.stderr_tail(),
+            )
+        if len(result.stdout) > MAX_REPLY_BYTES:
+            raise InfraError(f"agent reply too large ({len(result.stdout)} bytes)", device=name, command=command)
+        try:
+            reply = json.loads(lines[-1])
+        except ValueError:
+            raise InfraError(
+                f"agent reply is not JSON: {lines[-1][:200]!r}", device=name, command=command, exit_status=result.exit_status
+            ) from None
+        if not isinstance(reply, dict) or reply.get("protocol") != PROTOCOL_VERSION:
+            got = reply.get("protocol") if isinstance(reply, dict) else None
+            raise InfraError(
+                f"agent speaks protocol {got!r}, this harness {PROTOCOL_VERSION}",
+                device=name,
+                command=command,
+                hint="clean the device cache (`harness devices clean`) so the current agent is deployed",
+            )
+        if not reply.get("ok"):
+            error = reply.get("error") or {}
+            raise AgentError(
+                f"agent {command} failed [{error.get('kind', 'unknown')}]: {error.get('message', 'no message')}",
+                device=name,
+                command=command,
+                exit_status=result.exit_status,
+                stderr_tail=result.stderr_tail(),
+            )
+        return reply
+
+    def info(self) -> dict[str, Any]:
+        return self.call({"command": "info"}, timeout_s=120)
+
+    def ensure_file(self, local: Path, sha256: str, suffix: str) -> str:
+        """Content-addressed upload: never re-sent when already there, and
+        verified after upload."""
+        remote = posixpath.join(self._cache_root, "blobs", sha256 + suffix)
+        if self._remote_sha256(remote) == sha256:
+            return remote
+        self.transport.put(local, remote)
+        got = self._remote_sha256(remote)
+        if got != sha256:
+            raise InfraError(
+                f"upload of {local.name} is corrupt on the device (sha256 {got} != {sha256})",
+                device=self.device.name,
+                hint="check the device's free disk space and storage",
+            )
+        return remote
+
+    def _remote_sha256(self, remote: str) -> str | None:
+        reply = self.call({"command": "hash", "paths": [remote]}, timeout_s=120)
+        return (reply.get("sha256") or {}).get(remote)

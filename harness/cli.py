@@ -1,0 +1,219 @@
+"""The `harness` command line.
+
+Only argparse and the error types are imported here; each command imports
+what it needs when it runs, so `harness --help` answers without loading
+numpy, rich or TensorFlow.
+
+Exit codes (DESIGN.md): 0 success, 1 a gate or budget failed, 2 invalid
+input, 3 infrastructure failure after saving every result obtained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from harness import __version__
+from harness.errors import HarnessError, InputError
+
+EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own exit 2, with a fix
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message}\n  fix: see `{self.prog} --help`\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="harness",
+        description="Convert a TensorFlow detector into TFLite variants and measure latency, "
+        "memory and COCO mAP on edge devices.",
+        epilog="Exit codes: 0 ok, 1 gate failed, 2 invalid input, 3 device/infrastructure failure.",
+    )
+    parser.add_argument("--version", action="version", version=f"edge-harness {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    out_help = "output folder for runs, reports and the results database (default: $HARNESS_REPORTS or ./reports)"
+
+    demo = sub.add_parser("demo", help="the whole pipeline on the bundled demo detector and this machine")
+    demo.add_argument("--variants", help="comma list (default: fp32,fp16,dynamic-int8,int8,uint8,int16x8)")
+    demo.add_argument("--out", type=Path, help=out_help)
+    demo.set_defaults(handler=_cmd_demo)
+
+    convert = sub.add_parser("convert", help="convert a model recipe into its TFLite variants")
+    convert.add_argument("recipe", type=Path, metavar="MODEL.yaml")
+    convert.add_argument("--variants", help="comma list (default: the recipe's)")
+    convert.add_argument("--out", type=Path, help="where to write <model>-<variant>.tflite (default: reports/variants/<model>)")
+    convert.set_defaults(handler=_cmd_convert)
+
+    run = sub.add_parser("run", help="benchmark a recipe's variants on devices")
+    run.add_argument("--model", type=Path, help="model recipe (default: the bundled demo detector)")
+    run.add_argument("--devices", default="local", help="comma list of device names (default: local)")
+    run.add_argument("--variants", help="comma list (default: the recipe's)")
+    run.add_argument("--out", type=Path, help=out_help)
+    run.set_defaults(handler=_cmd_run)
+
+    report = sub.add_parser("report", help="render a stored run")
+    report.add_argument("run", nargs="?", default="latest", metavar="RUN_ID|latest")
+    report.add_argument("--format", choices=("table", "md", "html", "json", "csv"), default="table")
+    report.add_argument("--out", type=Path, help="write to this file instead of the terminal")
+    report.add_argument("--reports", type=Path, help=out_help)
+    report.set_defaults(handler=_cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_INPUT
+    try:
+        return handler(args)
+    except HarnessError as exc:
+        sys.stderr.write(f"harness {args.command}: error: {exc.render()}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write(f"harness {args.command}: interrupted; every pair measured so far is saved\n")
+        return 130
+
+
+# -- commands -------------------------------------------------------------
+
+
+def _reports_dir(out: Path | None) -> Path:
+    from harness import paths
+
+    return out if out is not None else paths.reports_dir()
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from harness import paths
+
+    return _run_pipeline(paths.demo_recipe_path(), args.variants, "local", _reports_dir(args.out), command="demo")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from harness import paths
+
+    recipe = args.model or paths.demo_recipe_path()
+    return _run_pipeline(recipe, args.variants, args.devices, _reports_dir(args.out), command="run")
+
+
+def _run_pipeline(recipe_path: Path, variants_arg: str | None, devices_arg: str, reports: Path, *, command: str) -> int:
+    from rich.console import Console
+
+    from harness.device import LOCAL_DEVICE_NAME, local_device
+    from harness.recipe import load_recipe
+    from harness.report.terminal import render_terminal
+    from harness.report.write import write_run_reports
+    from harness.results.store import SqliteStore
+    from harness.runner import RunPlan, execute
+    from harness.ui import ProgressEvents
+    from harness.variants import parse_variant_names
+
+    recipe = load_recipe(recipe_path)
+    variants = parse_variant_names(variants_arg) if variants_arg else recipe.variants
+    names = [n.strip() for n in devices_arg.split(",") if n.strip()]
+    unknown = [n for n in names if n != LOCAL_DEVICE_NAME]
+    if unknown or not names:
+        raise InputError(
+            f"unknown device {unknown[0] if unknown else '(none)'}",
+            source="--devices",
+            hint="this version knows the `local` device; inventories arrive with the SSH fleet",
+        )
+    plan = RunPlan(recipe, variants, (local_device(),), reports, command=command)
+    console = Console(stderr=True)
+    with SqliteStore(reports / "results.sqlite") as store:
+        with ProgressEvents(console) as events:
+            outcome = execute(plan, store, events)
+    out = Console()
+    render_terminal(outcome.records, out, title=f"run {outcome.run_id}")
+    md, html = write_run_reports(outcome.records, outcome.run_dir, title=f"Edge Harness run {outcome.run_id}")
+    out.print(f"\nresults: {outcome.results_json}\nreport:  {md}\n         {html}")
+    if outcome.infra_failures:
+        return EXIT_INFRA
+    failed = [r for r in outcome.records if r.status == "failed"]
+    if any(r.error and r.error.kind in ("agent", "device") for r in failed):
+        return EXIT_INFRA
+    if failed:
+        return EXIT_INPUT
+    return EXIT_OK
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from harness.convert.converter import Artifact, convert_variants, export_artifact
+    from harness.dataset.resolve import resolve_dataset
+    from harness.recipe import load_recipe
+    from harness.variants import parse_variant_names
+
+    recipe = load_recipe(args.recipe)
+    variants = parse_variant_names(args.variants) if args.variants else recipe.variants
+    reports = _reports_dir(None)
+    out_dir = args.out or reports / "variants" / recipe.name
+    console = Console(stderr=True)
+    cache = reports / ".cache"
+    calibration = resolve_dataset(recipe, recipe.calibration, cache)
+    with console.status("converting…") as status:
+        results = convert_variants(
+            recipe,
+            variants,
+            calibration,
+            cache,
+            progress=lambda variant, message: status.update(f"{variant}: {message}"),
+        )
+    exit_code = EXIT_OK
+    for variant, result in results.items():
+        if isinstance(result, Artifact):
+            target = export_artifact(result, out_dir)
+            how = "cached" if result.cached else "converted"
+            Console().print(f"{variant:>13}  {result.size_bytes / 1e6:6.2f} MB  {how:9}  {target}")
+        else:
+            console.print(f"[red]{variant:>13}  failed: {result.render()}[/red]")
+            exit_code = EXIT_INPUT
+    return exit_code
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from harness.report.write import render, write_text
+    from harness.results.store import SqliteStore
+
+    reports = _reports_dir(args.reports)
+    db = reports / "results.sqlite"
+    if not db.is_file():
+        raise InputError("no results database", source=db, hint="run `harness demo` first, or pass --reports DIR")
+    with SqliteStore(db) as store:
+        run_id = store.resolve_run(args.run)
+        records = store.records(run_id)
+    title = f"Edge Harness run {run_id}"
+    if args.format == "table":
+        from harness.report.terminal import render_terminal
+
+        if args.out:
+            console = Console(file=open(args.out, "w", encoding="utf-8"), width=200)  # noqa: SIM115
+            render_terminal(records, console, title=f"run {run_id}")
+            console.file.close()
+        else:
+            render_terminal(records, Console(), title=f"run {run_id}")
+        return EXIT_OK
+    text = render(records, args.format, title=title)
+    if args.out:
+        write_text(args.out, text)
+        Console(stderr=True).print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

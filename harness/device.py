@@ -1,0 +1,46 @@
+"""Devices as frozen data: what a device is, not how to reach it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+LOCAL_DEVICE_NAME = "local"
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    profile: str
+    kind: Literal["local", "ssh"]
+    # The interpreter that runs the agent on the device.
+    python: str
+    threads: int | None = None
+    tags: tuple[str, ...] = ()
+    # Per-user cache on the device for the agent, models and inputs.
+    cache_dir: str = "~/.cache/edge-harness"
+    host: str | None = None
+    user: str | None = None
+    port: int | None = None
+    identity_file: str | None = None
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+def local_device(cache_dir: Path | None = None) -> Device:
+    """This machine, always available without an inventory.
+
+    Its agent runs under the harness's own interpreter, which the `runtime`
+    extra gives a TFLite runtime.
+    """
+    default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edge-harness" / "device"
+    return Device(
+        name=LOCAL_DEVICE_NAME,
+        profile="x86-cpu",
+        kind="local",
+        python=sys.executable,
+        cache_dir=str(cache_dir or default_cache),
+        tags=("local",),
+    )

@@ -1,0 +1,88 @@
+"""One error hierarchy for the whole harness.
+
+Every error the CLI can meet derives from :class:`HarnessError` and carries
+its exit code, so the CLI maps errors to exit codes in one place and never
+prints a traceback for a problem the user can fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class HarnessError(Exception):
+    """Base class. ``exit_code`` follows DESIGN.md's contract."""
+
+    exit_code: int = 3
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def render(self) -> str:
+        text = self.message
+        if self.hint:
+            text += f"\n  fix: {self.hint}"
+        return text
+
+
+class InputError(HarnessError):
+    """Invalid input: config, model, dataset, flag (exit 2).
+
+    ``source`` names the file or flag, ``place`` the field or line in it.
+    """
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | Path | None = None,
+        place: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        where = ""
+        if source is not None:
+            where = str(source)
+            if place:
+                where += f", {place}"
+            where += ": "
+        super().__init__(where + message, hint=hint)
+        self.source = None if source is None else str(source)
+        self.place = place
+
+
+class InfraError(HarnessError):
+    """A device, transport or agent failed (exit 3). Results already
+    measured are saved before this reaches the CLI."""
+
+    exit_code = 3
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        device: str | None = None,
+        command: str | None = None,
+        exit_status: int | None = None,
+        stderr_tail: str = "",
+        hint: str | None = None,
+    ) -> None:
+        prefix = f"device {device!r}: " if device else ""
+        super().__init__(prefix + message, hint=hint)
+        self.device = device
+        self.command = command
+        self.exit_status = exit_status
+        self.stderr_tail = stderr_tail
+
+
+class AgentError(InfraError):
+    """The agent ran but reported a failure (bad model, runtime error)."""
+
+
+class ConversionError(HarnessError):
+    """The TFLite converter rejected a variant; recorded per variant."""
+
+    exit_code = 2

@@ -1,0 +1,50 @@
+"""Where the shipped files are: agent, device profiles, bundled models.
+
+They live at the top of the repository (devices/, models/) and are shipped
+in the wheel as the packages ``harness._devices`` and ``harness._models``;
+this module finds them in either layout.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _package_dir(package: str, source_name: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    return _SOURCE_ROOT / source_name
+
+
+def devices_dir() -> Path:
+    return _package_dir("harness._devices", "devices")
+
+
+def models_dir() -> Path:
+    return _package_dir("harness._models", "models")
+
+
+def agent_path() -> Path:
+    return devices_dir() / "agent.py"
+
+
+def profiles_dir() -> Path:
+    return devices_dir() / "profiles"
+
+
+def demo_recipe_path() -> Path:
+    return models_dir() / "demo-detector" / "model.yaml"
+
+
+def reports_dir() -> Path:
+    """Default output folder: $HARNESS_REPORTS, else ./reports."""
+    return Path(os.environ.get("HARNESS_REPORTS", "reports"))
+
+
+def cache_dir(reports: Path | None = None) -> Path:
+    return (reports or reports_dir()) / ".cache"

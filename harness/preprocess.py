@@ -1,0 +1,106 @@
+"""Host-side preprocessing: resize, normalise, quantise with the model's own
+input parameters, and write the batch the agent feeds to the model.
+
+Batches are cached by content, so fp32, fp16 and dynamic-int8 (same float
+input) share one file, and the device cache never receives it twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from harness.dataset.coco import CocoDataset
+from harness.errors import InputError
+
+PREPROCESS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    height: int
+    width: int
+    channels: int = 3
+    mean: tuple[float, ...] = (127.5, 127.5, 127.5)
+    std: tuple[float, ...] = (127.5, 127.5, 127.5)
+    resize: str = "bilinear"  # bilinear | nearest (plain stretch, no letterbox)
+
+
+@dataclass(frozen=True)
+class InputQuant:
+    """How the model wants its input: float32, or int8/uint8 with
+    real = scale * (q - zero_point)."""
+
+    dtype: str
+    scale: float = 0.0
+    zero_point: int = 0
+
+
+_RESAMPLE = {"bilinear": 2, "nearest": 0}  # PIL.Image.BILINEAR / NEAREST
+
+
+def load_image(path: Path, spec: InputSpec) -> np.ndarray:
+    """uint8 HxWxC image, resized to the model's input by plain stretch."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB" if spec.channels == 3 else "L")
+            img = img.resize((spec.width, spec.height), resample=_RESAMPLE[spec.resize])
+            array = np.asarray(img, dtype=np.uint8)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read image: {exc}", source=path, hint="replace or remove the image") from None
+    return array.reshape(spec.height, spec.width, spec.channels)
+
+
+def normalise(images_u8: np.ndarray, spec: InputSpec) -> np.ndarray:
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    return (images_u8.astype(np.float32) - mean) / std
+
+
+def quantise(images_f32: np.ndarray, quant: InputQuant) -> np.ndarray:
+    if quant.dtype == "float32":
+        return images_f32.astype(np.float32)
+    if quant.dtype not in ("int8", "uint8"):
+        raise ValueError(f"unsupported input dtype {quant.dtype}")
+    if quant.scale <= 0:
+        raise ValueError("quantised input needs a positive scale")
+    info = np.iinfo(quant.dtype)
+    q = np.round(images_f32 / quant.scale) + quant.zero_point
+    return np.clip(q, info.min, info.max).astype(quant.dtype)
+
+
+def prepare_batch(paths: Sequence[Path], spec: InputSpec, quant: InputQuant) -> np.ndarray:
+    raw = np.stack([load_image(p, spec) for p in paths])
+    return quantise(normalise(raw, spec), quant)
+
+
+def prepared_inputs(dataset: CocoDataset, spec: InputSpec, quant: InputQuant, cache_dir: Path) -> Path:
+    """The dataset's images as one .npy batch for the agent, cached by key."""
+    key_material = json.dumps(
+        {
+            "v": PREPROCESS_VERSION,
+            "annotations": dataset.annotations_sha256,
+            "images": [str(img.path) for img in dataset.images],
+            "spec": asdict(spec),
+            "quant": asdict(quant),
+        },
+        sort_keys=True,
+    )
+    key = hashlib.sha256(key_material.encode()).hexdigest()[:24]
+    target = Path(cache_dir) / "inputs" / f"{dataset.name}-{quant.dtype}-{key}.npy"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    batch = prepare_batch([img.path for img in dataset.images], spec, quant)
+    tmp = target.with_name(target.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        np.save(handle, batch)
+    tmp.replace(target)
+    return target

@@ -1,0 +1,125 @@
+"""One self-contained HTML file: tables and inline SVG charts, no network.
+
+Every string that came from a record, an inventory or a recipe goes through
+html.escape: device and model names are user input.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Sequence
+
+from harness.report.view import HEADERS, DeviceSection, cells, findings, sections
+from harness.results.record import Record
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#1d232a;max-width:1200px}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0;font-variant-numeric:tabular-nums}
+th,td{padding:.3rem .6rem;border-bottom:1px solid #dde3ea;text-align:right;white-space:nowrap}
+th{background:#f3f6f9}td.l,th.l{text-align:left}
+tr.failed td{color:#b00020}.slower{color:#b00020}.faster{color:#137333}
+.note{color:#4a5562;font-size:.9rem}.charts{display:flex;gap:2rem;flex-wrap:wrap}
+svg text{font:11px system-ui,sans-serif;fill:#1d232a}
+"""
+
+
+def render_html(records: Sequence[Record], *, title: str) -> str:
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+    ]
+    for section in sections(records):
+        parts.append(_section(section))
+    parts.append(
+        "<p class='note'>Latency: <code>invoke()</code> only, every sample kept; the p90 interval is the "
+        "distribution-free 95% order-statistic bound. Ratios compare with fp32 on the same device in the same "
+        "run. mAP is COCO mAP@[.5:.95] on the device's own detections; drop in points (0.01 mAP).</p>"
+    )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _section(section: DeviceSection) -> str:
+    out = [
+        f"<h2>{escape(section.model)} on <code>{escape(section.device)}</code> ({escape(section.runtime)})</h2>",
+        "<table><thead><tr>",
+    ]
+    out += [f"<th class='{'l' if k in ('variant', 'flags') else ''}'>{escape(h)}</th>" for k, h in HEADERS]
+    out.append("</tr></thead><tbody>")
+    for row in section.rows:
+        c = cells(row)
+        cls = "failed" if row.record.status != "ok" else ""
+        out.append(f"<tr class='{cls}'>")
+        for key, _ in HEADERS:
+            value = escape(str(getattr(c, key)))
+            klass = "l" if key in ("variant", "flags") else ""
+            if key == "vs_fp32" and row.latency_ratio is not None:
+                klass = "slower" if row.latency_ratio > 1.05 else "faster" if row.latency_ratio < 0.95 else ""
+            title = f" title='{escape(c.error, quote=True)}'" if key == "variant" and c.error else ""
+            out.append(f"<td class='{klass}'{title}>{value}</td>")
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    notes = findings(section)
+    if notes:
+        out.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")
+    out.append("<div class='charts'>" + _scatter(section) + _size_bars(section) + "</div>")
+    return "\n".join(out)
+
+
+def _scatter(section: DeviceSection) -> str:
+    """p50 latency (x) against mAP (y): the deployment trade-off at a glance."""
+    points = [
+        (row.variant, row.record.latency_ms.p50, row.record.accuracy.map)
+        for row in section.rows
+        if row.record.latency_ms and row.record.accuracy
+    ]
+    if not points:
+        return ""
+    w, h, pad = 420, 260, 45
+    xs, ys = [p[1] for p in points], [p[2] for p in points]
+    x0, x1 = 0.0, max(xs) * 1.1
+    y0, y1 = max(0.0, min(ys) - 0.05), min(1.0, max(ys) + 0.05)
+    y1 = y1 if y1 > y0 else y0 + 0.1
+
+    def sx(v: float) -> float:
+        return pad + (v - x0) / (x1 - x0) * (w - 2 * pad)
+
+    def sy(v: float) -> float:
+        return h - pad - (v - y0) / (y1 - y0) * (h - 2 * pad)
+
+    svg = [
+        f"<svg width='{w}' height='{h}' role='img' aria-label='latency versus mAP'>",
+        f"<line x1='{pad}' y1='{h - pad}' x2='{w - pad}' y2='{h - pad}' stroke='#888'/>",
+        f"<line x1='{pad}' y1='{pad}' x2='{pad}' y2='{h - pad}' stroke='#888'/>",
+        f"<text x='{w / 2}' y='{h - 8}' text-anchor='middle'>p50 latency (ms)</text>",
+        f"<text x='12' y='{h / 2}' transform='rotate(-90 12 {h / 2})' text-anchor='middle'>mAP</text>",
+        f"<text x='{pad}' y='{h - pad + 14}' text-anchor='middle'>0</text>",
+        f"<text x='{w - pad}' y='{h - pad + 14}' text-anchor='middle'>{x1:.1f}</text>",
+        f"<text x='{pad - 4}' y='{sy(y0) + 4:.1f}' text-anchor='end'>{y0:.2f}</text>",
+        f"<text x='{pad - 4}' y='{sy(y1) + 4:.1f}' text-anchor='end'>{y1:.2f}</text>",
+    ]
+    for name, x, y in points:
+        svg.append(f"<circle cx='{sx(x):.1f}' cy='{sy(y):.1f}' r='4' fill='#1f6feb'><title>{escape(name)}</title></circle>")
+        svg.append(f"<text x='{sx(x) + 6:.1f}' y='{sy(y) - 6:.1f}'>{escape(name)}</text>")
+    svg.append("</svg>")
+    return "".join(svg)
+
+
+def _size_bars(section: DeviceSection) -> str:
+    bars = [(row.variant, row.record.model.size_bytes) for row in section.rows if row.record.model.size_bytes]
+    if not bars:
+        return ""
+    w, bar_h, label_w = 420, 20, 110
+    top = max(b[1] for b in bars)
+    svg = [f"<svg width='{w}' height='{len(bars) * (bar_h + 6) + 24}' role='img' aria-label='model size'>"]
+    svg.append("<text x='0' y='12'>model size (MB)</text>")
+    for i, (name, size) in enumerate(bars):
+        y = 20 + i * (bar_h + 6)
+        length = (w - label_w - 60) * size / top
+        svg.append(f"<text x='0' y='{y + 14}'>{escape(name)}</text>")
+        svg.append(f"<rect x='{label_w}' y='{y}' width='{length:.1f}' height='{bar_h}' fill='#8fb8f0'/>")
+        svg.append(f"<text x='{label_w + length + 4:.1f}' y='{y + 14}'>{size / 1e6:.2f}</text>")
+    svg.append("</svg>")
+    return "".join(svg)

@@ -1,0 +1,191 @@
+"""What a report shows, computed once from stored records (no I/O, no rich).
+
+Every renderer (terminal, Markdown, HTML) reads these rows, so the three
+always agree. Ratios are against fp32 of the same model on the same device,
+in the same run: the only comparison that survives noisy machines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from harness.results.record import Record
+
+REFERENCE_VARIANT = "fp32"
+VARIANT_ORDER = ("fp32", "fp16", "dynamic-int8", "int8", "uint8", "int16x8", "qat-int8", "selective-int8", "edgetpu")
+
+
+@dataclass(frozen=True)
+class Row:
+    record: Record
+    latency_ratio: float | None  # p50 / fp32's p50 on this device
+    size_ratio: float | None
+    map_drop: float | None  # fp32 mAP - this mAP (absolute, positive = worse)
+    flags: tuple[str, ...]
+
+    @property
+    def variant(self) -> str:
+        return self.record.model.variant
+
+
+@dataclass(frozen=True)
+class DeviceSection:
+    device: str
+    model: str
+    runtime: str
+    rows: tuple[Row, ...]
+
+
+def _order(record: Record) -> tuple[int, str]:
+    v = record.model.variant
+    return (VARIANT_ORDER.index(v) if v in VARIANT_ORDER else len(VARIANT_ORDER), v)
+
+
+def flags_for(record: Record) -> tuple[str, ...]:
+    flags: list[str] = []
+    if record.status != "ok":
+        flags.append(record.status)
+    if record.env and record.env.throttled:
+        flags.append("throttled")
+    if record.latency_ms and not record.latency_ms.p99_reliable:
+        flags.append("p99<662 samples")
+    return tuple(flags)
+
+
+def sections(records: Sequence[Record]) -> list[DeviceSection]:
+    groups: dict[tuple[str, str], list[Record]] = {}
+    for record in records:
+        groups.setdefault((record.device.name, record.model.name), []).append(record)
+    out: list[DeviceSection] = []
+    for (device, model), group in groups.items():
+        group.sort(key=_order)
+        ref = next((r for r in group if r.model.variant == REFERENCE_VARIANT and r.status == "ok"), None)
+        rows = tuple(_row(r, ref) for r in group)
+        runtime = next((f"{r.device.runtime.name} {r.device.runtime.version}" for r in group if r.device.runtime), "?")
+        out.append(DeviceSection(device, model, runtime, rows))
+    return out
+
+
+def _row(record: Record, ref: Record | None) -> Row:
+    latency_ratio = size_ratio = map_drop = None
+    if ref is not None and record.status == "ok":
+        if record.latency_ms and ref.latency_ms and ref.latency_ms.p50 > 0:
+            latency_ratio = record.latency_ms.p50 / ref.latency_ms.p50
+        if record.model.size_bytes and ref.model.size_bytes:
+            size_ratio = record.model.size_bytes / ref.model.size_bytes
+        if record.accuracy and ref.accuracy:
+            map_drop = ref.accuracy.map - record.accuracy.map
+    return Row(record, latency_ratio, size_ratio, map_drop, flags_for(record))
+
+
+def ratio_words(ratio: float | None) -> str:
+    """'1.23x slower' / '0.81x (faster)': say the direction plainly."""
+    if ratio is None:
+        return "—"
+    if abs(ratio - 1.0) < 0.005:
+        return "1.00x"
+    return f"{ratio:.2f}x " + ("slower" if ratio > 1 else "faster")
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.3f}" if value < 10 else f"{value:.2f}" if value < 100 else f"{value:.1f}"
+
+
+def fmt_ci(ci: Sequence[float] | None) -> str:
+    if not ci:
+        return "n/a"
+    return f"{fmt_ms(ci[0])}–{fmt_ms(ci[1])}"
+
+
+def fmt_mb(size_bytes: int | None) -> str:
+    return "—" if size_bytes is None else f"{size_bytes / 1e6:.2f}"
+
+
+def fmt_map(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def fmt_drop(drop: float | None) -> str:
+    """mAP drop in points (1 point = 0.01 mAP)."""
+    return "—" if drop is None else f"{drop * 100:+.1f} pt".replace("+-", "-")
+
+
+@dataclass(frozen=True)
+class Cells:
+    """One row as display strings, shared by every renderer."""
+
+    variant: str
+    status: str
+    p50: str
+    p90: str
+    p90_ci: str
+    p99: str
+    vs_fp32: str
+    peak_mb: str
+    size_mb: str
+    size_vs_fp32: str
+    map: str
+    map50: str
+    map_drop: str
+    flags: str
+    error: str
+
+
+def cells(row: Row) -> Cells:
+    r = row.record
+    lat = r.latency_ms
+    return Cells(
+        variant=r.model.variant,
+        status=r.status,
+        p50=fmt_ms(lat.p50) if lat else "—",
+        p90=fmt_ms(lat.p90) if lat else "—",
+        p90_ci=fmt_ci(lat.p90_ci) if lat else "—",
+        p99=fmt_ms(lat.p99) if lat else "—",
+        vs_fp32=ratio_words(row.latency_ratio),
+        peak_mb=f"{r.memory_mb.peak:.1f}" if r.memory_mb and r.memory_mb.peak is not None else "—",
+        size_mb=fmt_mb(r.model.size_bytes),
+        size_vs_fp32="—" if row.size_ratio is None else f"{row.size_ratio:.2f}x",
+        map=fmt_map(r.accuracy.map) if r.accuracy else "—",
+        map50=fmt_map(r.accuracy.map50) if r.accuracy else "—",
+        map_drop=fmt_drop(row.map_drop),
+        flags=", ".join(row.flags),
+        error=f"{r.error.kind}: {r.error.message}" if r.error else "",
+    )
+
+
+HEADERS: tuple[tuple[str, str], ...] = (
+    ("variant", "variant"),
+    ("p50", "p50 ms"),
+    ("p90", "p90 ms"),
+    ("p90_ci", "p90 95% CI"),
+    ("p99", "p99 ms"),
+    ("vs_fp32", "p50 vs fp32"),
+    ("peak_mb", "peak RSS MiB"),
+    ("size_mb", "size MB"),
+    ("size_vs_fp32", "size vs fp32"),
+    ("map", "mAP"),
+    ("map50", "mAP50"),
+    ("map_drop", "mAP drop vs fp32"),
+    ("flags", "flags"),
+)
+
+
+def findings(section: DeviceSection) -> list[str]:
+    """Plain sentences for what a reader should not miss."""
+    lines: list[str] = []
+    by_variant = {row.variant: row for row in section.rows}
+    for name in ("int8", "uint8"):
+        row = by_variant.get(name)
+        if row and row.latency_ratio is not None and row.latency_ratio > 1.05:
+            lines.append(
+                f"{name} is {row.latency_ratio:.2f}x slower than fp32 on {section.device} "
+                f"({section.runtime}); on CPUs without int8 dot-product instructions this is expected, "
+                "on ARM devices the ratio usually turns the other way."
+            )
+    for row in section.rows:
+        if row.record.status != "ok" and row.record.error:
+            lines.append(f"{row.variant} {row.record.status}: {row.record.error.message}")
+    return lines

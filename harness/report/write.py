@@ -1,0 +1,67 @@
+"""Write a run's report files next to its results."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Sequence
+
+from harness.errors import InputError
+from harness.report.view import sections
+from harness.results.record import Record
+
+FORMATS = ("table", "md", "html", "json", "csv")
+
+
+def render(records: Sequence[Record], fmt: str, *, title: str) -> str:
+    if fmt == "md":
+        from harness.report.markdown import render_markdown
+
+        return render_markdown(records, title=title)
+    if fmt == "html":
+        from harness.report.html import render_html
+
+        return render_html(records, title=title)
+    if fmt == "json":
+        return json.dumps([r.to_dict() for r in records], indent=1) + "\n"
+    if fmt == "csv":
+        return _csv(records)
+    raise ValueError(f"no text rendering for {fmt!r}")
+
+
+def _csv(records: Sequence[Record]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(
+        ["run_id", "device", "model", "variant", "status", "p50_ms", "p90_ms", "p99_ms", "n",
+         "latency_vs_fp32", "peak_mb", "size_bytes", "map", "map50", "map75", "map_drop_vs_fp32", "error"]
+    )
+    for section in sections(records):
+        for row in section.rows:
+            r = row.record
+            lat, acc = r.latency_ms, r.accuracy
+            writer.writerow(
+                [r.run_id, r.device.name, r.model.name, r.model.variant, r.status,
+                 lat and lat.p50, lat and lat.p90, lat and lat.p99, lat and lat.n,
+                 row.latency_ratio, r.memory_mb and r.memory_mb.peak, r.model.size_bytes,
+                 acc and acc.map, acc and acc.map50, acc and acc.map75, row.map_drop,
+                 r.error.message if r.error else ""]
+            )
+    return buffer.getvalue()
+
+
+def write_text(path: Path, text: str) -> Path:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write the report: {exc.strerror or exc}", source=path, hint="choose a writable --out") from None
+    return path
+
+
+def write_run_reports(records: Sequence[Record], run_dir: Path, *, title: str) -> tuple[Path, Path]:
+    md = write_text(run_dir / "report.md", render(records, "md", title=title))
+    html = write_text(run_dir / "report.html", render(records, "html", title=title))
+    return md, html

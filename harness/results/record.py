@@ -1,0 +1,174 @@
+"""The result record: one per (device, model, variant), frozen.
+
+The field names are DESIGN.md's contract. Records are stored exactly as
+measured (no rounding, no emoji); renderers decide how to show them.
+``from_dict`` reads any record this or an older schema wrote.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+
+Status = Literal["ok", "failed", "skipped"]
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    name: str
+    profile: str
+    arch: str | None = None
+    os: str | None = None
+    python: str | None = None
+    runtime: RuntimeInfo | None = None
+    cpu_count: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    variant: str
+    sha256: str | None = None
+    size_bytes: int | None = None
+    artifact: str | None = None
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True)
+class LatencyMs:
+    n: int
+    min: float
+    p50: float
+    p90: float
+    p99: float
+    max: float
+    mean: float
+    std: float
+    p90_ci: tuple[float, float] | None
+    p50_ci: tuple[float, float] | None = None
+    p99_ci: tuple[float, float] | None = None
+    p99_reliable: bool = False
+    stop_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class MemoryMb:
+    """Resident set size in MiB (2**20 bytes): before load, after, peak."""
+
+    baseline: float | None
+    after_load: float | None
+    peak: float | None
+    method: str | None = None
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    dataset: str
+    annotations: str
+    detections: str
+    n_images: int
+    map: float
+    map50: float
+    map75: float
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    temperature_c_before: float | None = None
+    temperature_c_after: float | None = None
+    governor: str | None = None
+    throttled: bool | None = None
+    cpu_mhz: float | None = None
+    load_1m_before: float | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    run_id: str
+    device: DeviceInfo
+    model: ModelInfo
+    status: Status
+    created_at: str = field(default_factory=lambda: utc_now_iso())
+    harness_version: str = ""
+    schema_version: int = SCHEMA_VERSION
+    error: ErrorInfo | None = None
+    latency_ms: LatencyMs | None = None
+    load_ms: float | None = None
+    first_invoke_ms: float | None = None
+    threads: int | None = None
+    memory_mb: MemoryMb | None = None
+    accuracy: Accuracy | None = None
+    env: EnvInfo | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.device.name, self.model.name, self.model.variant)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Record":
+        data = upgrade(data)
+        device = dict(data["device"])
+        if device.get("runtime"):
+            device["runtime"] = RuntimeInfo(**device["runtime"])
+        latency = data.get("latency_ms")
+        if latency:
+            latency = dict(latency)
+            for key in ("p50_ci", "p90_ci", "p99_ci"):
+                if latency.get(key) is not None:
+                    latency[key] = tuple(latency[key])
+        return cls(
+            schema_version=data["schema_version"],
+            run_id=data["run_id"],
+            created_at=data["created_at"],
+            harness_version=data.get("harness_version", ""),
+            device=DeviceInfo(**device),
+            model=ModelInfo(**data["model"]),
+            status=data["status"],
+            error=ErrorInfo(**data["error"]) if data.get("error") else None,
+            latency_ms=LatencyMs(**latency) if latency else None,
+            load_ms=data.get("load_ms"),
+            first_invoke_ms=data.get("first_invoke_ms"),
+            threads=data.get("threads"),
+            memory_mb=MemoryMb(**data["memory_mb"]) if data.get("memory_mb") else None,
+            accuracy=Accuracy(**data["accuracy"]) if data.get("accuracy") else None,
+            env=EnvInfo(**data["env"]) if data.get("env") else None,
+        )
+
+
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring a stored record up to SCHEMA_VERSION (the first schema is 1)."""
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"unknown result schema_version {version!r} (this harness reads {SCHEMA_VERSION})")
+    return data
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists, so a record survives a JSON round trip unchanged."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,41 @@
+"""How bytes and commands reach a device: one Protocol, two transports.
+
+The local transport (a subprocess on this machine) and the SSH transport
+(paramiko) implement the same calls, so the runner and the deployment code
+never know which one they drive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+from harness.device import Device
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+    duration_s: float
+
+    def stderr_tail(self, lines: int = 15) -> str:
+        return "\n".join(self.stderr.decode(errors="replace").rstrip().splitlines()[-lines:])
+
+
+class Transport(Protocol):
+    device: Device
+
+    def run(self, argv: Sequence[str], *, stdin: bytes = b"", timeout_s: float | None = None) -> CommandResult:
+        """Run argv on the device (each argument quoted by the transport)."""
+
+    def put(self, local_path: Path, remote_path: str) -> None:
+        """Copy a file to the device, creating parent folders."""
+
+    def expand(self, remote_path: str) -> str:
+        """Resolve ~ on the device."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,58 @@
+"""The `local` device: the agent as a subprocess of this machine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Sequence
+
+from harness.device import Device
+from harness.errors import InfraError
+from harness.transport.base import CommandResult
+
+
+class LocalTransport:
+    def __init__(self, device: Device) -> None:
+        self.device = device
+
+    def run(self, argv: Sequence[str], *, stdin: bytes = b"", timeout_s: float | None = None) -> CommandResult:
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(list(argv), input=stdin, capture_output=True, timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise InfraError(
+                f"command timed out after {timeout_s:.0f} s",
+                device=self.device.name,
+                command=" ".join(argv),
+                stderr_tail=(exc.stderr or b"").decode(errors="replace")[-2000:],
+                hint="raise the timeout or check the device load",
+            ) from None
+        except OSError as exc:
+            raise InfraError(f"cannot start {argv[0]!r}: {exc}", device=self.device.name) from None
+        return CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - start)
+
+    def expand(self, remote_path: str) -> str:
+        return os.path.expanduser(remote_path)
+
+    def put(self, local_path: Path, remote_path: str) -> None:
+        target = Path(self.expand(remote_path))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        try:
+            shutil.copyfile(local_path, partial)
+            os.replace(partial, target)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise InfraError(f"cannot copy {local_path} to {target}: {exc}", device=self.device.name) from None
+
+    def close(self) -> None:
+        pass
+
+
+def open_transport(device: Device) -> "LocalTransport":
+    if device.kind == "local":
+        return LocalTransport(device)
+    raise InfraError(f"no transport for device kind {device.kind!r} yet", device=device.name)
