@@ -118,8 +118,8 @@ def _run_pipeline(recipe_path: Path, variants_arg: str | None, devices_arg: str,
     from harness.ui import ProgressEvents
     from harness.variants import parse_variant_names
 
-    recipe = load_recipe(recipe_path)
-    variants = parse_variant_names(variants_arg) if variants_arg else recipe.variants
+    # Flags first: they are cheap to check and the user's most likely typo.
+    asked_variants = parse_variant_names(variants_arg) if variants_arg else None
     names = [n.strip() for n in devices_arg.split(",") if n.strip()]
     unknown = [n for n in names if n != LOCAL_DEVICE_NAME]
     if unknown or not names:
@@ -128,7 +128,13 @@ def _run_pipeline(recipe_path: Path, variants_arg: str | None, devices_arg: str,
             source="--devices",
             hint="this version knows the `local` device; inventories arrive with the SSH fleet",
         )
-    plan = RunPlan(recipe, variants, (local_device(),), reports, command=command)
+    recipe = load_recipe(recipe_path)
+    variants = asked_variants or recipe.variants
+    from harness import paths
+
+    # The local device keeps its "device cache" inside the harness cache.
+    device = local_device(paths.cache_dir(reports).resolve() / "local-device")
+    plan = RunPlan(recipe, variants, (device,), reports, command=command)
     console = Console(stderr=True)
     with SqliteStore(reports / "results.sqlite") as store:
         with ProgressEvents(console) as events:
@@ -157,10 +163,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe)
     variants = parse_variant_names(args.variants) if args.variants else recipe.variants
+    from harness import paths
+
     reports = _reports_dir(None)
     out_dir = args.out or reports / "variants" / recipe.name
     console = Console(stderr=True)
-    cache = reports / ".cache"
+    cache = paths.cache_dir(reports)
     calibration = resolve_dataset(recipe, recipe.calibration, cache)
     with console.status("converting…") as status:
         results = convert_variants(

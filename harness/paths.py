@@ -47,4 +47,10 @@ def reports_dir() -> Path:
 
 
 def cache_dir(reports: Path | None = None) -> Path:
+    """Converted variants, generated datasets, prepared inputs:
+    $HARNESS_CACHE, else <reports>/.cache. Content-addressed, so one cache
+    can serve several output folders."""
+    override = os.environ.get("HARNESS_CACHE")
+    if override:
+        return Path(override)
     return (reports or reports_dir()) / ".cache"

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from harness import __version__
+from harness import __version__, paths
 from harness.agent_client import AgentClient
 from harness.convert.converter import Artifact, convert_variants, export_artifact
 from harness.dataset.resolve import resolve_dataset
@@ -64,7 +64,7 @@ def execute(plan: RunPlan, store: SqliteStore, events: RunEvents | None = None) 
     events = events or RunEvents()
     run_id = new_run_id()
     run_dir = make_run_dir(plan.reports_dir, run_id)
-    cache = plan.reports_dir / ".cache"
+    cache = paths.cache_dir(plan.reports_dir)
     outcome = RunOutcome(run_id, run_dir)
     meta = {
         "command": plan.command,

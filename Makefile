@@ -1,0 +1,40 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+# Each creates the virtualenv at .venv and installs what it needs first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip --disable-pip-version-check --quiet
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
+PYTEST_ARGS ?=
+
+.PHONY: demo test install dev train-demo clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+$(STAMP_RUN): pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[convert,runtime]'
+	touch $@
+
+$(STAMP_DEV): pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[convert,runtime,dev]'
+	touch $@ $(STAMP_RUN)
+
+install: $(STAMP_RUN)
+dev: $(STAMP_DEV)
+
+demo: $(STAMP_RUN)
+	$(BIN)/harness demo
+
+test: $(STAMP_DEV)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Retrains the bundled demo detector (fixed seeds; about 10 minutes on 2 cores).
+train-demo: $(STAMP_RUN)
+	$(BIN)/python models/demo-detector/train.py --out models/demo-detector
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,245 @@
+"""The export graph: a Keras SSD detector plus the standard SSD post-process op.
+
+:func:`build_export_function` wraps a trained ``tf_keras`` detector (outputs
+``box_encodings`` [B, N, 4] and ``class_logits`` [B, N, C]) into a batch-1
+``tf.function`` whose post-processing is a composite function marked
+``experimental_implements="TFLite_Detection_PostProcess"``. Converted with
+``tf.lite.TFLiteConverter.from_concrete_functions([fn], model)`` and
+``allow_custom_ops = True``, the TFLite converter (MLIR) replaces that
+composite with the ``TFLite_Detection_PostProcess`` custom op that real
+exported SSD detectors carry, and that every TFLite runtime resolves. In
+TensorFlow the same composite runs a plain TF implementation (decode, best
+class per anchor, class-agnostic NMS), so the float graph can be evaluated
+before conversion; the numbers differ only in NMS tie-breaking.
+
+Input: one float32 tensor [1, H, W, C], normalised as the recipe says
+(the demo: ``(pixel - 127.5) / 127.5``; quantized variants move that into the
+input's scale / zero point).
+
+Outputs, and how to find them in the converted ``.tflite`` (verified with TF
+2.21 and ai-edge-litert 2.3 for fp32, fp16, dynamic-int8, int8, uint8 and
+int16x8): the model has one signature, ``serving_default``, whose outputs are
+keyed by name. Map outputs by those keys, never by position (the interpreter's
+``get_output_details()`` order is not the order below)::
+
+    signature key     shape      dtype    meaning
+    boxes             [1, M, 4]  float32  ymin, xmin, ymax, xmax in [0, 1] of the
+                                          (stretched) model input
+    classes           [1, M]     float32  0-based class index (label = labels[int(c)])
+    scores            [1, M]     float32  sigmoid probability of that class
+    num_detections    [1]        float32  valid rows; rows past it are garbage
+
+``M = postprocess.max_detections``. Only the first ``int(num_detections[0])``
+rows are valid; the op leaves the rest uninitialised. The outputs stay float32
+in every variant, the integer ones included, because the custom op has float
+outputs; ``inference_output_type`` only affects outputs of quantizable ops.
+
+The tensor names are the classic SSD ones, ``TFLite_Detection_PostProcess``,
+``TFLite_Detection_PostProcess:1``, ``:2``, ``:3`` for boxes, classes, scores,
+num_detections; :data:`OUTPUT_TENSOR_NAMES` holds them. The signature runner
+(``interpreter.get_signature_runner("serving_default")``) returns a dict with
+the keys of :data:`OUTPUT_KEYS` and takes the image as keyword ``images``.
+
+Imports TensorFlow: only the converter package may import this module.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterator, Mapping
+
+# tfmot (quantization-aware training) needs Keras 2; tf.keras must resolve to
+# tf_keras before anything touches it.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
+
+SIGNATURE_KEY = "serving_default"
+INPUT_KEY = "images"
+OUTPUT_KEYS: tuple[str, ...] = ("boxes", "classes", "scores", "num_detections")
+# Output tensor names in the converted .tflite, keyed like OUTPUT_KEYS.
+OUTPUT_TENSOR_NAMES: dict[str, str] = {
+    "boxes": "TFLite_Detection_PostProcess",
+    "classes": "TFLite_Detection_PostProcess:1",
+    "scores": "TFLite_Detection_PostProcess:2",
+    "num_detections": "TFLite_Detection_PostProcess:3",
+}
+
+_BOX_OUTPUT_NAME = "box_encodings"
+_CLASS_OUTPUT_NAMES = ("class_logits", "class_scores")
+_REQUIRED_PP_KEYS = (
+    "max_detections",
+    "max_classes_per_detection",
+    "detections_per_class",
+    "use_regular_nms",
+    "nms_score_threshold",
+    "nms_iou_threshold",
+    "scales",
+)
+
+
+class ExportError(ValueError):
+    """The model, anchors or post-process settings cannot make an export graph."""
+
+
+def _implements_signature(pp: Mapping[str, Any], num_classes: int) -> str:
+    """The ``experimental_implements`` text: the op name and its attributes, NodeDef text format.
+
+    The MLIR converter copies these attributes verbatim into the custom op's
+    options, so they are the op's whole configuration.
+    """
+    scales = pp["scales"]
+    int_attrs = {
+        "max_detections": int(pp["max_detections"]),
+        "max_classes_per_detection": int(pp["max_classes_per_detection"]),
+        "detections_per_class": int(pp["detections_per_class"]),
+        "num_classes": int(num_classes),
+    }
+    float_attrs = {
+        "nms_score_threshold": float(pp["nms_score_threshold"]),
+        "nms_iou_threshold": float(pp["nms_iou_threshold"]),
+        "y_scale": float(scales["y"]),
+        "x_scale": float(scales["x"]),
+        "h_scale": float(scales["h"]),
+        "w_scale": float(scales["w"]),
+    }
+    parts = ['name: "TFLite_Detection_PostProcess"']
+    parts += [f'attr {{ key: "{k}" value {{ i: {v} }} }}' for k, v in int_attrs.items()]
+    parts += [f'attr {{ key: "{k}" value {{ f: {v!r} }} }}' for k, v in float_attrs.items()]
+    use_regular = "true" if bool(pp["use_regular_nms"]) else "false"
+    parts.append(f'attr {{ key: "use_regular_nms" value {{ b: {use_regular} }} }}')
+    return " ".join(parts)
+
+
+def _decode_boxes(box_encodings: tf.Tensor, anchors: tf.Tensor, scales: Mapping[str, float]) -> tf.Tensor:
+    """SSD center-size decoding, the op's formula: [N, 4] encodings -> [N, 4] (ymin, xmin, ymax, xmax)."""
+    ty, tx, th, tw = tf.unstack(box_encodings, axis=-1)
+    ay, ax, ah, aw = tf.unstack(anchors, axis=-1)
+    y_center = ty / float(scales["y"]) * ah + ay
+    x_center = tx / float(scales["x"]) * aw + ax
+    half_h = 0.5 * tf.exp(th / float(scales["h"])) * ah
+    half_w = 0.5 * tf.exp(tw / float(scales["w"])) * aw
+    return tf.stack([y_center - half_h, x_center - half_w, y_center + half_h, x_center + half_w], axis=-1)
+
+
+def _make_postprocess(pp: Mapping[str, Any], num_classes: int) -> Callable[..., tuple[tf.Tensor, ...]]:
+    """The composite the converter swaps for the custom op; in TF it is a reference implementation.
+
+    Fast (non-regular) NMS semantics with ``max_classes_per_detection = 1``:
+    each anchor keeps its best class, then one class-agnostic NMS.
+    """
+    max_detections = int(pp["max_detections"])
+    score_threshold = float(pp["nms_score_threshold"])
+    iou_threshold = float(pp["nms_iou_threshold"])
+    scales = pp["scales"]
+
+    @tf.function(experimental_implements=_implements_signature(pp, num_classes))
+    def postprocess(
+        box_encodings: tf.Tensor, class_predictions: tf.Tensor, anchors: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        boxes = _decode_boxes(box_encodings[0], anchors, scales)
+        class_probs = class_predictions[0, :, 1:]  # column 0 is the background the op skips
+        best_scores = tf.reduce_max(class_probs, axis=-1)
+        best_classes = tf.cast(tf.argmax(class_probs, axis=-1), tf.float32)
+        keep, valid = tf.image.non_max_suppression_padded(
+            boxes,
+            best_scores,
+            max_output_size=max_detections,
+            iou_threshold=iou_threshold,
+            score_threshold=score_threshold,
+            pad_to_max_output_size=True,
+        )
+        row_is_valid = tf.range(max_detections) < valid
+        det_boxes = tf.where(row_is_valid[:, None], tf.gather(boxes, keep), 0.0)
+        det_classes = tf.where(row_is_valid, tf.gather(best_classes, keep), 0.0)
+        det_scores = tf.where(row_is_valid, tf.gather(best_scores, keep), 0.0)
+        num_detections = tf.cast(tf.reshape(valid, [1]), tf.float32)
+        return det_boxes[None], det_classes[None], det_scores[None], num_detections
+
+    return postprocess
+
+
+def _split_outputs(output_names: list[str], outputs: Any, num_anchors: int) -> tuple[tf.Tensor, tf.Tensor, str]:
+    """(box encodings, class outputs, the class output's name), chosen by output name."""
+    if isinstance(outputs, Mapping):
+        named = dict(outputs)
+    else:
+        named = dict(zip(output_names, outputs if isinstance(outputs, (list, tuple)) else [outputs]))
+    class_name = next((name for name in _CLASS_OUTPUT_NAMES if name in named), None)
+    if _BOX_OUTPUT_NAME not in named or class_name is None:
+        raise ExportError(
+            f"model outputs are {sorted(named)}; expected '{_BOX_OUTPUT_NAME}' and one of "
+            f"{list(_CLASS_OUTPUT_NAMES)} (rename the model's output layers)"
+        )
+    boxes, classes = named[_BOX_OUTPUT_NAME], named[class_name]
+    if tuple(boxes.shape[1:]) != (num_anchors, 4) or classes.shape[1] != num_anchors:
+        raise ExportError(
+            f"model outputs {_BOX_OUTPUT_NAME} {tuple(boxes.shape)} and {class_name} {tuple(classes.shape)} "
+            f"do not match {num_anchors} anchors"
+        )
+    return boxes, classes, class_name
+
+
+def build_export_function(
+    model: tf_keras.Model,
+    anchors: np.ndarray,
+    pp: Mapping[str, Any],
+    input_hw: tuple[int, int],
+) -> tf.types.experimental.ConcreteFunction:
+    """Batch-1 concrete function: image [1, H, W, C] float32 -> dict of :data:`OUTPUT_KEYS`.
+
+    ``pp`` is the recipe's ``postprocess`` mapping; ``pp["scores"]`` says what
+    the model's class output holds: ``logits`` (sigmoid applied here) or
+    ``sigmoid`` (probabilities already). Convert the result with
+    ``TFLiteConverter.from_concrete_functions([fn], model)`` and
+    ``allow_custom_ops = True``.
+    """
+    missing = [key for key in _REQUIRED_PP_KEYS if key not in pp]
+    if missing:
+        raise ExportError(f"postprocess is missing {missing}")
+    anchors = np.asarray(anchors, dtype=np.float32)
+    if anchors.ndim != 2 or anchors.shape[1] != 4:
+        raise ExportError(f"anchors must be [N, 4] (ycenter, xcenter, height, width), got {anchors.shape}")
+    scores_kind = str(pp.get("scores", "logits"))
+    if scores_kind not in ("logits", "sigmoid"):
+        raise ExportError(f"postprocess.scores must be 'logits' or 'sigmoid', got {scores_kind!r}")
+    height_px, width_px = (int(v) for v in input_hw)
+    channels = int(model.input_shape[-1])
+    num_anchors = int(anchors.shape[0])
+
+    # Rebuilding on a batch-1 Input makes every shape static, so Reshape layers
+    # fold to constants instead of leaving SHAPE/PACK ops in the .tflite.
+    fixed_input = tf_keras.Input(shape=(height_px, width_px, channels), batch_size=1, name=INPUT_KEY)
+    fixed_model = tf_keras.Model(fixed_input, model(fixed_input, training=False))
+    # The wrapper renames its outputs after the inner model: keep the original names.
+    output_names = list(model.output_names)
+    box_out, class_out, _ = _split_outputs(output_names, fixed_model.outputs, num_anchors)
+    num_classes = int(class_out.shape[-1])
+    postprocess = _make_postprocess(pp, num_classes)
+    anchors_const = tf.constant(anchors)
+    # The op skips column 0 of its class input (the SSD background class).
+    background_column = tf.zeros([1, num_anchors, 1], tf.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec([1, height_px, width_px, channels], tf.float32, name=INPUT_KEY)])
+    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        outputs = fixed_model(images, training=False)
+        box_encodings, class_values, _ = _split_outputs(output_names, outputs, num_anchors)
+        probs = tf.sigmoid(class_values) if scores_kind == "logits" else class_values
+        class_predictions = tf.concat([background_column, probs], axis=-1)
+        boxes, classes, scores, num_detections = postprocess(box_encodings, class_predictions, anchors_const)
+        return {"boxes": boxes, "classes": classes, "scores": scores, "num_detections": num_detections}
+
+    return serve.get_concrete_function()
+
+
+def representative_dataset(images_float: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """A converter ``representative_dataset`` over normalised float images [K, H, W, C], one per step."""
+    images = np.asarray(images_float, dtype=np.float32)
+
+    def generate() -> Iterator[list[np.ndarray]]:
+        for image in images:
+            yield [image[None]]
+
+    return generate

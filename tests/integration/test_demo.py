@@ -1,0 +1,88 @@
+"""`harness demo` end to end: datasets, variants, the local device, reports."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from harness.variants import DEFAULT_VARIANTS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_run(demo_artifacts, session_cache, tmp_path_factory):
+    """One real demo run (variants come from the session's conversion cache)."""
+    import os
+    import subprocess
+    import sys
+
+    reports = tmp_path_factory.mktemp("reports")
+    env = dict(os.environ, HARNESS_REPORTS=str(reports), HARNESS_CACHE=str(session_cache), COLUMNS="220")
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "demo"], cwd=reports, env=env, capture_output=True, text=True, timeout=1200
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = [p for p in reports.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return reports, run_dir, proc
+
+
+def test_every_variant_has_an_ok_record_with_all_measurements(demo_run):
+    _, run_dir, _ = demo_run
+    records = json.loads((run_dir / "results.json").read_text())["records"]
+    assert sorted(r["model"]["variant"] for r in records) == sorted(DEFAULT_VARIANTS)
+    for r in records:
+        assert r["status"] == "ok", r["error"]
+        assert r["device"]["name"] == "local"
+        assert r["device"]["runtime"]["name"] == "ai-edge-litert"
+        lat = r["latency_ms"]
+        assert lat["n"] >= 100 and 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+        assert lat["p90_ci"][0] <= lat["p90"] <= lat["p90_ci"][1]
+        assert r["memory_mb"]["peak"] > 0
+        assert r["model"]["size_bytes"] > 0
+        acc = r["accuracy"]
+        assert acc["n_images"] == 200 and 0 < acc["map"] <= acc["map50"] <= 1
+
+
+def test_int8_map_is_within_two_points_of_fp32(demo_run):
+    _, run_dir, _ = demo_run
+    records = {r["model"]["variant"]: r for r in json.loads((run_dir / "results.json").read_text())["records"]}
+    assert abs(records["fp32"]["accuracy"]["map"] - records["int8"]["accuracy"]["map"]) <= 0.02
+
+
+def test_raw_samples_and_detections_are_kept(demo_run):
+    reports, run_dir, _ = demo_run
+    records = json.loads((run_dir / "results.json").read_text())["records"]
+    db = sqlite3.connect(reports / "results.sqlite")
+    for r in records:
+        samples = json.loads((run_dir / "devices" / "local" / f"demo-detector-{r['model']['variant']}.samples.json").read_text())
+        assert len(samples["samples"]) == r["latency_ms"]["n"]
+        (blob,) = db.execute(
+            "SELECT s.samples_ns FROM samples s JOIN records r ON r.id = s.record_id WHERE r.variant = ?",
+            (r["model"]["variant"],),
+        ).fetchone()
+        assert len(blob) == 8 * r["latency_ms"]["n"]
+        detections = json.loads(open(r["accuracy"]["detections"]).read())
+        assert detections and set(detections[0]) == {"image_id", "category_id", "bbox", "score"}
+
+
+def test_report_shows_ratios_to_fp32(demo_run):
+    _, run_dir, proc = demo_run
+    md = (run_dir / "report.md").read_text()
+    assert "p50 vs fp32" in md and "size vs fp32" in md
+    assert "| int8 |" in md
+    html = (run_dir / "report.html").read_text()
+    assert html.startswith("<!doctype html>") and "<svg" in html and "http" not in html.split("<body>", 1)[1]
+    assert "p50 vs fp32" in proc.stdout
+    assert str(run_dir / "report.html") in proc.stdout
+
+
+def test_report_command_rerenders_from_the_store(demo_run, run_cli):
+    reports, run_dir, _ = demo_run
+    result = run_cli("report", "latest", "--format", "json", env={"HARNESS_REPORTS": str(reports)})
+    assert result.exit_code == 0, result.stderr
+    assert len(json.loads(result.stdout)) == len(DEFAULT_VARIANTS)
+    csv_out = run_cli("report", "--format", "csv", env={"HARNESS_REPORTS": str(reports)})
+    assert csv_out.stdout.count("\n") == len(DEFAULT_VARIANTS) + 1

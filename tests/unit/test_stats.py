@@ -1,0 +1,60 @@
+import math
+
+import pytest
+
+from harness.measure.stats import quantile, quantile_ci, quantile_ci_ranks, summarize_ns
+
+
+def test_quantile_type7_matches_hand_values():
+    values = [1.0, 2.0, 3.0, 4.0, 10.0]
+    assert quantile(values, 0.0) == 1.0
+    assert quantile(values, 0.5) == 3.0
+    assert quantile(values, 1.0) == 10.0
+    # h = 4 * 0.9 = 3.6 -> 4 + 0.6 * (10 - 4)
+    assert quantile(values, 0.9) == pytest.approx(7.6)
+    assert quantile([5.0], 0.99) == 5.0
+
+
+def test_quantile_rejects_bad_arguments():
+    with pytest.raises(ValueError):
+        quantile([], 0.5)
+    with pytest.raises(ValueError):
+        quantile([1.0], 1.5)
+
+
+def test_median_interval_ranks_match_the_binomial_table():
+    # Classic table: n=10 -> (x2, x9) covers 97.9%; n=20 -> (x6, x15) covers 95.9%.
+    assert quantile_ci_ranks(10, 0.5) == (2, 9)
+    assert quantile_ci_ranks(20, 0.5) == (6, 15)
+
+
+def test_interval_is_unbounded_with_too_few_samples():
+    # With 20 samples, nothing bounds the p99 from above.
+    assert quantile_ci_ranks(20, 0.99)[1] is None
+    assert quantile_ci(list(range(20)), 0.99) is None
+
+
+def test_p90_interval_contains_the_estimate_and_narrows_with_n():
+    small = sorted(float(i % 97) for i in range(200))
+    large = sorted(float(i % 97) for i in range(5000))
+    lo_s, hi_s = quantile_ci(small, 0.9)
+    lo_l, hi_l = quantile_ci(large, 0.9)
+    assert lo_s <= quantile(small, 0.9) <= hi_s
+    assert lo_l <= quantile(large, 0.9) <= hi_l
+    assert (hi_l - lo_l) <= (hi_s - lo_s)
+
+
+def test_summary_keeps_the_tail():
+    samples_ns = [1_000_000] * 99 + [50_000_000]  # one 50 ms outlier
+    s = summarize_ns(samples_ns)
+    assert s.n == 100
+    assert s.max == 50.0  # never clipped
+    assert s.p50 == 1.0
+    assert s.mean == pytest.approx((99 * 1.0 + 50.0) / 100)
+    assert s.std == pytest.approx(math.sqrt(((1.0 - s.mean) ** 2 * 99 + (50.0 - s.mean) ** 2) / 99))
+    assert s.p90_reliable and not s.p99_reliable
+
+
+def test_summary_needs_samples():
+    with pytest.raises(ValueError):
+        summarize_ns([])
