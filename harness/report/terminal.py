@@ -4,33 +4,54 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.report.view import HEADERS, cells, findings, sections
+from harness.report.view import TERMINAL_HEADERS as HEADERS
+from harness.report.view import cells, findings, sections
 from harness.results.record import Record
 
 
+# Below this width the table keeps the columns a decision needs and the
+# flags move under it; the Markdown and HTML reports always carry them all.
+WIDE_COLUMNS = 130
+NARROW_KEYS = ("variant", "p50", "vs_fp32", "peak_mb", "size_both", "map", "map_drop")
+WIDE_KEYS = tuple(k for k, _ in HEADERS if k != "size_both")
+
+
 def render_terminal(records: Sequence[Record], console: Console, *, title: str) -> None:
+    wide = console.width >= WIDE_COLUMNS
+    keys = WIDE_KEYS if wide else NARROW_KEYS
+    headers = tuple((k, h) for k, h in HEADERS if k in keys)
     for section in sections(records):
         table = Table(
             title=f"{title} · {section.model} on {section.device} ({section.runtime})",
             title_justify="left",
             header_style="bold",
+            box=box.SIMPLE_HEAD,
+            padding=(0, 1),
+            pad_edge=False,
         )
-        for key, header in HEADERS:
+        for key, header in headers:
             table.add_column(header, justify="left" if key in ("variant", "flags") else "right", no_wrap=key != "flags")
+        notes: list[str] = []
         for row in section.rows:
             c = cells(row)
-            values = [Text(str(getattr(c, key))) for key, _ in HEADERS]
+            values = [Text(str(getattr(c, key))) for key, _ in headers]
+            if not wide and c.flags and row.record.status == "ok":
+                notes.append(f"{c.variant}: {c.flags}")
+            ratio_cell = values[[k for k, _ in headers].index("vs_fp32")]
             if row.latency_ratio is not None and row.latency_ratio > 1.05:
-                values[5].stylize("red")
+                ratio_cell.stylize("red")
             elif row.latency_ratio is not None and row.latency_ratio < 0.95:
-                values[5].stylize("green")
+                ratio_cell.stylize("green")
             if row.record.status != "ok":
                 values[0].stylize("bold red")
             table.add_row(*values)
         console.print(table)
-        for line in findings(section):
+        for line in notes + findings(section):
             console.print(Text("• " + line))
+    if not wide:
+        console.print(Text(f"(p90, p99 and their intervals: a terminal of {WIDE_COLUMNS}+ columns, or report.md)", style="dim"))

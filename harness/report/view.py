@@ -19,6 +19,7 @@ VARIANT_ORDER = ("fp32", "fp16", "dynamic-int8", "int8", "uint8", "int16x8", "qa
 @dataclass(frozen=True)
 class Row:
     record: Record
+    is_reference: bool
     latency_ratio: float | None  # p50 / fp32's p50 on this device
     size_ratio: float | None
     map_drop: float | None  # fp32 mAP - this mAP (absolute, positive = worse)
@@ -76,7 +77,7 @@ def _row(record: Record, ref: Record | None) -> Row:
             size_ratio = record.model.size_bytes / ref.model.size_bytes
         if record.accuracy and ref.accuracy:
             map_drop = ref.accuracy.map - record.accuracy.map
-    return Row(record, latency_ratio, size_ratio, map_drop, flags_for(record))
+    return Row(record, record is ref, latency_ratio, size_ratio, map_drop, flags_for(record))
 
 
 def ratio_words(ratio: float | None) -> str:
@@ -127,6 +128,7 @@ class Cells:
     peak_mb: str
     size_mb: str
     size_vs_fp32: str
+    size_both: str
     map: str
     map50: str
     map_drop: str
@@ -144,13 +146,15 @@ def cells(row: Row) -> Cells:
         p90=fmt_ms(lat.p90) if lat else "—",
         p90_ci=fmt_ci(lat.p90_ci) if lat else "—",
         p99=fmt_ms(lat.p99) if lat else "—",
-        vs_fp32=ratio_words(row.latency_ratio),
+        vs_fp32="ref" if row.is_reference else ratio_words(row.latency_ratio),
         peak_mb=f"{r.memory_mb.peak:.1f}" if r.memory_mb and r.memory_mb.peak is not None else "—",
         size_mb=fmt_mb(r.model.size_bytes),
-        size_vs_fp32="—" if row.size_ratio is None else f"{row.size_ratio:.2f}x",
+        size_vs_fp32="ref" if row.is_reference else "—" if row.size_ratio is None else f"{row.size_ratio:.2f}x",
+        size_both=fmt_mb(r.model.size_bytes)
+        + ("" if row.is_reference or row.size_ratio is None else f" ({row.size_ratio:.2f}x)"),
         map=fmt_map(r.accuracy.map) if r.accuracy else "—",
         map50=fmt_map(r.accuracy.map50) if r.accuracy else "—",
-        map_drop=fmt_drop(row.map_drop),
+        map_drop="ref" if row.is_reference else fmt_drop(row.map_drop),
         flags=", ".join(row.flags),
         error=f"{r.error.kind}: {r.error.message}" if r.error else "",
     )
@@ -169,6 +173,24 @@ HEADERS: tuple[tuple[str, str], ...] = (
     ("map", "mAP"),
     ("map50", "mAP50"),
     ("map_drop", "mAP drop vs fp32"),
+    ("flags", "flags"),
+)
+
+
+# The terminal is narrow: fewer, shorter columns (the files carry them all).
+TERMINAL_HEADERS: tuple[tuple[str, str], ...] = (
+    ("variant", "variant"),
+    ("p50", "p50 ms"),
+    ("p90", "p90 ms"),
+    ("p90_ci", "p90 CI95"),
+    ("p99", "p99 ms"),
+    ("vs_fp32", "p50 vs fp32"),
+    ("peak_mb", "peak MiB"),
+    ("size_mb", "MB"),
+    ("size_vs_fp32", "size vs fp32"),
+    ("size_both", "MB (vs fp32)"),
+    ("map", "mAP"),
+    ("map_drop", "ΔmAP"),
     ("flags", "flags"),
 )
 
