@@ -18,27 +18,38 @@ input's scale / zero point).
 
 Outputs, and how to find them in the converted ``.tflite`` (verified with TF
 2.21 and ai-edge-litert 2.3 for fp32, fp16, dynamic-int8, int8, uint8 and
-int16x8): the model has one signature, ``serving_default``, whose outputs are
-keyed by name. Map outputs by those keys, never by position (the interpreter's
-``get_output_details()`` order is not the order below)::
+int16x8). The model has one signature, ``serving_default``, input key
+``images`` (tensor ``serving_default_images:0``), outputs keyed by name::
 
-    signature key     shape      dtype    meaning
-    boxes             [1, M, 4]  float32  ymin, xmin, ymax, xmax in [0, 1] of the
-                                          (stretched) model input
-    classes           [1, M]     float32  0-based class index (label = labels[int(c)])
-    scores            [1, M]     float32  sigmoid probability of that class
-    num_detections    [1]        float32  valid rows; rows past it are garbage
+    signature key   tensor name                shape      dtype    meaning
+    boxes           StatefulPartitionedCall:0  [1, M, 4]  float32  ymin, xmin, ymax, xmax in [0, 1]
+                                                                   of the (stretched) model input
+    classes         StatefulPartitionedCall:1  [1, M]     float32  0-based class index
+    num_detections  StatefulPartitionedCall:2  [1]        float32  number of valid rows
+    scores          StatefulPartitionedCall:3  [1, M]     float32  sigmoid probability, descending
 
 ``M = postprocess.max_detections``. Only the first ``int(num_detections[0])``
-rows are valid; the op leaves the rest uninitialised. The outputs stay float32
-in every variant, the integer ones included, because the custom op has float
-outputs; ``inference_output_type`` only affects outputs of quantizable ops.
+rows are valid; the op leaves the rest uninitialised. Boxes are decoded but
+not clipped, so a box can stick out of [0, 1] by a little.
 
-The tensor names are the classic SSD ones, ``TFLite_Detection_PostProcess``,
-``TFLite_Detection_PostProcess:1``, ``:2``, ``:3`` for boxes, classes, scores,
-num_detections; :data:`OUTPUT_TENSOR_NAMES` holds them. The signature runner
-(``interpreter.get_signature_runner("serving_default")``) returns a dict with
-the keys of :data:`OUTPUT_KEYS` and takes the image as keyword ``images``.
+Traps: the ``:N`` suffixes follow the *sorted signature keys* (TF flattens the
+returned dict by key), not the op's output order, so ``:2`` is
+``num_detections`` here, unlike the classic ``TFLite_Detection_PostProcess:2``
+(scores) of Object-Detection-API exports; and ``get_output_details()`` lists
+the tensors in yet another order (num_detections first). Use the signature
+runner (``interpreter.get_signature_runner("serving_default")(images=x)``
+returns a dict with :data:`OUTPUT_KEYS`) or the names in
+:data:`OUTPUT_TENSOR_NAMES`, never positions.
+
+Types per variant: the custom op always runs in float (the integer variants
+put a DEQUANTIZE in front of it). Leave ``inference_output_type`` at float32:
+with ``tf.int8``/``tf.uint8`` the converter does accept it, but appends
+QUANTIZE ops after the op, so boxes, classes, scores and num_detections come
+out as 8-bit values with calibrated scales (lossy, and pointless). Integer
+variants: int8 and uint8 change only the input (``inference_input_type``);
+int16x8 needs ``TFLITE_BUILTINS`` in ``supported_ops`` next to
+``EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8``, otherwise
+"Quantization to 16x8-bit not yet supported for op: 'CUSTOM'".
 
 Imports TensorFlow: only the converter package may import this module.
 """
@@ -59,12 +70,10 @@ import tf_keras  # noqa: E402
 SIGNATURE_KEY = "serving_default"
 INPUT_KEY = "images"
 OUTPUT_KEYS: tuple[str, ...] = ("boxes", "classes", "scores", "num_detections")
-# Output tensor names in the converted .tflite, keyed like OUTPUT_KEYS.
+# Output tensor names in the converted .tflite, keyed like OUTPUT_KEYS: the
+# suffix is the key's rank in sorted order (see the module docstring).
 OUTPUT_TENSOR_NAMES: dict[str, str] = {
-    "boxes": "TFLite_Detection_PostProcess",
-    "classes": "TFLite_Detection_PostProcess:1",
-    "scores": "TFLite_Detection_PostProcess:2",
-    "num_detections": "TFLite_Detection_PostProcess:3",
+    key: f"StatefulPartitionedCall:{rank}" for rank, key in enumerate(sorted(OUTPUT_KEYS))
 }
 
 _BOX_OUTPUT_NAME = "box_encodings"

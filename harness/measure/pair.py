@@ -6,7 +6,7 @@ storage and what to do when a device fails.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,22 +134,7 @@ def _score(
 
 
 def _latency(samples_ns: list[int], stop_reason: str | None) -> LatencyMs:
-    s = summarize_ns(samples_ns)
-    return LatencyMs(
-        n=s.n,
-        min=s.min,
-        p50=s.p50,
-        p90=s.p90,
-        p99=s.p99,
-        max=s.max,
-        mean=s.mean,
-        std=s.std,
-        p90_ci=s.p90_ci,
-        p50_ci=s.p50_ci,
-        p99_ci=s.p99_ci,
-        p99_reliable=s.p99_reliable,
-        stop_reason=stop_reason,
-    )
+    return LatencyMs(**asdict(summarize_ns(samples_ns)), stop_reason=stop_reason)
 
 
 def _env(before: dict[str, Any], after: dict[str, Any]) -> EnvInfo:

@@ -62,6 +62,7 @@ class LatencyMs:
     p90_ci: tuple[float, float] | None
     p50_ci: tuple[float, float] | None = None
     p99_ci: tuple[float, float] | None = None
+    p90_reliable: bool = True
     p99_reliable: bool = False
     stop_reason: str | None = None
 

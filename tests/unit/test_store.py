@@ -26,7 +26,7 @@ def make_record(run_id="r1", variant="fp32", status="ok"):
         device=DeviceInfo("local", "x86-cpu", "x86_64", "Linux 6", "3.11.7", RuntimeInfo("ai-edge-litert", "2.3.0"), 2),
         model=ModelInfo("demo", variant, "ab" * 32, 1234, "/tmp/m.tflite"),
         status=status,
-        latency_ms=LatencyMs(3, 1.0, 2.0, 2.9, 2.99, 3.0, 2.0, 1.0, (1.5, 3.0), (1.0, 3.0), None, False, "ci-tight"),
+        latency_ms=LatencyMs(3, 1.0, 2.0, 2.9, 2.99, 3.0, 2.0, 1.0, (1.5, 3.0), (1.0, 3.0), None, False, False, "ci-tight"),
         load_ms=1.5,
         first_invoke_ms=3.2,
         threads=1,
