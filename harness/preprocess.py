@@ -18,7 +18,7 @@ import numpy as np
 from harness.dataset.coco import CocoDataset
 from harness.errors import InputError
 
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -41,27 +41,51 @@ class InputQuant:
     zero_point: int = 0
 
 
-_RESAMPLE = {"bilinear": 2, "nearest": 0}  # PIL.Image.BILINEAR / NEAREST
+def _taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and weights for half-pixel-centre sampling."""
+    src = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    src = np.clip(src, 0.0, n_in - 1)
+    lo = np.floor(src).astype(np.int64)
+    hi = np.minimum(lo + 1, n_in - 1)
+    return lo, hi, (src - lo).astype(np.float32)
+
+
+def resize(image: np.ndarray, out_h: int, out_w: int, mode: str = "bilinear") -> np.ndarray:
+    """HxWxC image -> float32 out_h x out_w x C, half-pixel centres, no
+    antialiasing: what tf.image.resize and cv2.INTER_LINEAR do, and what
+    detectors are trained with. (PIL's resize filters when it shrinks, which
+    would feed the model images it never saw in training.)"""
+    pixels = np.asarray(image, dtype=np.float32)
+    h, w = pixels.shape[:2]
+    if mode == "nearest":
+        rows = np.minimum(np.floor((np.arange(out_h) + 0.5) * (h / out_h)).astype(np.int64), h - 1)
+        cols = np.minimum(np.floor((np.arange(out_w) + 0.5) * (w / out_w)).astype(np.int64), w - 1)
+        return pixels[rows][:, cols]
+    lo, hi, f = _taps(h, out_h)
+    pixels = pixels[lo] * (1.0 - f)[:, None, None] + pixels[hi] * f[:, None, None]
+    lo, hi, f = _taps(w, out_w)
+    return pixels[:, lo] * (1.0 - f)[None, :, None] + pixels[:, hi] * f[None, :, None]
 
 
 def load_image(path: Path, spec: InputSpec) -> np.ndarray:
-    """uint8 HxWxC image, resized to the model's input by plain stretch."""
+    """float32 HxWxC pixel values (0..255), resized to the model's input by
+    plain stretch."""
     from PIL import Image
 
     try:
         with Image.open(path) as img:
-            img = img.convert("RGB" if spec.channels == 3 else "L")
-            img = img.resize((spec.width, spec.height), resample=_RESAMPLE[spec.resize])
-            array = np.asarray(img, dtype=np.uint8)
+            array = np.asarray(img.convert("RGB" if spec.channels == 3 else "L"), dtype=np.uint8)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read image: {exc}", source=path, hint="replace or remove the image") from None
-    return array.reshape(spec.height, spec.width, spec.channels)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return resize(array, spec.height, spec.width, spec.resize)
 
 
-def normalise(images_u8: np.ndarray, spec: InputSpec) -> np.ndarray:
+def normalise(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     mean = np.asarray(spec.mean, dtype=np.float32)
     std = np.asarray(spec.std, dtype=np.float32)
-    return (images_u8.astype(np.float32) - mean) / std
+    return (np.asarray(pixels, dtype=np.float32) - mean) / std
 
 
 def quantise(images_f32: np.ndarray, quant: InputQuant) -> np.ndarray:

@@ -244,6 +244,8 @@ class _ConverterSession:
             converter.representative_dataset = self.export.representative_dataset(self.calibration_images())
             converter.target_spec.supported_ops = [
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+                # The post-process custom op has no 16x8 kernel; it stays float.
+                tf.lite.OpsSet.TFLITE_BUILTINS,
             ]
         else:
             raise ConversionError(f"variant {variant!r} is not produced by this converter yet")
