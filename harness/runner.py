@@ -26,7 +26,7 @@ from harness.recipe import Recipe
 from harness.results.files import make_run_dir, new_run_id, write_results, write_samples
 from harness.results.record import DeviceInfo, Record, utc_now_iso
 from harness.results.store import RunInfo, SqliteStore
-from harness.transport.local import open_transport
+from harness.transport import open_transport
 
 
 class RunEvents:
