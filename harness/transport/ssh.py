@@ -16,6 +16,7 @@ changed key stops before authentication, so nothing runs on that host.
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import select
 import shlex
@@ -29,6 +30,10 @@ import paramiko
 from harness.device import Device
 from harness.errors import DeviceLost, DeviceUnreachable, HostKeyError, InfraError
 from harness.transport.base import CommandResult
+
+# Every failure is mapped to a HarnessError with a fix; paramiko's own
+# thread logs would only repeat it as noise on stderr.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 CONNECT_TIMEOUT_S = 10.0
 # Sends an SSH ignore packet this often so NAT boxes keep the idle
@@ -144,7 +149,7 @@ class SshTransport:
                 channel_timeout=self.connect_timeout_s,
             )
         except paramiko.BadHostKeyException as exc:
-            sock.close()
+            _close(client, sock)
             raise HostKeyError(
                 f"HOST KEY CHANGED for {known_hosts_name(device.host, device.port)}: the device offered "
                 f"{exc.key.get_name()} {fingerprint_sha256(exc.key)}, known_hosts ({known_hosts}) has "
@@ -155,14 +160,14 @@ class SshTransport:
                 hint=retrust_hint(device),
             ) from None
         except paramiko.AuthenticationException as exc:
-            sock.close()
+            _close(client, sock)
             raise DeviceUnreachable(
                 f"{device.address} refused our key: {exc}",
                 device=device.name,
                 hint="check identity_file / ssh-agent and the device's authorized_keys",
             ) from None
         except paramiko.SSHException as exc:
-            sock.close()
+            _close(client, sock)
             if "not found in known_hosts" in str(exc):
                 raise HostKeyError(
                     f"host key of {known_hosts_name(device.host, device.port)} is not in {known_hosts}; "
@@ -172,7 +177,7 @@ class SshTransport:
                 ) from None
             raise DeviceUnreachable(f"SSH handshake with {device.address} failed: {exc}", device=device.name) from None
         except (OSError, EOFError) as exc:
-            sock.close()
+            _close(client, sock)
             raise DeviceUnreachable(f"connection to {device.address} failed: {exc}", device=device.name) from None
         transport = client.get_transport()
         assert transport is not None
@@ -292,6 +297,12 @@ class SshTransport:
 
     def close(self) -> None:
         self._drop()
+
+
+def _close(client: paramiko.SSHClient, sock: socket.socket) -> None:
+    """Stop paramiko's reader thread before its socket goes away."""
+    client.close()
+    sock.close()
 
 
 def _read_until_eof(channel: paramiko.Channel, deadline: float) -> tuple[bytes, bytes]:
