@@ -174,8 +174,10 @@ def _run_pipeline(
     render_terminal(outcome.records, out, title=f"run {outcome.run_id}")
     md, html = write_run_reports(outcome.records, outcome.run_dir, title=f"Edge Harness run {outcome.run_id}")
     out.print(f"\nresults: {outcome.results_json}\nreport:  {md}\n         {html}")
-    for name, transfer in outcome.transfers.items():
-        out.print(f"{name}: sent {transfer.bytes_uploaded / 1e6:.2f} MB ({transfer.files_uploaded} files)")
+    for device in plan.devices:
+        transfer = outcome.transfers.get(device.name)
+        if transfer is not None:
+            out.print(f"{device.name}: sent {transfer.bytes_uploaded / 1e6:.2f} MB ({transfer.files_uploaded} files)")
     for failure in outcome.infra_failures:
         sys.stderr.write(f"harness {command}: device failure: {failure}\n")
     if outcome.infra_failures:

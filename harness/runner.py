@@ -237,6 +237,11 @@ def _measure_devices(plan: RunPlan, store: SqliteStore, events: RunEvents, outco
         raise crashes[0]  # a bug, not a device problem: every result is saved first
 
 
+def _with_fix(exc: InfraError) -> str:
+    """Recorded with the pair, so the fix travels into results and reports."""
+    return f"{exc.message} (fix: {exc.hint})" if exc.hint else exc.message
+
+
 def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) -> None:
     name = job.device.name
     recipe = job.recipe
@@ -253,7 +258,7 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
             lock = DeviceLock(client, wait_s=job.lock_wait_s, command=job.command)
             lock.acquire(on_wait=lambda why: inbox.put(_Status(name, f"waiting for lock: {why}")))
         except InfraError as exc:
-            lost = exc.message
+            lost = _with_fix(exc)
         first = True
         while remaining and not cancel.is_set():
             variant = remaining.pop(0)
@@ -277,8 +282,8 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
                 except AgentError as exc:
                     record, samples = failed_record(job.ctx, recipe.name, variant, "agent", exc.message, artifact), []
                 except InfraError as exc:
-                    lost = failure = exc.message
-                    record, samples = failed_record(job.ctx, recipe.name, variant, "device", exc.message, artifact), []
+                    lost = failure = _with_fix(exc)
+                    record, samples = failed_record(job.ctx, recipe.name, variant, "device", lost, artifact), []
             inbox.put(_Pair(record, samples, failure))
     except Exception as exc:  # a bug: keep the other devices going, re-raised at the end
         crash = exc

@@ -143,4 +143,15 @@ def test_run_on_two_lab_devices_next_to_local(lab_inventory, run_cli, tiny_recip
     assert {d: t["bytes_uploaded"] for d, t in data["run"]["transfers"].items()} == {"local": 0, "lab-a": 0, "lab-b": 0}
     for name in ("local", "lab-a", "lab-b"):
         assert f"{name}: sent 0.00 MB" in second.stdout
-    print(first.stdout)
+
+    # An untrusted device fails its own pairs (with the fix), never the others'.
+    known_hosts.write_text(lab.devices[0].known_hosts_line)
+    third = run_cli(*args[:-1], "lab-a,lab-b", "--variants", "fp32", env=env)
+    assert third.exit_code == 3
+    data = json.loads(sorted((tmp_path / "reports").glob("*/results.json"))[-1].read_text())
+    by_device = {r["device"]["name"]: r for r in data["records"]}
+    assert by_device["lab-a"]["status"] == "ok"
+    assert by_device["lab-b"]["status"] == "failed" and by_device["lab-b"]["error"]["kind"] == "device"
+    assert "harness devices trust lab-b" in by_device["lab-b"]["error"]["message"]
+    assert "harness devices trust lab-b" in third.stderr
+    no_traceback(third)

@@ -151,3 +151,19 @@ def test_alias_resolves_through_ssh_config(tmp_path, key):
 )
 def test_other_bad_fields(tmp_path, text, expected):
     assert expected in error_of(write(tmp_path, text))
+
+
+def test_the_shipped_example_inventory_loads(tmp_path, monkeypatch):
+    from harness import paths
+
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("key")
+    (home / ".ssh" / "config").write_text("Host nuc-ci\n  HostName 10.0.0.30\n  User ci\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("HARNESS_KNOWN_HOSTS", raising=False)
+    inventory = load_inventory(paths.devices_dir() / "inventory.example.yaml")
+    pi, nuc = inventory.devices
+    assert (pi.host, pi.user, pi.port, pi.threads) == ("10.0.0.21", "pi", 22, 4)
+    assert (nuc.host, nuc.user, nuc.port) == ("10.0.0.30", "ci", 22)
+    assert inventory.known_hosts == home / ".ssh" / "known_hosts"
