@@ -130,7 +130,15 @@ def execute(plan: RunPlan, store: SqliteStore, events: RunEvents | None = None) 
     return outcome
 
 
-def _device_job(plan: RunPlan, outcome: RunOutcome, device: Device, artifacts, inputs, evaluation, category_ids) -> DeviceJob:
+def _device_job(
+    plan: RunPlan,
+    outcome: RunOutcome,
+    device: Device,
+    artifacts: dict[str, Artifact | ConversionError],
+    inputs: dict[str, Path | None],
+    evaluation: Any,
+    category_ids: Any,
+) -> DeviceJob:
     profile = load_profile(device.profile)
     threads = device.threads or profile.threads
     ctx = PairContext(
