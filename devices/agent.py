@@ -11,6 +11,7 @@ Commands
   {"command": "info"}                      what this device offers
   {"command": "hash", "paths": [...]}       sha256 of files in the device cache
   {"command": "benchmark", "model": ...}    load, eval pass, timed loop
+  {"command": "lock", "action": ..., ...}   the device lock (acquire/release)
 
 Exit status 0 with ``"ok": true``; 1 with ``"ok": false`` and an
 ``error {kind, message}``; anything else (a signal, -1 over SSH) means the
@@ -32,7 +33,7 @@ import time
 import traceback
 
 PROTOCOL_VERSION = 1
-AGENT_VERSION = "0.1.0"
+AGENT_VERSION = "0.2.0"
 
 # Guard the protocol channel before any import can print to stdout.
 _REPLY_FD = os.dup(1)
@@ -471,8 +472,74 @@ def benchmark(request: dict) -> dict:
     }
 
 
+def meminfo_mb() -> dict:
+    text = read_text("/proc/meminfo") or ""
+    values = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("MemTotal", "MemAvailable") and rest.split():
+            values[key] = mib(int(rest.split()[0]))
+    return {"total": values.get("MemTotal"), "available": values.get("MemAvailable")}
+
+
+def disk_free_mb(path: str | None) -> float | None:
+    """Free space where the cache lives (its nearest existing parent)."""
+    path = os.path.expanduser(path or "~")
+    while path and not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    try:
+        return round(shutil.disk_usage(path).free / (1024.0 * 1024.0), 1)
+    except OSError:
+        return None
+
+
+def os_name() -> str | None:
+    text = read_text("/etc/os-release") or ""
+    for line in text.splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip().strip('"')
+    return None
+
+
+# Coral USB accelerator: unflashed (Global Unichip) and running (Google) ids.
+EDGETPU_USB_IDS = (("1a6e", "089a"), ("18d1", "9302"))
+
+
+def edgetpu_presence() -> dict:
+    usb = False
+    for device in glob.glob("/sys/bus/usb/devices/*"):
+        ids = (read_text(device + "/idVendor"), read_text(device + "/idProduct"))
+        if ids in EDGETPU_USB_IDS:
+            usb = True
+    library = None
+    try:
+        import ctypes.util
+
+        library = ctypes.util.find_library("edgetpu")
+    except Exception:
+        library = None
+    if library is None:
+        found = glob.glob("/usr/lib/*/libedgetpu.so.1") + glob.glob("/usr/lib/libedgetpu.so.1")
+        library = found[0] if found else None
+    pcie = bool(glob.glob("/dev/apex_*"))
+    return {"present": pcie or usb, "pcie": pcie, "usb": usb, "library": library}
+
+
 def info(request: dict) -> dict:
-    payload = {"ok": True, "platform": platform_info(), "env": environment()}
+    details = platform_info()
+    details.update(
+        {
+            "kernel": platform.release(),
+            "os_name": os_name(),
+            "python_executable": sys.executable,
+            "memory_mb": meminfo_mb(),
+            "disk_free_mb": disk_free_mb(request.get("path")),
+        }
+    )
+    payload = {"ok": True, "platform": details, "env": environment(), "edgetpu": edgetpu_presence()}
     try:
         _, name, version = import_runtime(request.get("runtime"))
         payload["runtime"] = {"name": name, "version": version}
@@ -480,6 +547,60 @@ def info(request: dict) -> dict:
         payload["runtime"] = None
         payload["runtime_error"] = exc.message
     return payload
+
+
+def read_lock(path: str):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None  # absent, or torn by a crash mid-write: free
+
+
+def lock(request: dict) -> dict:
+    """The device lock: one lock file with an owner and an expiry, read and
+    written under flock(2) on a guard file, so two controllers racing for an
+    expired lock cannot both win. Expiry is judged by this device's clock,
+    the one clock every controller shares."""
+    import fcntl
+
+    path = os.path.expanduser(request.get("path") or "")
+    token = request.get("token")
+    action = request.get("action")
+    if not path or not token or action not in ("acquire", "release"):
+        raise AgentFailure("bad-request", "lock needs path, token and action acquire|release")
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    with open(path + ".guard", "a") as guard:
+        fcntl.flock(guard.fileno(), fcntl.LOCK_EX)
+        now = time.time()
+        current = read_lock(path)
+        if action == "release":
+            mine = current is not None and current.get("token") == token
+            if mine:
+                os.unlink(path)
+            return {"ok": True, "released": mine}
+        held = (
+            current is not None
+            and current.get("token") not in (token, request.get("steal"))
+            and float(current.get("expires_at", 0)) > now
+        )
+        if held:
+            current["expires_in_s"] = round(float(current["expires_at"]) - now, 1)
+            return {"ok": True, "acquired": False, "holder": current}
+        renewing = current is not None and current.get("token") == token
+        content = {
+            "token": token,
+            "owner": request.get("owner") or {},
+            "acquired_at": current.get("acquired_at", now) if renewing else now,
+            "expires_at": now + float(request.get("expiry_s", 600)),
+        }
+        tmp = "%s.%d.tmp" % (path, os.getpid())
+        with open(tmp, "w") as handle:
+            json.dump(content, handle)
+        os.replace(tmp, path)
+        return {"ok": True, "acquired": True, "replaced": None if renewing else current}
 
 
 def hash_files(request: dict) -> dict:
@@ -522,6 +643,8 @@ def main() -> int:
             reply(hash_files(request))
         elif command == "benchmark":
             reply(benchmark(request))
+        elif command == "lock":
+            reply(lock(request))
         else:
             raise AgentFailure("bad-request", "unknown command %r" % command)
         return 0

@@ -35,13 +35,13 @@ class AgentClient:
         self.transport = transport
         self.device = transport.device
         self.timeout_s = timeout_s
-        self._cache_root = transport.expand(self.device.cache_dir)
+        self.cache_root = transport.expand(self.device.cache_dir)
 
     @cached_property
     def agent_path(self) -> str:
         local = paths.agent_path()
         digest = file_sha256(local)
-        remote = posixpath.join(self._cache_root, f"agent-{digest[:16]}.py")
+        remote = posixpath.join(self.cache_root, f"agent-{digest[:16]}.py")
         # The agent cannot check itself before it exists: a plain existence
         # test by its hash-named path, then a verified upload when missing.
         probe = self.transport.run(
@@ -109,12 +109,14 @@ class AgentClient:
         return reply
 
     def info(self) -> dict[str, Any]:
-        return self.call({"command": "info"}, timeout_s=120)
+        """What the device offers; `path` lets the agent measure free disk
+        where the cache lives."""
+        return self.call({"command": "info", "path": self.cache_root}, timeout_s=120)
 
     def ensure_file(self, local: Path, sha256: str, suffix: str) -> str:
         """Content-addressed upload: never re-sent when already there, and
         verified after upload."""
-        remote = posixpath.join(self._cache_root, "blobs", sha256 + suffix)
+        remote = posixpath.join(self.cache_root, "blobs", sha256 + suffix)
         if self._remote_sha256(remote) == sha256:
             return remote
         self.transport.put(local, remote)

@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edge-harness {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    inventory_help = "device inventory YAML (default: $HARNESS_INVENTORY; without one only `local` exists)"
     out_help = "output folder for runs, reports and the results database (default: $HARNESS_REPORTS or ./reports)"
 
     demo = sub.add_parser("demo", help="the whole pipeline on the bundled demo detector and this machine")
@@ -54,9 +55,30 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="benchmark a recipe's variants on devices")
     run.add_argument("--model", type=Path, help="model recipe (default: the bundled demo detector)")
     run.add_argument("--devices", default="local", help="comma list of device names (default: local)")
+    run.add_argument("--inventory", type=Path, help=inventory_help)
+    run.add_argument(
+        "--lock-wait", type=float, default=600.0, metavar="SECONDS",
+        help="how long to wait for a device another controller is benchmarking (default: 600)",
+    )
     run.add_argument("--variants", help="comma list (default: the recipe's)")
     run.add_argument("--out", type=Path, help=out_help)
     run.set_defaults(handler=_cmd_run)
+
+    devices = sub.add_parser("devices", help="the device inventory: list, check, trust, bootstrap, clean")
+    actions = devices.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser, required=True)
+    for action, help_text in (
+        ("list", "the inventory as a table (no connection)"),
+        ("check", "probe devices in parallel: reachable, platform, runtime, resources"),
+        ("trust", "show each device's host key fingerprint and record it in known_hosts"),
+        ("bootstrap", "deploy the agent and say what each device lacks, with the fix"),
+        ("clean", "remove the device cache (agent, models, inputs)"),
+    ):
+        p = actions.add_parser(action, help=help_text, description=help_text)
+        p.add_argument("names", nargs="*", metavar="NAMES", help="devices (default: every device in the inventory)")
+        p.add_argument("--inventory", type=Path, help=inventory_help)
+        if action == "trust":
+            p.add_argument("--yes", action="store_true", help="accept the shown host keys without asking")
+        p.set_defaults(handler=_cmd_devices)
 
     report = sub.add_parser("report", help="render a stored run")
     report.add_argument("run", nargs="?", default="latest", metavar="RUN_ID|latest")
@@ -103,13 +125,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from harness import paths
 
     recipe = args.model or paths.demo_recipe_path()
-    return _run_pipeline(recipe, args.variants, args.devices, _reports_dir(args.out), command="run")
+    return _run_pipeline(
+        recipe, args.variants, args.devices, _reports_dir(args.out),
+        command="run", inventory_path=args.inventory, lock_wait_s=args.lock_wait,
+    )
 
 
-def _run_pipeline(recipe_path: Path, variants_arg: str | None, devices_arg: str, reports: Path, *, command: str) -> int:
+def _run_pipeline(
+    recipe_path: Path,
+    variants_arg: str | None,
+    devices_arg: str,
+    reports: Path,
+    *,
+    command: str,
+    inventory_path: Path | None = None,
+    lock_wait_s: float = 600.0,
+) -> int:
     from rich.console import Console
 
-    from harness.device import LOCAL_DEVICE_NAME, local_device
+    from harness.device import local_device
     from harness.recipe import load_recipe
     from harness.report.terminal import render_terminal
     from harness.report.write import write_run_reports
@@ -121,20 +155,17 @@ def _run_pipeline(recipe_path: Path, variants_arg: str | None, devices_arg: str,
     # Flags first: they are cheap to check and the user's most likely typo.
     asked_variants = parse_variant_names(variants_arg) if variants_arg else None
     names = [n.strip() for n in devices_arg.split(",") if n.strip()]
-    unknown = [n for n in names if n != LOCAL_DEVICE_NAME]
-    if unknown or not names:
-        raise InputError(
-            f"unknown device {unknown[0] if unknown else '(none)'}",
-            source="--devices",
-            hint="this version knows the `local` device; inventories arrive with the SSH fleet",
-        )
-    recipe = load_recipe(recipe_path)
-    variants = asked_variants or recipe.variants
+    if not names:
+        raise InputError("no device named", source="--devices", hint="name at least one device, e.g. --devices local")
+    inventory = _inventory(inventory_path)
     from harness import paths
 
     # The local device keeps its "device cache" inside the harness cache.
-    device = local_device(paths.cache_dir(reports).resolve() / "local-device")
-    plan = RunPlan(recipe, variants, (device,), reports, command=command)
+    local = local_device(paths.cache_dir(reports).resolve() / "local-device")
+    devices = inventory.select(names, local=local)
+    recipe = load_recipe(recipe_path)
+    variants = asked_variants or recipe.variants
+    plan = RunPlan(recipe, variants, devices, reports, command=command, lock_wait_s=lock_wait_s)
     console = Console(stderr=True)
     with SqliteStore(reports / "results.sqlite") as store:
         with ProgressEvents(console) as events:
@@ -143,6 +174,12 @@ def _run_pipeline(recipe_path: Path, variants_arg: str | None, devices_arg: str,
     render_terminal(outcome.records, out, title=f"run {outcome.run_id}")
     md, html = write_run_reports(outcome.records, outcome.run_dir, title=f"Edge Harness run {outcome.run_id}")
     out.print(f"\nresults: {outcome.results_json}\nreport:  {md}\n         {html}")
+    for device in plan.devices:
+        transfer = outcome.transfers.get(device.name)
+        if transfer is not None:
+            out.print(f"{device.name}: sent {transfer.bytes_uploaded / 1e6:.2f} MB ({transfer.files_uploaded} files)")
+    for failure in outcome.infra_failures:
+        sys.stderr.write(f"harness {command}: device failure: {failure}\n")
     if outcome.infra_failures:
         return EXIT_INFRA
     failed = [r for r in outcome.records if r.status == "failed"]
@@ -151,6 +188,95 @@ def _run_pipeline(recipe_path: Path, variants_arg: str | None, devices_arg: str,
     if failed:
         return EXIT_INPUT
     return EXIT_OK
+
+
+def _inventory(path: Path | None):
+    from harness.inventory import INVENTORY_ENV, empty_inventory, load_inventory
+
+    path = path or (Path(os.environ[INVENTORY_ENV]) if os.environ.get(INVENTORY_ENV) else None)
+    return load_inventory(path) if path is not None else empty_inventory()
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from harness import fleet, paths
+    from harness.device import local_device
+
+    inventory = _inventory(args.inventory)
+    local = local_device(paths.cache_dir(_reports_dir(None)).resolve() / "local-device")
+    if args.names:
+        devices = inventory.select(args.names, local=local, flag="NAMES")
+    elif args.action in ("list", "check"):
+        devices = (local, *inventory.devices)
+    else:
+        devices = inventory.devices
+    out = Console()
+    if args.action == "list":
+        from harness.report.devices import render_inventory
+
+        render_inventory(devices, out, source=str(inventory.source or "no inventory: pass --inventory FILE"))
+        return EXIT_OK
+    if args.action == "trust":
+        return _trust(devices, yes=args.yes, console=out)
+    if args.action == "clean":
+        failed = False
+        for result in fleet.fan_out(devices, fleet.clean):
+            if result.error:
+                failed = True
+                out.print(f"[red]✗[/red] {result.device.name}: not cleaned: {result.error}")
+            else:
+                out.print(f"[green]✓[/green] {result.device.name}: removed {result.path}")
+        return EXIT_INFRA if failed else EXIT_OK
+    from harness.report.devices import render_probes
+
+    probes = fleet.fan_out(devices, fleet.probe)
+    render_probes(probes, out, title=f"devices {args.action}")
+    if args.action == "bootstrap":
+        for p in probes:
+            if p.reachable and not p.error and not p.lacks():
+                out.print(f"[green]✓[/green] {p.device.name}: agent deployed, ready to benchmark")
+        unusable = [p for p in probes if not p.reachable or p.error or p.lacks()]
+    else:
+        unusable = [p for p in probes if not p.reachable or p.untrusted]
+    return EXIT_INFRA if unusable else EXIT_OK
+
+
+def _trust(devices, *, yes: bool, console) -> int:
+    from harness.errors import HarnessError
+    from harness.trust import changed_key_error, fetch_host_key, record_host_key
+
+    failed = False
+    for device in devices:
+        if device.kind != "ssh":
+            console.print(f"{device.name}: this machine, nothing to trust")
+            continue
+        try:
+            check = fetch_host_key(device)
+            if check.state == "trusted":
+                console.print(f"[green]✓[/green] {device.name} ({check.name}): already trusted, {check.key_type} {check.fingerprint}")
+                continue
+            if check.state == "changed":
+                raise changed_key_error(check)
+            console.print(f"{device.name} ({check.name}) offers {check.key_type} key {check.fingerprint}")
+            if not yes and not _confirm(f"Trust this key for {device.name}? [y/N] "):
+                console.print(f"[yellow]![/yellow] {device.name}: not trusted (pass --yes to accept without asking)")
+                failed = True
+                continue
+            record_host_key(check)
+            console.print(f"[green]✓[/green] {device.name}: recorded in {check.known_hosts}")
+        except HarnessError as exc:
+            failed = True
+            sys.stderr.write(f"harness devices trust: error: {exc.render()}\n")
+    return EXIT_INFRA if failed else EXIT_OK
+
+
+def _confirm(question: str) -> bool:
+    try:
+        answer = input(question)
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:

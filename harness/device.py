@@ -26,7 +26,17 @@ class Device:
     user: str | None = None
     port: int | None = None
     identity_file: str | None = None
+    # known_hosts file that verifies this device's host key (SSH only).
+    known_hosts: str | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+    @property
+    def address(self) -> str:
+        """`user@host:port` for messages; the name for the local device."""
+        if self.kind == "local":
+            return "this machine"
+        return f"{self.user}@{self.host}:{self.port}"
 
 
 def local_device(cache_dir: Path | None = None) -> Device:

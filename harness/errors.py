@@ -86,3 +86,27 @@ class ConversionError(HarnessError):
     """The TFLite converter rejected a variant; recorded per variant."""
 
     exit_code = 2
+
+
+class DeviceUnreachable(InfraError):
+    """No SSH session could be opened (refused, timed out, no route, auth)."""
+
+
+class HostKeyError(InfraError):
+    """The device's host key is unknown or changed: nothing was run on it.
+
+    ``changed`` tells the two apart, because a changed key may be an attack
+    and is never trusted again without the user removing the old one.
+    """
+
+    def __init__(self, message: str, *, device: str | None = None, changed: bool = False, hint: str | None = None) -> None:
+        super().__init__(message, device=device, hint=hint)
+        self.changed = changed
+
+
+class DeviceLost(InfraError):
+    """The connection died while a command ran (SSH exit status -1)."""
+
+
+class DeviceBusy(InfraError):
+    """Another controller holds the device lock."""

@@ -3,21 +3,27 @@
 Each measured pair is committed to the results database and the run folder
 before the next pair starts. A pair that fails is recorded with its reason
 and the run goes on; a device that is lost fails its remaining pairs, never
-the other devices' (fan-out across devices arrives with the SSH fleet).
+the other devices'. Devices run in parallel (a worker thread each), one
+pair at a time per device under the device lock; only the main thread
+writes results, so the store needs no locking.
 """
 
 from __future__ import annotations
 
 import platform
+import queue
 import sys
-from dataclasses import dataclass, field, replace
+import threading
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from harness import __version__, paths
 from harness.agent_client import AgentClient
 from harness.convert.converter import Artifact, convert_variants, export_artifact
 from harness.dataset.resolve import resolve_dataset
 from harness.device import Device
+from harness.device_lock import DeviceLock
 from harness.errors import AgentError, ConversionError, InfraError
 from harness.measure.pair import PairContext, failed_record, measure_pair
 from harness.preprocess import prepared_inputs
@@ -26,7 +32,7 @@ from harness.recipe import Recipe
 from harness.results.files import make_run_dir, new_run_id, write_results, write_samples
 from harness.results.record import DeviceInfo, Record, utc_now_iso
 from harness.results.store import RunInfo, SqliteStore
-from harness.transport.local import open_transport
+from harness.transport import open_transport
 
 
 class RunEvents:
@@ -38,6 +44,8 @@ class RunEvents:
 
     def pair_done(self, record: Record) -> None: ...
 
+    def device_status(self, device: str, label: str, done: int, total: int) -> None: ...
+
 
 @dataclass(frozen=True)
 class RunPlan:
@@ -46,6 +54,8 @@ class RunPlan:
     devices: tuple[Device, ...]
     reports_dir: Path
     command: str = "run"
+    # How long to wait for another controller's device lock (0: fail at once).
+    lock_wait_s: float = 0.0
 
 
 @dataclass
@@ -54,6 +64,7 @@ class RunOutcome:
     run_dir: Path
     records: list[Record] = field(default_factory=list)
     infra_failures: list[str] = field(default_factory=list)
+    transfers: dict[str, "Transfer"] = field(default_factory=dict)
 
     @property
     def results_json(self) -> Path:
@@ -99,9 +110,17 @@ def execute(plan: RunPlan, store: SqliteStore, events: RunEvents | None = None) 
         )
         artifacts = {v: _copy_into_run(a, run_dir) if isinstance(a, Artifact) else a for v, a in converted.items()}
 
+        # Inputs depend on the variant, not the device: prepared once, here,
+        # so device workers never write the cache concurrently.
+        inputs = {
+            v: prepared_inputs(evaluation, plan.recipe.input, a.input_quant, cache)
+            if isinstance(a, Artifact) and evaluation is not None
+            else None
+            for v, a in artifacts.items()
+        }
         events.stage("measure", total=len(plan.variants) * len(plan.devices))
-        for device in plan.devices:
-            _measure_device(plan, store, events, outcome, device, artifacts, evaluation, category_ids, cache, meta)
+        jobs = [_device_job(plan, outcome, device, artifacts, inputs, evaluation, category_ids) for device in plan.devices]
+        _measure_devices(plan, store, events, outcome, jobs, meta)
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -111,23 +130,15 @@ def execute(plan: RunPlan, store: SqliteStore, events: RunEvents | None = None) 
     return outcome
 
 
-def _copy_into_run(artifact: Artifact, run_dir: Path) -> Artifact:
-    """What was measured stays with the run, even after the cache is cleared."""
-    return replace(artifact, path=export_artifact(artifact, run_dir / "artifacts"))
-
-
-def _measure_device(
+def _device_job(
     plan: RunPlan,
-    store: SqliteStore,
-    events: RunEvents,
     outcome: RunOutcome,
     device: Device,
     artifacts: dict[str, Artifact | ConversionError],
-    evaluation,
-    category_ids,
-    cache: Path,
-    meta: dict,
-) -> None:
+    inputs: dict[str, Path | None],
+    evaluation: Any,
+    category_ids: Any,
+) -> DeviceJob:
     profile = load_profile(device.profile)
     threads = device.threads or profile.threads
     ctx = PairContext(
@@ -138,35 +149,163 @@ def _measure_device(
         plan=profile.measurement,
         runtime=profile.runtime,
     )
-    transport = open_transport(device)
-    client = AgentClient(transport)
-    lost: str | None = None
+    return DeviceJob(device, ctx, plan.recipe, plan.variants, artifacts, inputs, evaluation, category_ids, plan.lock_wait_s, plan.command)
+
+
+def _copy_into_run(artifact: Artifact, run_dir: Path) -> Artifact:
+    """What was measured stays with the run, even after the cache is cleared."""
+    return replace(artifact, path=export_artifact(artifact, run_dir / "artifacts"))
+
+
+@dataclass(frozen=True)
+class DeviceJob:
+    """Everything one device's worker needs; shared inputs are read-only."""
+
+    device: Device
+    ctx: PairContext
+    recipe: Recipe
+    variants: tuple[str, ...]
+    artifacts: dict[str, Artifact | ConversionError]
+    inputs: dict[str, Path | None]
+    evaluation: Any
+    category_ids: Any
+    lock_wait_s: float
+    command: str
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """What deployment sent to one device during the run."""
+
+    bytes_uploaded: int = 0
+    files_uploaded: int = 0
+
+
+# Messages from device workers to the main thread, which alone touches the
+# store, the run folder and the display.
+@dataclass(frozen=True)
+class _Status:
+    device: str
+    label: str
+
+
+@dataclass(frozen=True)
+class _Pair:
+    record: Record
+    samples: list[int]
+    infra_failure: str | None = None
+
+
+@dataclass(frozen=True)
+class _Finished:
+    device: str
+    transfer: Transfer
+    crash: BaseException | None = None
+
+
+def _measure_devices(plan: RunPlan, store: SqliteStore, events: RunEvents, outcome: RunOutcome, jobs: list[DeviceJob], meta: dict) -> None:
+    """One worker thread per device, one pair at a time on each; a device
+    that fails never stops the others."""
+    inbox: queue.Queue = queue.Queue()
+    cancel = threading.Event()
+    for job in jobs:
+        events.device_status(job.device.name, "waiting", 0, len(job.variants))
+        threading.Thread(target=_device_worker, args=(job, inbox, cancel), name=f"device-{job.device.name}", daemon=True).start()
+    done_pairs = {job.device.name: 0 for job in jobs}
+    totals = {job.device.name: len(job.variants) for job in jobs}
+    running = len(jobs)
+    crashes: list[BaseException] = []
     try:
-        for variant in plan.variants:
-            artifact = artifacts[variant]
-            events.advance("measure", f"{device.name} · {variant}")
+        while running:
+            message = inbox.get()
+            if isinstance(message, _Status):
+                events.device_status(message.device, message.label, done_pairs[message.device], totals[message.device])
+                events.advance("measure", f"{message.device} · {message.label}")
+            elif isinstance(message, _Pair):
+                name = message.record.device.name
+                if message.infra_failure and message.infra_failure not in outcome.infra_failures:
+                    outcome.infra_failures.append(message.infra_failure)
+                _save(store, outcome, message.record, message.samples, meta)
+                done_pairs[name] += 1
+                events.pair_done(message.record)
+                events.device_status(name, message.record.model.variant, done_pairs[name], totals[name])
+            elif isinstance(message, _Finished):
+                running -= 1
+                outcome.transfers[message.device] = message.transfer
+                meta["transfers"] = {k: asdict(v) for k, v in outcome.transfers.items()}
+                if message.crash is not None:
+                    crashes.append(message.crash)
+                sent_mb = message.transfer.bytes_uploaded / 1e6
+                events.device_status(message.device, f"done, sent {sent_mb:.2f} MB", done_pairs[message.device], totals[message.device])
+    except BaseException:
+        cancel.set()  # workers stop after their current pair; their locks expire
+        raise
+    write_results(outcome.run_dir, outcome.run_id, outcome.records, meta)
+    if crashes:
+        raise crashes[0]  # a bug, not a device problem: every result is saved first
+
+
+def _with_fix(exc: InfraError) -> str:
+    """Recorded with the pair, so the fix travels into results and reports."""
+    return f"{exc.message} (fix: {exc.hint})" if exc.hint else exc.message
+
+
+def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) -> None:
+    name = job.device.name
+    recipe = job.recipe
+    transport = None
+    lock: DeviceLock | None = None
+    lost: str | None = None
+    crash: BaseException | None = None
+    remaining = list(job.variants)
+    try:
+        try:
+            inbox.put(_Status(name, "connecting"))
+            transport = open_transport(job.device)
+            client = AgentClient(transport)
+            lock = DeviceLock(client, wait_s=job.lock_wait_s, command=job.command)
+            lock.acquire(on_wait=lambda why: inbox.put(_Status(name, f"waiting for lock: {why}")))
+        except InfraError as exc:
+            lost = _with_fix(exc)
+        first = True
+        while remaining and not cancel.is_set():
+            variant = remaining.pop(0)
+            artifact = job.artifacts[variant]
+            failure: str | None = None
             if isinstance(artifact, ConversionError):
-                record, samples = failed_record(ctx, plan.recipe.name, variant, "conversion", artifact.render()), []
+                record = failed_record(job.ctx, recipe.name, variant, "conversion", artifact.render())
+                samples: list[int] = []
             elif lost is not None:
-                record, samples = failed_record(ctx, plan.recipe.name, variant, "device-lost", lost, artifact), []
+                record, samples, failure = failed_record(job.ctx, recipe.name, variant, "device", lost, artifact), [], lost
             else:
+                inbox.put(_Status(name, f"{variant} · measuring"))
                 try:
-                    inputs = (
-                        prepared_inputs(evaluation, plan.recipe.input, artifact.input_quant, cache)
-                        if evaluation is not None
-                        else None
+                    assert lock is not None
+                    if not first:
+                        lock.renew()
+                    first = False
+                    record, samples = measure_pair(
+                        job.ctx, client, artifact, job.inputs[variant], job.evaluation, job.category_ids, recipe.adapter
                     )
-                    record, samples = measure_pair(ctx, client, artifact, inputs, evaluation, category_ids, plan.recipe.adapter)
                 except AgentError as exc:
-                    record, samples = failed_record(ctx, plan.recipe.name, variant, "agent", exc.message, artifact), []
+                    record, samples = failed_record(job.ctx, recipe.name, variant, "agent", exc.message, artifact), []
                 except InfraError as exc:
-                    lost = exc.message
-                    outcome.infra_failures.append(exc.message)
-                    record, samples = failed_record(ctx, plan.recipe.name, variant, "device", exc.message, artifact), []
-            _save(store, outcome, record, samples, meta)
-            events.pair_done(record)
+                    lost = failure = _with_fix(exc)
+                    record, samples = failed_record(job.ctx, recipe.name, variant, "device", lost, artifact), []
+            inbox.put(_Pair(record, samples, failure))
+    except Exception as exc:  # a bug: keep the other devices going, re-raised at the end
+        crash = exc
+        for variant in remaining:
+            message = f"internal error on this device's worker: {type(exc).__name__}: {exc}"
+            inbox.put(_Pair(failed_record(job.ctx, recipe.name, variant, "internal", message), []))
     finally:
-        transport.close()
+        if lock is not None:
+            lock.release()
+        transfer = Transfer()
+        if transport is not None:
+            transfer = Transfer(transport.bytes_uploaded, transport.files_uploaded)
+            transport.close()
+        inbox.put(_Finished(name, transfer, crash))
 
 
 def _save(store: SqliteStore, outcome: RunOutcome, record: Record, samples: list[int], meta: dict) -> None:

@@ -29,6 +29,7 @@ class ProgressEvents(RunEvents):
             transient=False,
         )
         self.tasks: dict[str, int] = {}
+        self.device_tasks: dict[str, int] = {}
         self.current: str | None = None
 
     def __enter__(self) -> "ProgressEvents":
@@ -58,6 +59,14 @@ class ProgressEvents(RunEvents):
             self.progress.update(task, advance=1, label=label)
         else:
             self.progress.update(task, label=label)
+
+    def device_status(self, device: str, label: str, done: int, total: int) -> None:
+        """One line per device under the measure bar: where it is now."""
+        task = self.device_tasks.get(device)
+        if task is None:
+            self.device_tasks[device] = self.progress.add_task(f"  {device}", total=total, completed=done, label=label)
+        else:
+            self.progress.update(task, completed=done, total=total, label=label)
 
     def pair_done(self, record: Record) -> None:
         task = self.tasks.get("measure")

@@ -38,3 +38,49 @@ def run_cli(tmp_path):
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+# -- the SSH device lab (tests/lab.py) ------------------------------------
+
+
+def _require_sshd() -> None:
+    """Skip where sshd is missing; in CI (CI set) that is a failure instead,
+    so the lab tests can never silently stop running there."""
+    from tests.lab import sshd_available
+
+    if sshd_available():
+        return
+    message = "the SSH device lab needs /usr/sbin/sshd, unshare and ssh-keygen (apt-get install openssh-server)"
+    if os.environ.get("CI"):
+        pytest.fail(message + "; CI must install it (.ci/run does)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def ssh_lab(tmp_path_factory):
+    """Start lab devices: `lab = ssh_lab(2)`; all stopped (and checked to
+    leave no process) at the end of the test."""
+    from tests.lab import Lab
+
+    _require_sshd()
+    labs: list[Lab] = []
+
+    def start(count: int = 2) -> Lab:
+        lab = Lab(tmp_path_factory.mktemp("lab"), count).__enter__()
+        labs.append(lab)
+        return lab
+
+    yield start
+    for lab in labs:
+        lab.stop()
+
+
+@pytest.fixture(scope="module")
+def module_lab(tmp_path_factory):
+    """Two lab devices shared by a module's tests (starting one costs ~50 ms,
+    but trusting and deploying to it costs more)."""
+    from tests.lab import Lab
+
+    _require_sshd()
+    with Lab(tmp_path_factory.mktemp("lab"), 2) as lab:
+        yield lab

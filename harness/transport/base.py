@@ -1,4 +1,5 @@
-"""How bytes and commands reach a device: one Protocol, two transports.
+"""How bytes and commands reach a device: one Protocol, two transports
+(harness/transport/local.py and ssh.py).
 
 The local transport (a subprocess on this machine) and the SSH transport
 (paramiko) implement the same calls, so the runner and the deployment code
@@ -28,6 +29,10 @@ class CommandResult:
 
 class Transport(Protocol):
     device: Device
+    # File bytes sent by put() since the transport opened: what "re-running
+    # sends no model bytes again" is measured with.
+    bytes_uploaded: int
+    files_uploaded: int
 
     def run(self, argv: Sequence[str], *, stdin: bytes = b"", timeout_s: float | None = None) -> CommandResult:
         """Run argv on the device (each argument quoted by the transport)."""

@@ -17,6 +17,8 @@ from harness.transport.base import CommandResult
 class LocalTransport:
     def __init__(self, device: Device) -> None:
         self.device = device
+        self.bytes_uploaded = 0
+        self.files_uploaded = 0
 
     def run(self, argv: Sequence[str], *, stdin: bytes = b"", timeout_s: float | None = None) -> CommandResult:
         start = time.perf_counter()
@@ -44,6 +46,8 @@ class LocalTransport:
         try:
             shutil.copyfile(local_path, partial)
             os.replace(partial, target)
+            self.bytes_uploaded += target.stat().st_size
+            self.files_uploaded += 1
         except OSError as exc:
             partial.unlink(missing_ok=True)
             raise InfraError(f"cannot copy {local_path} to {target}: {exc}", device=self.device.name) from None
@@ -51,8 +55,3 @@ class LocalTransport:
     def close(self) -> None:
         pass
 
-
-def open_transport(device: Device) -> "LocalTransport":
-    if device.kind == "local":
-        return LocalTransport(device)
-    raise InfraError(f"no transport for device kind {device.kind!r} yet", device=device.name)

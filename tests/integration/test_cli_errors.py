@@ -66,7 +66,7 @@ def test_no_command_prints_help_and_exits_2(run_cli):
 def test_help_does_not_import_heavy_modules():
     code = (
         "import sys; from harness.cli import build_parser; build_parser().format_help();"
-        "print(sorted(m for m in ('tensorflow', 'numpy', 'rich', 'yaml', 'PIL') if m in sys.modules))"
+        "print(sorted(m for m in ('tensorflow', 'numpy', 'rich', 'yaml', 'PIL', 'paramiko') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -23,6 +23,7 @@ def test_wheel_ships_agent_profiles_and_demo_model(tmp_path):
         "harness/cli.py",
         "harness/_devices/agent.py",
         "harness/_devices/profiles/x86-cpu.yaml",
+        "harness/_devices/inventory.example.yaml",
         "harness/_models/demo-detector/model.yaml",
         "harness/_models/demo-detector/detector.h5",
         "harness/_models/demo-detector/anchors.npy",

@@ -1,0 +1,240 @@
+"""The device inventory (Ansible-like YAML) into frozen Device records.
+
+    ssh_config: ~/.ssh/config          # optional; aliases resolve through it
+    known_hosts: ~/.ssh/known_hosts    # optional; HARNESS_KNOWN_HOSTS wins
+    devices:
+      pi-lab-1:
+        host: 10.0.0.21                # or an alias from ~/.ssh/config
+        user: pi
+        port: 22
+        identity_file: ~/.ssh/id_ed25519
+        profile: raspberry-pi-4
+        python: /usr/bin/python3
+        threads: 4
+        tags: [arm64, lab-a]
+        cache_dir: ~/.cache/edge-harness
+
+Everything is checked here, once, so a typo is an exit-2 message naming the
+file and the field, never a connection error ten minutes into a run.
+Explicit inventory fields win over ~/.ssh/config, which wins over defaults
+(the same order as `ssh -o` over the config file).
+"""
+
+from __future__ import annotations
+
+import difflib
+import getpass
+import ipaddress
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from harness.config import Fields, load_yaml_mapping
+from harness.device import LOCAL_DEVICE_NAME, Device
+from harness.errors import InputError
+from harness.profiles import available_profiles
+
+DEFAULT_SSH_CONFIG = "~/.ssh/config"
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+KNOWN_HOSTS_ENV = "HARNESS_KNOWN_HOSTS"
+INVENTORY_ENV = "HARNESS_INVENTORY"
+
+TOP_KEYS = ("devices", "ssh_config", "known_hosts")
+DEVICE_KEYS = ("host", "user", "port", "identity_file", "profile", "python", "threads", "tags", "cache_dir")
+# Keys people bring from Ansible or habit that must never hold a secret here.
+SECRET_KEYS = ("password", "passwd", "pass", "passphrase", "ansible_password", "ansible_ssh_pass", "become_password")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class Inventory:
+    source: Path | None
+    devices: tuple[Device, ...]
+    known_hosts: Path
+
+    def names(self) -> list[str]:
+        return [d.name for d in self.devices]
+
+    def select(self, names: Iterable[str], *, local: Device | None = None, flag: str = "--devices") -> tuple[Device, ...]:
+        """The named devices in the order asked; `local` is always known."""
+        by_name = {d.name: d for d in self.devices}
+        chosen: list[Device] = []
+        for name in names:
+            if name == LOCAL_DEVICE_NAME and local is not None:
+                device = local
+            elif name in by_name:
+                device = by_name[name]
+            else:
+                known = [LOCAL_DEVICE_NAME, *by_name]
+                close = difflib.get_close_matches(name, known, n=1)
+                where = f"inventory {self.source}" if self.source else "no inventory (pass --inventory FILE)"
+                hint = f"did you mean {close[0]!r}?" if close else f"known devices ({where}): {', '.join(known)}"
+                raise InputError(f"unknown device {name!r}", source=flag, hint=hint)
+            if device not in chosen:
+                chosen.append(device)
+        return tuple(chosen)
+
+
+def empty_inventory() -> Inventory:
+    """No inventory file: only `local` exists."""
+    return Inventory(None, (), _known_hosts_path(None, None))
+
+
+def load_inventory(path: Path) -> Inventory:
+    path = Path(path)
+    top = Fields(load_yaml_mapping(path, what="inventory"), source=path, place="")
+    top.reject_unknown(TOP_KEYS)
+    base = path.parent
+    ssh_config_path = _ssh_config_path(top.str("ssh_config"), base, path)
+    known_hosts = _known_hosts_path(top.str("known_hosts"), base)
+    ssh_config = _load_ssh_config(ssh_config_path) if ssh_config_path else None
+    devices_field = top.sub("devices", required=True)
+    if not devices_field.data:
+        raise InputError("no devices", source=path, place="devices", hint="add at least one device under 'devices:'")
+    devices = tuple(
+        _parse_device(str(name), devices_field.sub(name), ssh_config, ssh_config_path, known_hosts, base)
+        for name in devices_field.data
+    )
+    return Inventory(path, devices, known_hosts)
+
+
+def _expand(value: str, base: Path) -> Path:
+    """~ and $VARS expanded; relative paths are relative to the inventory."""
+    expanded = Path(os.path.expandvars(os.path.expanduser(value)))
+    return expanded if expanded.is_absolute() else (base / expanded)
+
+
+def _ssh_config_path(value: str | None, base: Path, source: Path) -> Path | None:
+    if value is not None:
+        path = _expand(value, base)
+        if not path.is_file():
+            raise InputError(f"ssh config {str(path)!r} not found", source=source, place="ssh_config", hint="fix the path or remove the key")
+        return path
+    default = Path(os.path.expanduser(DEFAULT_SSH_CONFIG))
+    return default if default.is_file() else None
+
+
+def _known_hosts_path(value: str | None, base: Path | None) -> Path:
+    """HARNESS_KNOWN_HOSTS, else the inventory's `known_hosts`, else ~/.ssh/known_hosts."""
+    override = os.environ.get(KNOWN_HOSTS_ENV)
+    if override:
+        return Path(os.path.expanduser(override))
+    if value is not None and base is not None:
+        return _expand(value, base)
+    return Path(os.path.expanduser(DEFAULT_KNOWN_HOSTS))
+
+
+def _load_ssh_config(path: Path) -> Any:
+    import paramiko  # only device commands pay for it
+
+    try:
+        return paramiko.SSHConfig.from_path(str(path))
+    except (OSError, paramiko.ConfigParseError) as exc:
+        raise InputError(f"cannot read ssh config: {exc}", source=path, hint="check the file with `ssh -G HOST`") from None
+
+
+def _parse_device(
+    name: str, f: Fields, ssh_config: Any, ssh_config_path: Path | None, known_hosts: Path, base: Path
+) -> Device:
+    source = f.source
+    if not _NAME_RE.match(name):
+        raise InputError(
+            f"device name {name!r} has characters other than letters, digits, '.', '_' and '-'",
+            source=source, place=f.place, hint="rename the device (names become file names in the run folder)",
+        )
+    if name == LOCAL_DEVICE_NAME:
+        raise InputError(
+            "'local' is reserved for this machine", source=source, place=f.place, hint="give the SSH device another name"
+        )
+    for key in f.data:
+        if str(key).lower() in SECRET_KEYS:
+            raise InputError(
+                f"key {key!r} refused: passwords are never read from the inventory "
+                "(it is a file people commit and share, and password logins cannot be automated safely)",
+                source=source, place=f"{f.place}.{key}",
+                hint="remove it and log in with a key: set identity_file, or load the key into ssh-agent",
+            )
+    f.reject_unknown(DEVICE_KEYS)
+    host = f.str("host", required=True)
+    profile = f.str("profile", required=True)
+    known_profiles = available_profiles()
+    if profile not in known_profiles:
+        close = difflib.get_close_matches(profile, known_profiles, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known profiles: {', '.join(known_profiles)}"
+        raise InputError(f"unknown profile {profile!r}", source=source, place=f"{f.place}.profile", hint=hint)
+
+    resolved = ssh_config.lookup(host) if ssh_config is not None else {}
+    hostname = resolved.get("hostname", host)
+    if hostname == host:
+        _check_resolves(host, ssh_config_path, source, f"{f.place}.host")
+    user = f.str("user") or resolved.get("user") or getpass.getuser()
+    port = f.int("port", minimum=1)
+    if port is None:
+        port = _config_port(resolved.get("port"), ssh_config_path, host)
+    if port > 65535:
+        raise InputError(f"port {port} is out of range", source=source, place=f"{f.place}.port", hint="use 1..65535")
+    identity = _identity_file(f.str("identity_file"), resolved.get("identityfile", []), base, source, f"{f.place}.identity_file")
+    return Device(
+        name=name,
+        profile=profile,
+        kind="ssh",
+        python=f.str("python", "python3"),
+        threads=f.int("threads", minimum=1),
+        tags=f.str_list("tags"),
+        cache_dir=f.str("cache_dir", Device.cache_dir),
+        host=hostname,
+        user=user,
+        port=port,
+        identity_file=identity,
+        known_hosts=str(known_hosts),
+    )
+
+
+def _check_resolves(host: str, ssh_config_path: Path | None, source: Any, place: str) -> None:
+    """A name that is neither an address, an ssh-config alias nor a DNS name
+    is a typo in the file (exit 2), not an unreachable device (exit 3)."""
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        where = f"not a Host alias in {ssh_config_path}" if ssh_config_path else "no ~/.ssh/config to resolve aliases"
+        raise InputError(
+            f"unknown host alias {host!r}: {where}, and not a name DNS resolves",
+            source=source, place=place,
+            hint="fix the name, add a `Host` block with `HostName` to your ssh config, or use an IP address",
+        ) from None
+
+
+def _config_port(value: Any, ssh_config_path: Path | None, host: str) -> int:
+    if value is None:
+        return 22
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"Port {value!r} for host {host!r} is not a number", source=ssh_config_path, hint="fix the Port line"
+        ) from None
+
+
+def _identity_file(explicit: str | None, from_config: list[str], base: Path, source: Any, place: str) -> str | None:
+    if explicit is not None:
+        path = _expand(explicit, base)
+        if not path.is_file():
+            raise InputError(
+                f"identity file {str(path)!r} not found", source=source, place=place,
+                hint="fix the path, or remove identity_file to use ssh-agent",
+            )
+        return str(path)
+    # Like ssh, identities named by the config that do not exist are skipped.
+    for candidate in from_config:
+        path = Path(os.path.expanduser(candidate))
+        if path.is_file():
+            return str(path)
+    return None
