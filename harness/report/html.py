@@ -35,7 +35,7 @@ def render_html(records: Sequence[Record], *, title: str) -> str:
     parts.append(
         "<p class='note'>Latency: <code>invoke()</code> only, every sample kept; the p90 interval is the "
         "distribution-free 95% order-statistic bound. Ratios compare with fp32 on the same device in the same "
-        "run. mAP is COCO mAP@[.5:.95] on the device's own detections; drop in points (0.01 mAP).</p>"
+        "run. mAP is COCO mAP@[.5:.95] on the device's own detections; its change against fp32 in points (0.01 mAP; negative = lost).</p>"
     )
     parts.append("</body></html>")
     return "\n".join(parts)

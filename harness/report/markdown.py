@@ -30,6 +30,6 @@ def render_markdown(records: Sequence[Record], *, title: str) -> str:
     out.append(
         "Latency: `invoke()` only, every sample kept; p90 interval is the distribution-free 95% "
         "order-statistic bound. Ratios compare with fp32 on the same device in the same run. "
-        "mAP is COCO mAP@[.5:.95] on the device's own detections; drop is in points (0.01 mAP)."
+        "mAP is COCO mAP@[.5:.95] on the device's own detections; its change against fp32 is in points (0.01 mAP; negative = lost)."
     )
     return "\n".join(out) + "\n"

@@ -112,8 +112,12 @@ def fmt_map(value: float | None) -> str:
 
 
 def fmt_drop(drop: float | None) -> str:
-    """mAP drop in points (1 point = 0.01 mAP)."""
-    return "—" if drop is None else f"{drop * 100:+.1f} pt".replace("+-", "-")
+    """Change of mAP against fp32 in points (1 point = 0.01 mAP): negative
+    means the variant lost accuracy."""
+    if drop is None:
+        return "—"
+    change_pt = -drop * 100
+    return "0.0 pt" if abs(change_pt) < 0.05 else f"{change_pt:+.1f} pt"
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,7 @@ HEADERS: tuple[tuple[str, str], ...] = (
     ("size_vs_fp32", "size vs fp32"),
     ("map", "mAP"),
     ("map50", "mAP50"),
-    ("map_drop", "mAP drop vs fp32"),
+    ("map_drop", "mAP vs fp32"),
     ("flags", "flags"),
 )
 

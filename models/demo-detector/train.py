@@ -50,6 +50,7 @@ if str(_REPO_ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from harness.dataset import synth  # noqa: E402
+from harness.preprocess import resize  # noqa: E402
 
 INPUT_SIZE_PX = 160
 NUM_CLASSES = len(synth.CLASS_NAMES)
@@ -103,20 +104,9 @@ def make_anchors() -> np.ndarray:
 
 
 def resize_bilinear(image: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """Half-pixel-centre bilinear resize without antialiasing, uint8 [H, W, C] -> float32 [out_h, out_w, C]."""
-    in_h, in_w = image.shape[:2]
-
-    def taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        src = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0, n_in - 1)
-        lo = np.floor(src).astype(np.int64)
-        hi = np.minimum(lo + 1, n_in - 1)
-        return lo, hi, (src - lo).astype(np.float32)
-
-    y0, y1, fy = taps(in_h, out_h)
-    x0, x1, fx = taps(in_w, out_w)
-    pixels = image.astype(np.float32)
-    rows = pixels[y0] * (1.0 - fy)[:, None, None] + pixels[y1] * fy[:, None, None]
-    return rows[:, x0] * (1.0 - fx)[None, :, None] + rows[:, x1] * fx[None, :, None]
+    """The harness's own preprocessing (half-pixel bilinear, no antialiasing):
+    training and measurement must see the same pixels."""
+    return resize(image, out_h, out_w, "bilinear")
 
 
 def normalise(pixels: np.ndarray) -> np.ndarray:
