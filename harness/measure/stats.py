@@ -112,3 +112,98 @@ def summarize_ns(samples_ns: Sequence[int]) -> LatencySummary:
         p90_reliable=n >= MIN_SAMPLES_P90,
         p99_reliable=n >= MIN_SAMPLES_P99,
     )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Is the candidate slower than the baseline?
+
+    ``ratio`` is median(candidate) / median(baseline). ``p_value`` is the
+    two-sided Mann–Whitney U test. ``effect`` is the rank-biserial
+    correlation r = 2 U_c / (n_b n_c) - 1 in [-1, 1]: the probability that
+    a random candidate sample is slower than a random baseline sample, minus
+    the reverse (0: no difference; 1: every candidate sample slower).
+    """
+
+    n_baseline: int
+    n_candidate: int
+    baseline_p50: float
+    candidate_p50: float
+    ratio: float
+    u_statistic: float
+    p_value: float
+    effect: float
+    verdict: str  # slower | faster | same
+
+
+# Defaults for calling a difference: statistically clear AND large enough to
+# matter. With thousands of samples a 0.5% drift is "significant"; nobody
+# should fail a release for it.
+DEFAULT_ALPHA = 0.01
+DEFAULT_MIN_EFFECT_RATIO = 0.03
+
+
+def mann_whitney_u(baseline: Sequence[float], candidate: Sequence[float]) -> tuple[float, float]:
+    """U of the candidate and its two-sided p-value (normal approximation
+    with tie correction and continuity correction).
+
+    Ranks are taken over the pooled samples (ties get their mean rank);
+    U_c = R_c - n_c (n_c + 1) / 2; under H0 U has mean n_b n_c / 2 and
+    variance n_b n_c / 12 * ((n + 1) - sum(t^3 - t) / (n (n - 1))), with t
+    the size of each tie group and n = n_b + n_c.
+    """
+    n_b, n_c = len(baseline), len(candidate)
+    if n_b == 0 or n_c == 0:
+        raise ValueError("both samples need values")
+    pooled = sorted([(v, 0) for v in baseline] + [(v, 1) for v in candidate])
+    n = n_b + n_c
+    rank_sum_c = 0.0
+    tie_term = 0.0
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and pooled[j + 1][0] == pooled[i][0]:
+            j += 1
+        mean_rank = (i + j) / 2.0 + 1.0  # ranks are 1-based
+        t = j - i + 1
+        tie_term += t**3 - t
+        rank_sum_c += mean_rank * sum(1 for k in range(i, j + 1) if pooled[k][1] == 1)
+        i = j + 1
+    u_c = rank_sum_c - n_c * (n_c + 1) / 2.0
+    mean_u = n_b * n_c / 2.0
+    var_u = n_b * n_c / 12.0 * ((n + 1) - tie_term / (n * (n - 1))) if n > 1 else 0.0
+    if var_u <= 0:
+        return u_c, 1.0
+    z = (abs(u_c - mean_u) - 0.5) / math.sqrt(var_u)
+    p_value = math.erfc(max(z, 0.0) / math.sqrt(2.0))
+    return u_c, min(1.0, p_value)
+
+
+def compare_samples(
+    baseline_ms: Sequence[float],
+    candidate_ms: Sequence[float],
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    min_effect_ratio: float = DEFAULT_MIN_EFFECT_RATIO,
+) -> Comparison:
+    """Verdict `slower`/`faster` only when p < alpha and the medians differ
+    by more than ``min_effect_ratio``; otherwise `same`."""
+    base_sorted, cand_sorted = sorted(baseline_ms), sorted(candidate_ms)
+    base_p50, cand_p50 = quantile(base_sorted, 0.5), quantile(cand_sorted, 0.5)
+    u_c, p_value = mann_whitney_u(base_sorted, cand_sorted)
+    effect = 2.0 * u_c / (len(base_sorted) * len(cand_sorted)) - 1.0
+    ratio = cand_p50 / base_p50 if base_p50 > 0 else math.inf
+    verdict = "same"
+    if p_value < alpha and abs(ratio - 1.0) > min_effect_ratio:
+        verdict = "slower" if ratio > 1.0 else "faster"
+    return Comparison(
+        n_baseline=len(base_sorted),
+        n_candidate=len(cand_sorted),
+        baseline_p50=base_p50,
+        candidate_p50=cand_p50,
+        ratio=ratio,
+        u_statistic=u_c,
+        p_value=p_value,
+        effect=effect,
+        verdict=verdict,
+    )

@@ -58,3 +58,43 @@ def test_summary_keeps_the_tail():
 def test_summary_needs_samples():
     with pytest.raises(ValueError):
         summarize_ns([])
+
+
+# --- two-sample comparison -------------------------------------------------
+
+from harness.measure.stats import compare_samples, mann_whitney_u  # noqa: E402
+
+
+def test_mann_whitney_u_by_hand():
+    # Count candidate > baseline pairs, ties as 1/2: 2.5 + 3.5 + 4.5 + 5 + 5.
+    u, p = mann_whitney_u([1, 2, 3, 4, 5], [3, 4, 5, 6, 7])
+    assert u == 20.5
+    # z = (|20.5 - 12.5| - 0.5) / sqrt(25/12 * (11 - 18/90)) = 7.5 / 4.7434 = 1.5811
+    assert p == pytest.approx(math.erfc(7.5 / math.sqrt(25 / 12 * (11 - 18 / 90)) / math.sqrt(2)))
+    assert p == pytest.approx(0.113846, abs=1e-6)
+
+
+def test_identical_samples_are_the_same():
+    c = compare_samples([2.0] * 50, [2.0] * 50)
+    assert c.p_value == 1.0 and c.effect == 0.0 and c.verdict == "same" and c.ratio == 1.0
+
+
+def test_a_clear_ten_percent_slowdown_is_slower():
+    base = [10.0 + 0.01 * (i % 17) for i in range(300)]
+    slow = [v * 1.10 for v in base]
+    c = compare_samples(base, slow)
+    assert c.verdict == "slower" and c.ratio == pytest.approx(1.10)
+    assert c.effect == pytest.approx(1.0)  # every slow sample beats every base sample
+    assert c.p_value < 1e-50
+
+
+def test_a_significant_but_tiny_difference_is_the_same():
+    base = [10.0 + 0.001 * (i % 97) for i in range(2000)]
+    drift = [v * 1.01 for v in base]  # 1%: p is tiny, but below the 3% floor
+    c = compare_samples(base, drift)
+    assert c.p_value < 0.01 and c.verdict == "same"
+
+
+def test_faster_is_faster():
+    base = [10.0 + 0.01 * (i % 13) for i in range(200)]
+    assert compare_samples(base, [v * 0.8 for v in base]).verdict == "faster"
