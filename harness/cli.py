@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="benchmark a recipe's variants on devices")
     run.add_argument("--model", type=Path, help="model recipe (default: the bundled demo detector)")
-    run.add_argument("--devices", default="local", help="comma list of device names (default: local)")
+    run.add_argument("--devices", help="comma list of device names (default: local)")
     run.add_argument("--inventory", type=Path, help=inventory_help)
     run.add_argument(
         "--lock-wait", type=float, default=600.0, metavar="SECONDS",
@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--variants", help="comma list (default: the recipe's)")
     run.add_argument("--out", type=Path, help=out_help)
+    run.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="finish an interrupted run: measure only the pairs it has no complete result for ('latest' works)",
+    )
     run.set_defaults(handler=_cmd_run)
 
     devices = sub.add_parser("devices", help="the device inventory: list, check, trust, bootstrap, clean")
@@ -124,10 +129,37 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness import paths
 
+    reports = _reports_dir(args.out)
+    if args.resume:
+        return _resume(args, reports)
     recipe = args.model or paths.demo_recipe_path()
     return _run_pipeline(
-        recipe, args.variants, args.devices, _reports_dir(args.out),
+        recipe, args.variants, args.devices or "local", reports,
         command="run", inventory_path=args.inventory, lock_wait_s=args.lock_wait,
+    )
+
+
+def _resume(args: argparse.Namespace, reports: Path) -> int:
+    """A resumed run keeps the plan it was started with."""
+    from harness.results.files import read_run_meta
+    from harness.results.store import SqliteStore
+
+    for flag, value in (("--model", args.model), ("--variants", args.variants), ("--devices", args.devices)):
+        if value:
+            raise InputError(
+                "a resumed run keeps the plan it was started with", source=flag, hint=f"drop {flag}, or start a new run"
+            )
+    db = reports / "results.sqlite"
+    if not db.is_file():
+        raise InputError("no results database", source=db, hint="pass the --out folder the run was written to")
+    with SqliteStore(db) as store:
+        run_id = store.resolve_run(args.resume)
+        run_dir = Path(store.run(run_id).run_dir)  # type: ignore[union-attr]
+    meta = read_run_meta(run_dir)
+    inventory = args.inventory or (Path(meta["inventory"]) if meta.get("inventory") else None)
+    return _run_pipeline(
+        Path(meta["recipe"]), ",".join(meta["variants"]), ",".join(meta["devices"]), reports,
+        command="run", inventory_path=inventory, lock_wait_s=args.lock_wait, resume=run_id,
     )
 
 
@@ -140,6 +172,7 @@ def _run_pipeline(
     command: str,
     inventory_path: Path | None = None,
     lock_wait_s: float = 600.0,
+    resume: str | None = None,
 ) -> int:
     from rich.console import Console
 
@@ -165,11 +198,14 @@ def _run_pipeline(
     devices = inventory.select(names, local=local)
     recipe = load_recipe(recipe_path)
     variants = asked_variants or recipe.variants
-    plan = RunPlan(recipe, variants, devices, reports, command=command, lock_wait_s=lock_wait_s)
+    plan = RunPlan(
+        recipe, variants, devices, reports, command=command, lock_wait_s=lock_wait_s,
+        inventory=inventory_path.resolve() if inventory_path else None,
+    )
     console = Console(stderr=True)
     with SqliteStore(reports / "results.sqlite") as store:
         with ProgressEvents(console) as events:
-            outcome = execute(plan, store, events)
+            outcome = execute(plan, store, events, resume=resume)
     out = Console()
     render_terminal(outcome.records, out, title=f"run {outcome.run_id}")
     md, html = write_run_reports(outcome.records, outcome.run_dir, title=f"Edge Harness run {outcome.run_id}")

@@ -18,6 +18,14 @@ class MeasurementPlan:
     min_seconds: float = 2.0
     max_seconds: float = 20.0
     ci_rel_tol: float = 0.01
+    # Variants are interleaved in rounds (A B C A B C ...) so drift spreads
+    # evenly; each round is a fresh process with its share of the runs.
+    rounds: int = 2
+    # A device that drops off is retried this many times, with backoff.
+    retries: int = 2
+    retry_backoff_s: float = 1.0
+    # Wait between measurements so the device cools and settles.
+    cooldown_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,10 @@ def parse_profile(data: dict, path: Path) -> Profile:
         min_seconds=m.float("min_seconds", d.min_seconds, minimum=0),
         max_seconds=m.float("max_seconds", d.max_seconds, minimum=0.001),
         ci_rel_tol=m.float("ci_rel_tol", d.ci_rel_tol, minimum=0),
+        rounds=m.int("rounds", d.rounds, minimum=1),
+        retries=m.int("retries", d.retries, minimum=0),
+        retry_backoff_s=m.float("retry_backoff_s", d.retry_backoff_s, minimum=0),
+        cooldown_seconds=m.float("cooldown_seconds", d.cooldown_seconds, minimum=0),
     )
     return Profile(
         name=top.str("name", required=True),

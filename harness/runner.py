@@ -25,11 +25,11 @@ from harness.dataset.resolve import resolve_dataset
 from harness.device import Device
 from harness.device_lock import DeviceLock
 from harness.errors import AgentError, ConversionError, InfraError
-from harness.measure.pair import PairContext, failed_record, measure_pair
+from harness.measure.pair import PairAccumulator, PairContext, failed_record, run_round
 from harness.preprocess import prepared_inputs
 from harness.profiles import load_profile
 from harness.recipe import Recipe
-from harness.results.files import make_run_dir, new_run_id, write_results, write_samples
+from harness.results.files import make_run_dir, new_run_id, read_run_meta, write_results, write_samples
 from harness.results.record import DeviceInfo, Record, utc_now_iso
 from harness.results.store import RunInfo, SqliteStore
 from harness.transport import open_transport
@@ -40,7 +40,7 @@ class RunEvents:
 
     def stage(self, name: str, total: int | None = None) -> None: ...
 
-    def advance(self, name: str, label: str) -> None: ...
+    def advance(self, name: str, label: str, units: int = 0) -> None: ...
 
     def pair_done(self, record: Record) -> None: ...
 
@@ -54,6 +54,7 @@ class RunPlan:
     devices: tuple[Device, ...]
     reports_dir: Path
     command: str = "run"
+    inventory: Path | None = None
     # How long to wait for another controller's device lock (0: fail at once).
     lock_wait_s: float = 0.0
 
@@ -71,22 +72,35 @@ class RunOutcome:
         return self.run_dir / "results.json"
 
 
-def execute(plan: RunPlan, store: SqliteStore, events: RunEvents | None = None) -> RunOutcome:
+def execute(plan: RunPlan, store: SqliteStore, events: RunEvents | None = None, *, resume: str | None = None) -> RunOutcome:
+    """Run the plan; with ``resume`` (a run id), measure only the pairs that
+    run has no complete `ok` record for, into the same run."""
     events = events or RunEvents()
-    run_id = new_run_id()
-    run_dir = make_run_dir(plan.reports_dir, run_id)
     cache = paths.cache_dir(plan.reports_dir)
-    outcome = RunOutcome(run_id, run_dir)
-    meta = {
-        "command": plan.command,
-        "recipe": str(plan.recipe.path),
-        "variants": list(plan.variants),
-        "devices": [d.name for d in plan.devices],
-        "created_at": utc_now_iso(),
-        "host": {"python": platform.python_version(), "arch": platform.machine(), "argv": sys.argv[1:]},
-    }
-    store.begin_run(RunInfo(run_id, meta["created_at"], __version__, "running", plan.command, str(run_dir)))
-    write_results(run_dir, run_id, [], meta)
+    if resume is None:
+        run_id = new_run_id()
+        run_dir = make_run_dir(plan.reports_dir, run_id)
+        meta = {
+            "command": plan.command,
+            "recipe": str(plan.recipe.path),
+            "variants": list(plan.variants),
+            "devices": [d.name for d in plan.devices],
+            "inventory": str(plan.inventory) if plan.inventory else None,
+            "created_at": utc_now_iso(),
+            "host": {"python": platform.python_version(), "arch": platform.machine(), "argv": sys.argv[1:]},
+        }
+        store.begin_run(RunInfo(run_id, meta["created_at"], __version__, "running", plan.command, str(run_dir)))
+        outcome = RunOutcome(run_id, run_dir)
+    else:
+        run_id = resume
+        info = store.run(run_id)
+        assert info is not None, "resolve the run id with store.resolve_run first"
+        run_dir = Path(info.run_dir)
+        meta = read_run_meta(run_dir)
+        meta.setdefault("resumed_at", []).append(utc_now_iso())
+        store.reopen_run(run_id)
+        outcome = RunOutcome(run_id, run_dir, records=store.records(run_id))
+    write_results(run_dir, run_id, outcome.records, meta)
     status = "failed"
     try:
         events.stage("dataset")
@@ -104,7 +118,7 @@ def execute(plan: RunPlan, store: SqliteStore, events: RunEvents | None = None) 
             plan.variants,
             calibration,
             cache,
-            progress=lambda variant, message: events.advance("convert", f"{variant}: {message}")
+            progress=lambda variant, message: events.advance("convert", f"{variant}: {message}", units=1)
             if message in ("done", "cached", "failed")
             else None,
         )
@@ -118,8 +132,9 @@ def execute(plan: RunPlan, store: SqliteStore, events: RunEvents | None = None) 
             else None
             for v, a in artifacts.items()
         }
-        events.stage("measure", total=len(plan.variants) * len(plan.devices))
         jobs = [_device_job(plan, outcome, device, artifacts, inputs, evaluation, category_ids) for device in plan.devices]
+        jobs = [job for job in (_only_missing(job, outcome.records) for job in jobs) if job.variants]
+        events.stage("measure", total=sum(len(j.variants) * max(1, j.ctx.plan.rounds) for j in jobs))
         _measure_devices(plan, store, events, outcome, jobs, meta)
         status = "finished"
     except KeyboardInterrupt:
@@ -150,6 +165,21 @@ def _device_job(
         runtime=profile.runtime,
     )
     return DeviceJob(device, ctx, plan.recipe, plan.variants, artifacts, inputs, evaluation, category_ids, plan.lock_wait_s, plan.command)
+
+
+def _only_missing(job: DeviceJob, records: list[Record]) -> DeviceJob:
+    """Drop the variants this device already has a complete `ok` record of."""
+    rounds = max(1, job.ctx.plan.rounds)
+    complete = {
+        r.model.variant
+        for r in records
+        if r.device.name == job.device.name
+        and r.model.name == job.recipe.name
+        and r.status == "ok"
+        and r.latency_ms is not None
+        and r.latency_ms.rounds >= rounds
+    }
+    return replace(job, variants=tuple(v for v in job.variants if v not in complete))
 
 
 def _copy_into_run(artifact: Artifact, run_dir: Path) -> Artifact:
@@ -191,9 +221,13 @@ class _Status:
 
 @dataclass(frozen=True)
 class _Pair:
+    """A pair's record so far (after each round) or its final one."""
+
     record: Record
     samples: list[int]
     infra_failure: str | None = None
+    final: bool = True
+    units: int = 1  # progress units (rounds) this message completes
 
 
 @dataclass(frozen=True)
@@ -212,7 +246,7 @@ def _measure_devices(plan: RunPlan, store: SqliteStore, events: RunEvents, outco
         events.device_status(job.device.name, "waiting", 0, len(job.variants))
         threading.Thread(target=_device_worker, args=(job, inbox, cancel), name=f"device-{job.device.name}", daemon=True).start()
     done_pairs = {job.device.name: 0 for job in jobs}
-    totals = {job.device.name: len(job.variants) for job in jobs}
+    totals = {job.device.name: len(job.variants) * max(1, job.ctx.plan.rounds) for job in jobs}
     running = len(jobs)
     crashes: list[BaseException] = []
     try:
@@ -226,8 +260,10 @@ def _measure_devices(plan: RunPlan, store: SqliteStore, events: RunEvents, outco
                 if message.infra_failure and message.infra_failure not in outcome.infra_failures:
                     outcome.infra_failures.append(message.infra_failure)
                 _save(store, outcome, message.record, message.samples, meta)
-                done_pairs[name] += 1
-                events.pair_done(message.record)
+                done_pairs[name] += message.units
+                events.advance("measure", f"{name} · {message.record.model.variant}", units=message.units)
+                if message.final:
+                    events.pair_done(message.record)
                 events.device_status(name, message.record.model.variant, done_pairs[name], totals[name])
             elif isinstance(message, _Finished):
                 running -= 1
@@ -251,53 +287,93 @@ def _with_fix(exc: InfraError) -> str:
 
 
 def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) -> None:
+    """Rounds of interleaved variants on one device (A B C A B C ...), so
+    drift and heat spread over every variant alike."""
     name = job.device.name
     recipe = job.recipe
+    plan = job.ctx.plan
+    rounds = max(1, plan.rounds)
     transport = None
+    client: AgentClient | None = None
     lock: DeviceLock | None = None
     lost: str | None = None
     crash: BaseException | None = None
-    remaining = list(job.variants)
+    finished: set[str] = set()
+    progress: dict[str, PairAccumulator] = {}
+
+    def emit_failure(variant: str, kind: str, message: str, artifact: Artifact | None, round_index: int) -> None:
+        record = failed_record(job.ctx, recipe.name, variant, kind, message, artifact)
+        infra = message if kind == "device" else None
+        inbox.put(_Pair(record, [], infra, final=True, units=rounds - round_index))
+        finished.add(variant)
+
+    def retrying(what: str, action: Any) -> Any:
+        for attempt in range(plan.retries + 1):
+            try:
+                return action()
+            except AgentError:
+                raise
+            except InfraError as exc:
+                if attempt == plan.retries or cancel.is_set():
+                    raise
+                wait_s = plan.retry_backoff_s * 2**attempt
+                inbox.put(_Status(name, f"{what}: {exc.message}; retry {attempt + 1}/{plan.retries} in {wait_s:.0f} s"))
+                cancel.wait(wait_s)
+        raise AssertionError("unreachable")
+
+    def connect() -> None:
+        nonlocal transport, client, lock
+        inbox.put(_Status(name, "connecting"))
+        transport = open_transport(job.device)
+        client = AgentClient(transport)
+        lock = DeviceLock(client, wait_s=job.lock_wait_s, command=job.command)
+        lock.acquire(on_wait=lambda why: inbox.put(_Status(name, f"waiting for lock: {why}")))
+
     try:
         try:
-            inbox.put(_Status(name, "connecting"))
-            transport = open_transport(job.device)
-            client = AgentClient(transport)
-            lock = DeviceLock(client, wait_s=job.lock_wait_s, command=job.command)
-            lock.acquire(on_wait=lambda why: inbox.put(_Status(name, f"waiting for lock: {why}")))
+            retrying("connect", connect)
         except InfraError as exc:
             lost = _with_fix(exc)
-        first = True
-        while remaining and not cancel.is_set():
-            variant = remaining.pop(0)
+        for variant in job.variants:
             artifact = job.artifacts[variant]
-            failure: str | None = None
             if isinstance(artifact, ConversionError):
-                record = failed_record(job.ctx, recipe.name, variant, "conversion", artifact.render())
-                samples: list[int] = []
-            elif lost is not None:
-                record, samples, failure = failed_record(job.ctx, recipe.name, variant, "device", lost, artifact), [], lost
-            else:
-                inbox.put(_Status(name, f"{variant} · measuring"))
+                emit_failure(variant, "conversion", artifact.render(), None, 0)
+        for round_index in range(rounds):
+            for variant in job.variants:
+                if variant in finished or cancel.is_set():
+                    continue
+                artifact = job.artifacts[variant]
+                assert isinstance(artifact, Artifact)
+                if lost is not None:
+                    emit_failure(variant, "device", lost, artifact, round_index)
+                    continue
+                inbox.put(_Status(name, f"{variant} · round {round_index + 1}/{rounds}"))
+                if plan.cooldown_seconds and (round_index or variant != job.variants[0]):
+                    cancel.wait(plan.cooldown_seconds)
                 try:
-                    assert lock is not None
-                    if not first:
-                        lock.renew()
-                    first = False
-                    record, samples = measure_pair(
-                        job.ctx, client, artifact, job.inputs[variant], job.evaluation, job.category_ids, recipe.adapter
+                    assert lock is not None and client is not None
+                    lock.renew()
+                    reply = retrying(
+                        variant,
+                        lambda: run_round(job.ctx, client, artifact, job.inputs[variant], recipe.adapter, round_index=round_index),
                     )
                 except AgentError as exc:
-                    record, samples = failed_record(job.ctx, recipe.name, variant, "agent", exc.message, artifact), []
+                    emit_failure(variant, "agent", exc.message, artifact, round_index)
+                    continue
                 except InfraError as exc:
-                    lost = failure = _with_fix(exc)
-                    record, samples = failed_record(job.ctx, recipe.name, variant, "device", lost, artifact), []
-            inbox.put(_Pair(record, samples, failure))
+                    lost = _with_fix(exc)
+                    emit_failure(variant, "device", lost, artifact, round_index)
+                    continue
+                pair = progress.setdefault(variant, PairAccumulator(artifact))
+                pair.add(reply, job.ctx, job.evaluation, job.category_ids)
+                record, samples = pair.record(job.ctx)
+                inbox.put(_Pair(record, samples, None, final=round_index == rounds - 1, units=1))
     except Exception as exc:  # a bug: keep the other devices going, re-raised at the end
         crash = exc
-        for variant in remaining:
-            message = f"internal error on this device's worker: {type(exc).__name__}: {exc}"
-            inbox.put(_Pair(failed_record(job.ctx, recipe.name, variant, "internal", message), []))
+        for variant in job.variants:
+            if variant not in finished:
+                message = f"internal error on this device's worker: {type(exc).__name__}: {exc}"
+                inbox.put(_Pair(failed_record(job.ctx, recipe.name, variant, "internal", message), [], final=True, units=0))
     finally:
         if lock is not None:
             lock.release()
@@ -312,5 +388,6 @@ def _save(store: SqliteStore, outcome: RunOutcome, record: Record, samples: list
     store.add_record(record, samples)
     if samples:
         write_samples(outcome.run_dir, record.device.name, record.model.name, record.model.variant, samples)
-    outcome.records.append(record)
+    # A pair measured again (next round, or --resume) replaces its record.
+    outcome.records[:] = [r for r in outcome.records if r.key != record.key] + [record]
     write_results(outcome.run_dir, outcome.run_id, outcome.records, meta)

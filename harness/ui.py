@@ -51,14 +51,10 @@ class ProgressEvents(RunEvents):
         self.current = name
         self.tasks[name] = self.progress.add_task(_STAGE_TITLES.get(name, name), total=total, label="")
 
-    def advance(self, name: str, label: str) -> None:
+    def advance(self, name: str, label: str, units: int = 0) -> None:
         task = self.tasks.get(name)
-        if task is None:
-            return
-        if name == "convert":
-            self.progress.update(task, advance=1, label=label)
-        else:
-            self.progress.update(task, label=label)
+        if task is not None:
+            self.progress.update(task, advance=units, label=label)
 
     def device_status(self, device: str, label: str, done: int, total: int) -> None:
         """One line per device under the measure bar: where it is now."""
@@ -69,9 +65,6 @@ class ProgressEvents(RunEvents):
             self.progress.update(task, completed=done, total=total, label=label)
 
     def pair_done(self, record: Record) -> None:
-        task = self.tasks.get("measure")
-        if task is not None:
-            self.progress.update(task, advance=1)
         name = f"{record.device.name} · {record.model.variant}"
         if record.status == "ok" and record.latency_ms:
             acc = f"  mAP {record.accuracy.map:.3f}" if record.accuracy else ""

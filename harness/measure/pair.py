@@ -6,7 +6,8 @@ storage and what to do when a device fails.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,11 @@ from harness.results.record import (
 )
 
 
+# 1-minute load average per core above which a measurement is flagged: the
+# device was doing other work while it was measured.
+LOADED_PER_CORE = 0.75
+
+
 @dataclass(frozen=True)
 class PairContext:
     run_id: str
@@ -41,60 +47,83 @@ class PairContext:
     runtime: str | None  # preferred runtime, None = the agent's first
 
 
-def measure_pair(
+def run_round(
     ctx: PairContext,
     client: AgentClient,
     artifact: Artifact,
     inputs_npy: Path | None,
-    dataset: CocoDataset | None,
-    category_ids: tuple[int, ...] | None,
     adapter: str,
-) -> tuple[Record, list[int]]:
+    *,
+    round_index: int,
+) -> dict[str, Any]:
+    """One round: a fresh agent process loads the model and runs its share
+    of the timed loop. Only the first round makes the accuracy pass."""
     remote_model = client.ensure_file(artifact.path, artifact.sha256, ".tflite")
     remote_inputs = client.ensure_file(inputs_npy, file_sha256(inputs_npy), ".npy") if inputs_npy else None
     plan = ctx.plan
-    reply = client.call(
+    rounds = max(1, plan.rounds)
+    return client.call(
         {
             "command": "benchmark",
             "model": remote_model,
             "inputs": remote_inputs,
+            "eval": round_index == 0,
             "adapter": adapter,
             "threads": ctx.threads,
             "runtime": ctx.runtime,
             "warmup_runs": plan.warmup_runs,
             "warmup_seconds": plan.warmup_seconds,
-            "min_runs": plan.min_runs,
-            "min_seconds": plan.min_seconds,
-            "max_seconds": plan.max_seconds,
+            "min_runs": math.ceil(plan.min_runs / rounds),
+            "min_seconds": plan.min_seconds / rounds,
+            "max_seconds": plan.max_seconds / rounds,
             "ci_rel_tol": plan.ci_rel_tol,
         }
     )
-    samples_ns = [int(v) for v in reply["samples_ns"]]
-    accuracy = None
-    if dataset is not None and category_ids is not None and reply.get("detections"):
-        accuracy = _score(ctx, artifact, dataset, category_ids, reply["detections"])
-    device_info = _with_runtime(ctx.device_info, reply)
-    record = Record(
-        run_id=ctx.run_id,
-        harness_version=__version__,
-        device=device_info,
-        model=ModelInfo(
-            name=artifact.model,
-            variant=artifact.variant,
-            sha256=artifact.sha256,
-            size_bytes=artifact.size_bytes,
-            artifact=str(artifact.path),
-        ),
-        status="ok",
-        latency_ms=_latency(samples_ns, reply.get("stop_reason")),
-        load_ms=reply.get("load_ms"),
-        first_invoke_ms=reply.get("first_invoke_ms"),
-        threads=reply.get("threads"),
-        memory_mb=MemoryMb(**reply["memory_mb"], method=reply.get("memory_method")),
-        accuracy=accuracy,
-        env=_env(reply.get("env_before") or {}, reply.get("env_after") or {}),
-    )
-    return record, samples_ns
+
+
+@dataclass
+class PairAccumulator:
+    """The rounds of one pair so far; any prefix of them is a valid record."""
+
+    artifact: Artifact
+    replies: list[dict[str, Any]] = field(default_factory=list)
+    accuracy: Accuracy | None = None
+
+    def add(self, reply: dict[str, Any], ctx: PairContext, dataset: CocoDataset | None, category_ids: tuple[int, ...] | None) -> None:
+        self.replies.append(reply)
+        if self.accuracy is None and dataset is not None and category_ids is not None and reply.get("detections"):
+            self.accuracy = _score(ctx, self.artifact, dataset, category_ids, reply["detections"])
+
+    @property
+    def samples_ns(self) -> list[int]:
+        return [int(v) for reply in self.replies for v in reply["samples_ns"]]
+
+    def record(self, ctx: PairContext) -> tuple[Record, list[int]]:
+        first, last = self.replies[0], self.replies[-1]
+        samples_ns = self.samples_ns
+        peaks = [r["memory_mb"]["peak"] for r in self.replies if r["memory_mb"].get("peak") is not None]
+        memory = dict(first["memory_mb"], peak=max(peaks) if peaks else None)
+        record = Record(
+            run_id=ctx.run_id,
+            harness_version=__version__,
+            device=_with_runtime(ctx.device_info, first),
+            model=ModelInfo(
+                name=self.artifact.model,
+                variant=self.artifact.variant,
+                sha256=self.artifact.sha256,
+                size_bytes=self.artifact.size_bytes,
+                artifact=str(self.artifact.path),
+            ),
+            status="ok",
+            latency_ms=_latency(samples_ns, last.get("stop_reason"), len(self.replies)),
+            load_ms=first.get("load_ms"),
+            first_invoke_ms=first.get("first_invoke_ms"),
+            threads=first.get("threads"),
+            memory_mb=MemoryMb(**memory, method=first.get("memory_method")),
+            accuracy=self.accuracy,
+            env=_env(first.get("env_before") or {}, last.get("env_after") or {}, self.replies),
+        )
+        return record, samples_ns
 
 
 def failed_record(ctx: PairContext, model: str, variant: str, kind: str, message: str, artifact: Artifact | None = None) -> Record:
@@ -133,12 +162,17 @@ def _score(
     )
 
 
-def _latency(samples_ns: list[int], stop_reason: str | None) -> LatencyMs:
-    return LatencyMs(**asdict(summarize_ns(samples_ns)), stop_reason=stop_reason)
+def _latency(samples_ns: list[int], stop_reason: str | None, rounds: int) -> LatencyMs:
+    return LatencyMs(**asdict(summarize_ns(samples_ns)), stop_reason=stop_reason, rounds=rounds)
 
 
-def _env(before: dict[str, Any], after: dict[str, Any]) -> EnvInfo:
-    flags = [v for v in (before.get("throttled"), after.get("throttled")) if v is not None]
+def _env(before: dict[str, Any], after: dict[str, Any], replies: list[dict[str, Any]]) -> EnvInfo:
+    flags = [
+        v for r in replies for v in ((r.get("env_before") or {}).get("throttled"), (r.get("env_after") or {}).get("throttled"))
+        if v is not None
+    ]
+    loads = [(r.get("env_before") or {}).get("load_1m") for r in replies]
+    cpus = (replies[0].get("platform") or {}).get("cpu_count") or 1
     return EnvInfo(
         temperature_c_before=before.get("temperature_c"),
         temperature_c_after=after.get("temperature_c"),
@@ -146,6 +180,8 @@ def _env(before: dict[str, Any], after: dict[str, Any]) -> EnvInfo:
         throttled=any(flags) if flags else None,
         cpu_mhz=before.get("cpu_mhz"),
         load_1m_before=before.get("load_1m"),
+        # Other work on the device competes for the cores being measured.
+        under_load=any(load is not None and load / cpus > LOADED_PER_CORE for load in loads),
     )
 
 

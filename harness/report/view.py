@@ -49,6 +49,8 @@ def flags_for(record: Record) -> tuple[str, ...]:
         flags.append(record.status)
     if record.env and record.env.throttled:
         flags.append("throttled")
+    if record.env and record.env.under_load:
+        flags.append("under load")
     if record.latency_ms and not record.latency_ms.p90_reliable:
         flags.append("p90<64 samples")
     if record.latency_ms and not record.latency_ms.p99_reliable:

@@ -82,6 +82,18 @@ def write_results(run_dir: Path, run_id: str, records: Iterable[Record], meta: d
     return path
 
 
+def read_run_meta(run_dir: Path) -> dict[str, Any]:
+    """The plan a run was started with (recipe, variants, devices, inventory)."""
+    path = Path(run_dir) / "results.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return dict(data["run"])
+    except FileNotFoundError:
+        raise InputError("the run's results.json is gone", source=path, hint="resume needs the run folder; start a new run") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"not a results.json of this harness: {exc}", source=path) from None
+
+
 def read_results(path: Path) -> list[Record]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))

@@ -65,6 +65,8 @@ class LatencyMs:
     p90_reliable: bool = True
     p99_reliable: bool = False
     stop_reason: str | None = None
+    # Rounds the samples came from (variants are interleaved round by round).
+    rounds: int = 1
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class EnvInfo:
     throttled: bool | None = None
     cpu_mhz: float | None = None
     load_1m_before: float | None = None
+    under_load: bool | None = None
 
 
 @dataclass(frozen=True)

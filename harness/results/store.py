@@ -117,6 +117,10 @@ class SqliteStore:
                 (run.run_id, run.created_at, run.finished_at, run.harness_version, run.status, run.command, run.run_dir),
             )
 
+    def reopen_run(self, run_id: str) -> None:
+        with self._transaction():
+            self._db.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = ?", (run_id,))
+
     def finish_run(self, run_id: str, status: str) -> None:
         with self._transaction():
             self._db.execute(
