@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from harness import __version__
 from harness.errors import HarnessError, InputError
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="render a stored run")
     report.add_argument("run", nargs="?", default="latest", metavar="RUN_ID|latest")
+    report.add_argument("--baseline", metavar="RUN_ID", help="compare with this run (statistical test per pair)")
     report.add_argument("--format", choices=("table", "md", "html", "json", "csv"), default="table")
     report.add_argument("--out", type=Path, help="write to this file instead of the terminal")
     report.add_argument("--reports", type=Path, help=out_help)
@@ -365,6 +366,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     with SqliteStore(db) as store:
         run_id = store.resolve_run(args.run)
         records = store.records(run_id)
+        if args.baseline:
+            return _report_comparison(store, store.resolve_run(args.baseline), run_id, args)
     title = f"Edge Harness run {run_id}"
     if args.format == "table":
         from harness.report.terminal import render_terminal
@@ -382,6 +385,40 @@ def _cmd_report(args: argparse.Namespace) -> int:
         Console(stderr=True).print(f"wrote {args.out}")
     else:
         sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _report_comparison(store: Any, baseline: str, candidate: str, args: argparse.Namespace) -> int:
+    import json
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.report.compare import compare_runs
+    from harness.report.write import write_text
+
+    rows = compare_runs(store, baseline, candidate)
+    if args.format == "json":
+        text = json.dumps({"baseline": baseline, "candidate": candidate, "pairs": [r.to_dict() for r in rows]}, indent=1) + "\n"
+        if args.out:
+            write_text(args.out, text)
+        else:
+            sys.stdout.write(text)
+        return EXIT_OK
+    if args.format != "table":
+        raise InputError("comparisons render as table or json for now", source="--format", hint="use --format table or json")
+    table = Table(title=f"{candidate} vs baseline {baseline}", title_justify="left", box=box.SIMPLE_HEAD)
+    for header in ("device", "model", "variant", "base p50 ms", "cand p50 ms", "ratio", "p-value", "effect", "verdict"):
+        table.add_column(header, justify="left" if header in ("device", "model", "variant", "verdict") else "right")
+    for r in rows:
+        num = (lambda v, f: "—" if v is None else format(v, f))  # noqa: E731
+        style = {"slower": "red", "faster": "green"}.get(r.verdict, "")
+        table.add_row(
+            r.device, r.model, r.variant, num(r.baseline_p50_ms, ".3f"), num(r.candidate_p50_ms, ".3f"),
+            num(r.ratio, ".3f"), num(r.p_value, ".2g"), num(r.effect, "+.2f"), f"[{style}]{r.verdict}[/{style}]" if style else r.verdict,
+        )
+    Console().print(table)
     return EXIT_OK
 
 

@@ -1,0 +1,47 @@
+"""The regression test on real measurements: an A/A comparison (the same
+model measured twice, interleaved) is `same`; a model about 15% slower
+(fp32 against dynamic-int8 on this host) is `slower`, with its p-value and
+effect size."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from harness import paths
+from harness.measure.stats import compare_samples
+
+ROUND = {"warmup_runs": 5, "warmup_seconds": 0.1, "min_runs": 100, "min_seconds": 0.3, "max_seconds": 5.0, "ci_rel_tol": 0.0}
+ROUNDS = 6
+
+
+def measure(model: str) -> list[float]:
+    request = {"protocol": 1, "command": "benchmark", "model": model, "threads": 1, "adapter": "none", **ROUND}
+    proc = subprocess.run(
+        [sys.executable, "-I", str(paths.agent_path())], input=json.dumps(request).encode(), capture_output=True, timeout=120
+    )
+    reply = json.loads(proc.stdout)
+    assert reply["ok"], reply
+    return [v / 1e6 for v in reply["samples_ns"]]
+
+
+def test_a_over_a_is_same_and_a_slower_model_is_slower(demo_artifacts):
+    fp32 = str(demo_artifacts["fp32"].path)
+    faster = str(demo_artifacts["dynamic-int8"].path)
+    a1: list[float] = []
+    a2: list[float] = []
+    b: list[float] = []
+    for _ in range(ROUNDS):  # interleaved rounds: A A' B, so drift hits all three alike
+        a1 += measure(fp32)
+        a2 += measure(fp32)
+        b += measure(faster)
+
+    same = compare_samples(a1, a2)
+    assert same.verdict == "same", same  # the repr carries p-value, effect and ratio
+    assert 0.97 < same.ratio < 1.03
+
+    slower = compare_samples(b, a1)  # candidate fp32 against a dynamic-int8 baseline
+    assert slower.verdict == "slower", slower
+    assert slower.ratio > 1.05
+    assert slower.p_value < 1e-6 and slower.effect > 0.5
