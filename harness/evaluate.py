@@ -11,11 +11,15 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from harness.dataset.coco import CocoDataset
+
+
+_STDOUT_SWAP = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,10 @@ def coco_scores(annotations_json: Path, results: list[dict[str, Any]], image_ids
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    # pycocotools prints progress to stdout; keep our stdout clean.
-    with contextlib.redirect_stdout(io.StringIO()):
+    # pycocotools prints progress to stdout; keep our stdout clean. The
+    # redirect swaps the process-wide sys.stdout, so device workers scoring
+    # at the same time must take turns (or one restores the other's sink).
+    with _STDOUT_SWAP, contextlib.redirect_stdout(io.StringIO()):
         truth = COCO(str(annotations_json))
         found = truth.loadRes(results)
         evaluator = COCOeval(truth, found, iouType="bbox")
