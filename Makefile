@@ -9,7 +9,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test install dev train-demo clean
+.PHONY: demo test bench install dev train-demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ demo: $(STAMP_RUN)
 
 test: $(STAMP_DEV)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The harness's own benchmarks: overhead ratios against a bare invoke() loop
+# and the runtime's reference benchmark script, per-pair overhead over SSH.
+bench: $(STAMP_DEV)
+	$(BIN)/python -m pytest tests/benchmarks -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # Retrains the bundled demo detector (fixed seeds; about 10 minutes on 2 cores).
 train-demo: $(STAMP_RUN)

@@ -355,6 +355,13 @@ def benchmark(request: dict) -> dict:
     warmup_runs = int(request.get("warmup_runs", 5))
     warmup_s = float(request.get("warmup_seconds", 0.2))
 
+    cpus = request.get("cpus")
+    if cpus:
+        try:
+            # Pinned before the runtime starts its threads, so they inherit it.
+            os.sched_setaffinity(0, [int(c) for c in cpus])
+        except (OSError, ValueError, AttributeError) as exc:
+            raise AgentFailure("bad-request", "cannot pin to CPUs %s: %s" % (cpus, exc))
     runtime, runtime_name, runtime_version = import_runtime(request.get("runtime"))
     env_before = environment()
 
@@ -448,6 +455,7 @@ def benchmark(request: dict) -> dict:
         "runtime": {"name": runtime_name, "version": runtime_version},
         "platform": platform_info(),
         "threads": threads,
+        "cpus": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "load_ms": round(load_ms, 4),
         "first_invoke_ms": round(first_invoke_ms, 4),
         "warmup": warmup,

@@ -19,6 +19,8 @@ class Device:
     # The interpreter that runs the agent on the device.
     python: str
     threads: int | None = None
+    # Cores the measurement is pinned to (None: the OS decides).
+    cpus: tuple[int, ...] | None = None
     tags: tuple[str, ...] = ()
     # Per-user cache on the device for the agent, models and inputs.
     cache_dir: str = "~/.cache/edge-harness"

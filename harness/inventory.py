@@ -43,7 +43,7 @@ KNOWN_HOSTS_ENV = "HARNESS_KNOWN_HOSTS"
 INVENTORY_ENV = "HARNESS_INVENTORY"
 
 TOP_KEYS = ("devices", "ssh_config", "known_hosts")
-DEVICE_KEYS = ("host", "user", "port", "identity_file", "profile", "python", "threads", "tags", "cache_dir")
+DEVICE_KEYS = ("host", "user", "port", "identity_file", "profile", "python", "threads", "cpus", "tags", "cache_dir")
 # Keys people bring from Ansible or habit that must never hold a secret here.
 SECRET_KEYS = ("password", "passwd", "pass", "passphrase", "ansible_password", "ansible_ssh_pass", "become_password")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -183,6 +183,7 @@ def _parse_device(
         kind="ssh",
         python=f.str("python", "python3"),
         threads=f.int("threads", minimum=1),
+        cpus=_cpus(f),
         tags=f.str_list("tags"),
         cache_dir=f.str("cache_dir", Device.cache_dir),
         host=hostname,
@@ -191,6 +192,18 @@ def _parse_device(
         identity_file=identity,
         known_hosts=str(known_hosts),
     )
+
+
+def _cpus(f: Fields) -> tuple[int, ...] | None:
+    """CPU affinity for the measurement: a list of core numbers."""
+    value = f.data.get("cpus")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        raise InputError(
+            f"expected a list of CPU numbers, got {value!r}", source=f.source, place=f"{f.place}.cpus", hint="cpus: [2, 3]"
+        )
+    return tuple(value)
 
 
 def _check_resolves(host: str, ssh_config_path: Path | None, source: Any, place: str) -> None:

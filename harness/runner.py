@@ -163,6 +163,7 @@ def _device_job(
         threads=threads,
         plan=profile.measurement,
         runtime=profile.runtime,
+        cpus=device.cpus,
     )
     return DeviceJob(device, ctx, plan.recipe, plan.variants, artifacts, inputs, evaluation, category_ids, plan.lock_wait_s, plan.command)
 

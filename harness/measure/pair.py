@@ -44,6 +44,7 @@ class PairContext:
     device_info: DeviceInfo
     threads: int | None
     plan: MeasurementPlan
+    cpus: tuple[int, ...] | None
     runtime: str | None  # preferred runtime, None = the agent's first
 
 
@@ -70,6 +71,7 @@ def run_round(
             "eval": round_index == 0,
             "adapter": adapter,
             "threads": ctx.threads,
+            "cpus": list(ctx.cpus) if ctx.cpus else None,
             "runtime": ctx.runtime,
             "warmup_runs": plan.warmup_runs,
             "warmup_seconds": plan.warmup_seconds,

@@ -1,0 +1,210 @@
+"""The harness's own benchmarks: does it add anything to what it measures?
+
+Every figure is a ratio of two things measured in the same run, interleaved
+round by round, because absolute times on these shared machines move by
+±15% between runs (LAB-NOTES).
+
+(a) harness-reported p50 vs a bare ``interpreter.invoke()`` loop, same model,
+    same inputs, same kind of process;
+(b) harness vs the reference script shipped in ai-edge-litert
+    (``ai_edge_litert.tools.benchmark_litert_model``);
+(c) constant overhead per (device, variant) pair on a lab SSH device with the
+    model already in its cache;
+(d) two lab devices pinned to different cores, in parallel, vs one alone.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import paths
+from harness.agent_client import AgentClient
+from harness.inventory import load_inventory
+from harness.measure.pair import PairContext, run_round
+from harness.profiles import MeasurementPlan
+from harness.results.record import DeviceInfo
+from harness.transport import open_transport
+from tests.benchmarks.conftest import RATIOS
+
+ROUNDS = 4
+RUNS_PER_ROUND = 300
+
+# The bare loop: what anyone would write to time a TFLite model. The input is
+# the agent's own random tensor (same seed), so both run the same data.
+BARE_LOOP = r"""
+import json, sys, time
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+model, runs = sys.argv[1], int(sys.argv[2])
+it = Interpreter(model_path=model, num_threads=1)
+it.allocate_tensors()
+d = it.get_input_details()[0]
+x = np.random.default_rng(1234).standard_normal(tuple(d["shape"])).astype(d["dtype"])
+it.set_tensor(d["index"], x)
+for _ in range(10):
+    it.invoke()
+samples = []
+for _ in range(runs):
+    t0 = time.perf_counter_ns()
+    it.invoke()
+    samples.append(time.perf_counter_ns() - t0)
+print(json.dumps(samples))
+"""
+
+
+def agent_samples_ms(model: Path, runs: int) -> list[float]:
+    request = {
+        "protocol": 1, "command": "benchmark", "model": str(model), "threads": 1, "adapter": "none",
+        "warmup_runs": 10, "warmup_seconds": 0.0, "min_runs": runs, "max_runs": runs, "min_seconds": 0.0,
+        "max_seconds": 60.0, "ci_rel_tol": 0.0,
+    }
+    out = subprocess.run(
+        [sys.executable, "-I", str(paths.agent_path())], input=json.dumps(request).encode(),
+        capture_output=True, check=True, timeout=120,
+    ).stdout
+    return [v / 1e6 for v in json.loads(out)["samples_ns"]]
+
+
+def bare_samples_ms(model: Path, runs: int) -> list[float]:
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", BARE_LOOP, str(model), str(runs)], capture_output=True, check=True, timeout=120
+    ).stdout
+    return [v / 1e6 for v in json.loads(out.splitlines()[-1])]
+
+
+def reference_median_ms(model: Path, runs: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "result.json"
+        subprocess.run(
+            [sys.executable, "-m", "ai_edge_litert.tools.benchmark_litert_model", "--model", str(model),
+             "--num_runs", str(runs), "--warmup_runs", "10", "--num_threads", "1", "--result_json", str(result)],
+            capture_output=True, check=True, timeout=180,
+        )
+        return float(json.loads(result.read_text())["latency"]["median_ms"])
+
+
+@pytest.fixture(scope="module")
+def fp32_model(demo_artifacts) -> Path:
+    return demo_artifacts["fp32"].path
+
+
+def test_a_harness_vs_bare_invoke_loop(benchmark, fp32_model):
+    harness_ms: list[float] = []
+    bare_ms: list[float] = []
+
+    def one_round() -> None:
+        harness_ms.extend(agent_samples_ms(fp32_model, RUNS_PER_ROUND))
+        bare_ms.extend(bare_samples_ms(fp32_model, RUNS_PER_ROUND))
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    ratio = statistics.median(harness_ms) / statistics.median(bare_ms)
+    RATIOS["(a) harness p50 / bare invoke() p50"] = ratio
+    benchmark.extra_info["ratio"] = ratio
+    assert 0.97 <= ratio <= 1.03, f"harness p50 is {ratio:.3f}x a bare invoke() loop"
+
+
+def test_b_harness_vs_reference_benchmark_script(benchmark, fp32_model):
+    harness_p50: list[float] = []
+    reference_p50: list[float] = []
+
+    def one_round() -> None:
+        harness_p50.append(statistics.median(agent_samples_ms(fp32_model, RUNS_PER_ROUND)))
+        reference_p50.append(reference_median_ms(fp32_model, RUNS_PER_ROUND))
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    ratio = statistics.median(harness_p50) / statistics.median(reference_p50)
+    RATIOS["(b) harness p50 / benchmark_litert_model median"] = ratio
+    benchmark.extra_info["ratio"] = ratio
+    assert 0.95 <= ratio <= 1.05, f"harness p50 is {ratio:.3f}x the reference script's median"
+
+
+TINY_PLAN = MeasurementPlan(warmup_runs=1, warmup_seconds=0.0, min_runs=1, min_seconds=0.0, max_seconds=5.0, rounds=1)
+
+
+def pair_context(name: str, tmp: Path) -> PairContext:
+    return PairContext("bench", tmp, DeviceInfo(name, "x86-cpu"), threads=1, plan=TINY_PLAN, cpus=None, runtime=None)
+
+
+@pytest.fixture
+def lab_inventory(ssh_lab, tmp_path):
+    lab = ssh_lab(2)
+    known_hosts = lab.known_hosts(tmp_path / "known_hosts")
+    extra = {"lab-a": {"cpus": [0], "threads": 1}, "lab-b": {"cpus": [1], "threads": 1}}
+    return lab, load_inventory(lab.inventory(tmp_path / "inventory.yaml", known_hosts=known_hosts, extra=extra))
+
+
+def test_c_constant_overhead_per_pair_on_a_lab_device(benchmark, lab_inventory, demo_artifacts, tmp_path):
+    """Wall time of one pair minus the time the agent spent in the timed
+    loop and warm-up: process start, imports, load, cache checks, SSH."""
+    _, inventory = lab_inventory
+    device = inventory.select(["lab-a"], local=None)[0]
+    transport = open_transport(device)
+    client = AgentClient(transport)
+    artifact = demo_artifacts["fp32"]
+    ctx = pair_context("lab-a", tmp_path)
+    run_round(ctx, client, artifact, None, "none", round_index=0)  # deploy: model now cached
+    overheads_s: list[float] = []
+
+    def one_pair() -> None:
+        start = time.perf_counter()
+        reply = run_round(ctx, client, artifact, None, "none", round_index=0)
+        overheads_s.append(time.perf_counter() - start - reply["warmup"]["seconds"] - reply["loop_seconds"])
+
+    try:
+        benchmark.pedantic(one_pair, rounds=5, iterations=1)
+    finally:
+        transport.close()
+    overhead_s = statistics.median(overheads_s)
+    RATIOS["(c) overhead per pair on a lab device, s"] = overhead_s
+    benchmark.extra_info["overhead_s"] = overhead_s
+    assert overhead_s < 0.5
+
+
+def test_d_two_pinned_devices_in_parallel_vs_one(benchmark, lab_inventory, demo_artifacts, tmp_path):
+    import threading
+
+    _, inventory = lab_inventory
+    devices = inventory.select(["lab-a", "lab-b"], local=None)
+    plan = MeasurementPlan(warmup_runs=5, warmup_seconds=0.0, min_runs=400, min_seconds=0.0, max_seconds=30.0, ci_rel_tol=0.0, rounds=1)
+    clients = {d.name: AgentClient(open_transport(d)) for d in devices}
+    artifact = demo_artifacts["fp32"]
+
+    def measure(device_name: str) -> None:
+        cpus = next(d.cpus for d in devices if d.name == device_name)
+        ctx = PairContext("bench", tmp_path, DeviceInfo(device_name, "x86-cpu"), threads=1, plan=plan, cpus=cpus, runtime=None)
+        run_round(ctx, clients[device_name], artifact, None, "none", round_index=1)
+
+    for name in clients:  # deploy first: transfer time is not what (d) is about
+        measure(name)
+    alone_s: list[float] = []
+    together_s: list[float] = []
+
+    def one_round() -> None:
+        start = time.perf_counter()
+        measure("lab-a")
+        alone_s.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        threads = [threading.Thread(target=measure, args=(name,)) for name in clients]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        together_s.append(time.perf_counter() - start)
+
+    try:
+        benchmark.pedantic(one_round, rounds=3, iterations=1)
+    finally:
+        for client in clients.values():
+            client.transport.close()
+    ratio = statistics.median(together_s) / statistics.median(alone_s)
+    RATIOS["(d) two pinned devices in parallel / one alone"] = ratio
+    benchmark.extra_info["ratio"] = ratio
+    assert ratio < 1.3
