@@ -20,10 +20,12 @@ from typing import Any
 
 from harness import __version__, paths
 from harness.agent_client import AgentClient
+from harness.capabilities import skip_record
 from harness.convert.converter import Artifact, convert_variants, export_artifact
 from harness.dataset.resolve import resolve_dataset
 from harness.device import Device
 from harness.device_lock import DeviceLock
+from harness.edgetpu.compiler import add_edgetpu, needs_uint8
 from harness.errors import AgentError, ConversionError, InfraError
 from harness.measure.pair import PairContext, failed_record, measure_pair
 from harness.preprocess import prepared_inputs
@@ -101,13 +103,14 @@ def execute(plan: RunPlan, store: SqliteStore, events: RunEvents | None = None) 
         events.stage("convert", total=len(plan.variants))
         converted = convert_variants(
             plan.recipe,
-            plan.variants,
+            needs_uint8(plan.variants),
             calibration,
             cache,
             progress=lambda variant, message: events.advance("convert", f"{variant}: {message}")
             if message in ("done", "cached", "failed")
             else None,
         )
+        converted = add_edgetpu(plan.variants, converted)
         artifacts = {v: _copy_into_run(a, run_dir) if isinstance(a, Artifact) else a for v, a in converted.items()}
 
         # Inputs depend on the variant, not the device: prepared once, here,
@@ -144,10 +147,11 @@ def _device_job(
     ctx = PairContext(
         run_id=outcome.run_id,
         run_dir=outcome.run_dir,
-        device_info=DeviceInfo(name=device.name, profile=device.profile),
+        device_info=DeviceInfo(name=device.name, profile=device.profile, family=profile.family, emulated=profile.emulated),
         threads=threads,
         plan=profile.measurement,
         runtime=profile.runtime,
+        profile=profile,
     )
     return DeviceJob(device, ctx, plan.recipe, plan.variants, artifacts, inputs, evaluation, category_ids, plan.lock_wait_s, plan.command)
 
@@ -272,7 +276,10 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
             variant = remaining.pop(0)
             artifact = job.artifacts[variant]
             failure: str | None = None
-            if isinstance(artifact, ConversionError):
+            skipped = skip_record(job.ctx, recipe.name, variant, artifact)
+            if skipped is not None:
+                record, samples = skipped, []
+            elif isinstance(artifact, ConversionError):
                 record = failed_record(job.ctx, recipe.name, variant, "conversion", artifact.render())
                 samples: list[int] = []
             elif lost is not None:

@@ -6,7 +6,7 @@ storage and what to do when a device fails.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from harness.convert.converter import Artifact
 from harness.dataset.coco import CocoDataset
 from harness.evaluate import coco_scores, save_results, to_coco_results
 from harness.measure.stats import summarize_ns
-from harness.profiles import MeasurementPlan
+from harness.profiles import MeasurementPlan, Profile
 from harness.results.files import device_dir, pair_stem
 from harness.results.record import (
     Accuracy,
@@ -39,6 +39,36 @@ class PairContext:
     threads: int | None
     plan: MeasurementPlan
     runtime: str | None  # preferred runtime, None = the agent's first
+    # The device's profile: telemetry sources, affinity, cool-down, delegates.
+    profile: Profile | None = None
+
+
+def delegate_for(profile: Profile | None, artifact: Artifact) -> dict[str, str] | None:
+    """The delegate a variant needs on this device (the Edge TPU's library
+    for `edgetpu`), or None for the runtime's CPU kernels."""
+    from harness.variants import VARIANTS
+
+    if profile is None:
+        return None
+    spec = VARIANTS.get(artifact.variant)
+    for capability in sorted(spec.requires if spec else ()):
+        if capability in profile.delegates:
+            return {"name": capability, "library": profile.delegates[capability]}
+    return None
+
+
+def _profile_request(profile: Profile | None, artifact: Artifact) -> dict[str, Any]:
+    if profile is None:
+        return {}
+    request: dict[str, Any] = {
+        "telemetry": profile.telemetry_request(),
+        "affinity": list(profile.affinity) if profile.affinity else None,
+        "delegate": delegate_for(profile, artifact),
+        "cooldown": asdict(profile.cooldown),
+    }
+    if profile.measurement.max_eval_images:
+        request["max_eval_images"] = profile.measurement.max_eval_images
+    return request
 
 
 def measure_pair(
@@ -67,6 +97,7 @@ def measure_pair(
             "min_seconds": plan.min_seconds,
             "max_seconds": plan.max_seconds,
             "ci_rel_tol": plan.ci_rel_tol,
+            **_profile_request(ctx.profile, artifact),
         }
     )
     samples_ns = [int(v) for v in reply["samples_ns"]]
@@ -92,9 +123,16 @@ def measure_pair(
         threads=reply.get("threads"),
         memory_mb=MemoryMb(**reply["memory_mb"], method=reply.get("memory_method")),
         accuracy=accuracy,
-        env=_env(reply.get("env_before") or {}, reply.get("env_after") or {}),
+        env=_env(reply.get("env_before") or {}, reply.get("env_after") or {}, ctx.profile, reply.get("cooldown")),
+        edgetpu=_edgetpu_report(artifact),
     )
     return record, samples_ns
+
+
+def _edgetpu_report(artifact: Artifact) -> Any:
+    from harness.edgetpu.compiler import report_of
+
+    return report_of(artifact)
 
 
 def failed_record(ctx: PairContext, model: str, variant: str, kind: str, message: str, artifact: Artifact | None = None) -> Record:
@@ -118,6 +156,8 @@ def failed_record(ctx: PairContext, model: str, variant: str, kind: str, message
 def _score(
     ctx: PairContext, artifact: Artifact, dataset: CocoDataset, category_ids: tuple[int, ...], detections: list[dict[str, Any]]
 ) -> Accuracy:
+    if len(detections) < len(dataset.images):  # the profile scores only the first images
+        dataset = replace(dataset, images=dataset.images[: len(detections)])
     results = to_coco_results(dataset, detections, category_ids)
     path = device_dir(ctx.run_dir, ctx.device_info.name) / f"{pair_stem(artifact.model, artifact.variant)}.detections.json"
     save_results(path, results)
@@ -137,8 +177,9 @@ def _latency(samples_ns: list[int], stop_reason: str | None) -> LatencyMs:
     return LatencyMs(**asdict(summarize_ns(samples_ns)), stop_reason=stop_reason)
 
 
-def _env(before: dict[str, Any], after: dict[str, Any]) -> EnvInfo:
+def _env(before: dict[str, Any], after: dict[str, Any], profile: Profile | None, cooldown: dict | None) -> EnvInfo:
     flags = [v for v in (before.get("throttled"), after.get("throttled")) if v is not None]
+    reasons = list(dict.fromkeys([*(before.get("throttle_reasons") or []), *(after.get("throttle_reasons") or [])]))
     return EnvInfo(
         temperature_c_before=before.get("temperature_c"),
         temperature_c_after=after.get("temperature_c"),
@@ -146,11 +187,18 @@ def _env(before: dict[str, Any], after: dict[str, Any]) -> EnvInfo:
         throttled=any(flags) if flags else None,
         cpu_mhz=before.get("cpu_mhz"),
         load_1m_before=before.get("load_1m"),
+        throttle_reasons=tuple(reasons),
+        throttling_source=before.get("throttling_source"),
+        temperature_source=before.get("temperature_source"),
+        expected_governor=profile.governor if profile else None,
+        accelerator_temperature_c_after=after.get("accelerator_temperature_c"),
+        cooldown_s=(cooldown or {}).get("waited_s"),
     )
 
 
 def _with_runtime(info: DeviceInfo, reply: dict[str, Any]) -> DeviceInfo:
     runtime = reply.get("runtime") or {}
+    delegate = reply.get("delegate") or {}
     platform = reply.get("platform") or {}
     return DeviceInfo(
         name=info.name,
@@ -158,6 +206,10 @@ def _with_runtime(info: DeviceInfo, reply: dict[str, Any]) -> DeviceInfo:
         arch=platform.get("arch", info.arch),
         os=platform.get("os", info.os),
         python=platform.get("python", info.python),
-        runtime=RuntimeInfo(runtime["name"], runtime["version"]) if runtime else info.runtime,
+        runtime=RuntimeInfo(runtime["name"], runtime["version"], delegate.get("name"), delegate.get("library"))
+        if runtime
+        else info.runtime,
         cpu_count=platform.get("cpu_count", info.cpu_count),
+        family=info.family,
+        emulated=info.emulated,
     )
