@@ -84,3 +84,33 @@ def module_lab(tmp_path_factory):
     _require_sshd()
     with Lab(tmp_path_factory.mktemp("lab"), 2) as lab:
         yield lab
+
+
+def _require_qemu() -> None:
+    from tests.aarch64_root import qemu_available
+
+    if qemu_available():
+        return
+    message = "the emulated Raspberry Pi needs qemu-user-static and dpkg (apt-get install qemu-user-static)"
+    if os.environ.get("CI"):
+        pytest.fail(message + "; CI must install it (.ci/run does)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def emulated_pi_lab(tmp_path_factory):
+    """One lab device whose `python3` is aarch64 CPython under qemu-user
+    (tests/aarch64_root.py), with the aarch64 numpy and ai-edge-litert."""
+    from tests import aarch64_root
+    from tests.lab import Lab
+
+    _require_sshd()
+    _require_qemu()
+    root = aarch64_root.build()
+    lab = Lab(tmp_path_factory.mktemp("pi-lab"), 1)
+    device = lab.devices[0]
+    device.name = "pi-emu"
+    script = tmp_path_factory.mktemp("pi-bin") / "python3"
+    device.python3_script = aarch64_root.python_wrapper(root, script).read_text()
+    with lab:
+        yield lab

@@ -99,6 +99,9 @@ class LabDevice:
     user: str = field(default_factory=getpass.getuser)
     process: subprocess.Popen | None = None
     namespace: str | None = None
+    # The device's `python3`: a shell script body; default runs this venv's
+    # interpreter. The emulated Pi's runs aarch64 CPython under qemu-user.
+    python3_script: str | None = None
 
     @property
     def host_key(self) -> Path:
@@ -126,7 +129,7 @@ class LabDevice:
         authorized = self.root / "authorized_keys"
         authorized.write_text(Path(str(self.client_key) + ".pub").read_text())
         python3 = self.bin_dir / "python3"
-        python3.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+        python3.write_text(self.python3_script or f'#!/bin/sh\nexec {sys.executable} "$@"\n')
         python3.chmod(0o755)
 
     def _write_config(self) -> Path:
