@@ -114,3 +114,29 @@ def emulated_pi_lab(tmp_path_factory):
     device.python3_script = aarch64_root.python_wrapper(root, script).read_text()
     with lab:
         yield lab
+
+
+@pytest.fixture
+def isolated_lab(tmp_path_factory):
+    """One lab device in its own network namespace (no route out; the host
+    reaches it over a veth pair) whose python3 is a bare Python: a venv
+    without pip, numpy or a runtime."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.lab import Lab
+
+    _require_sshd()
+    if shutil.which("ip") is None:
+        pytest.skip("needs iproute2 (`ip netns`)")
+    root = tmp_path_factory.mktemp("isolated-lab")
+    bare = root / "bare-python"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    lab = Lab(root, 1)
+    device = lab.devices[0]
+    device.name = "offline-a"
+    device.isolated = True
+    device.python3_script = f'#!/bin/sh\nexec {bare}/bin/python "$@"\n'
+    with lab:
+        yield lab
