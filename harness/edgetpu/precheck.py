@@ -30,6 +30,7 @@ SUPPORTED_OPS = frozenset({
     "SPLIT", "SQUEEZE", "STRIDED_SLICE", "SUB", "SUM", "SQUARED_DIFFERENCE", "TANH", "TRANSPOSE", "TRANSPOSE_CONV",
 })
 EIGHT_BIT = ("int8", "uint8")
+UNSUPPORTED = "not in Coral's supported operations"
 AFTER_FIRST = "depends on an op on the CPU: the compiler maps one Edge TPU subgraph, from the graph's start"
 
 
@@ -37,7 +38,7 @@ def op_issue(op: dict[str, Any], tensors: dict[int, dict[str, Any]], produced: s
     """Why one op cannot run on the Edge TPU, or None."""
     name = op["op_name"]
     if name not in SUPPORTED_OPS:
-        return "not in Coral's supported operations"
+        return UNSUPPORTED
     # Activations are the tensors some op produces plus the graph inputs;
     # constants (weights, int32 biases, shape vectors) are checked by the compiler.
     for index in [*op["inputs"], *op["outputs"]]:
@@ -74,7 +75,9 @@ def precheck_ops(ops: list[dict[str, Any]], tensors: dict[int, dict[str, Any]]) 
         if issue is None and upstream is None:
             on_tpu += 1
             continue
-        reason = issue or f"{AFTER_FIRST} (input from {upstream})"
+        # An op fed by the CPU would be split off anyway; say so unless the
+        # op itself is unsupported (the more useful fact).
+        reason = issue if issue == UNSUPPORTED or upstream is None else f"{AFTER_FIRST} (input from {upstream})"
         for index in op["outputs"]:
             cpu_tensors[index] = f"#{op['index']} {op['op_name']}"
         key = (op["op_name"], reason)
