@@ -315,17 +315,26 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     cache = paths.cache_dir(reports)
     calibration = resolve_dataset(recipe, recipe.calibration, cache)
+    from harness.edgetpu.compiler import Unavailable, add_edgetpu, needs_uint8
+
     with console.status("converting…") as status:
         results = convert_variants(
             recipe,
-            variants,
+            needs_uint8(variants),
             calibration,
             cache,
             progress=lambda variant, message: status.update(f"{variant}: {message}"),
         )
+        results = add_edgetpu(variants, results)
     exit_code = EXIT_OK
     for variant, result in results.items():
-        if isinstance(result, Artifact):
+        if isinstance(result, Unavailable):
+            console.print(f"[yellow]{variant:>13}  skipped: {result.message}[/yellow]")
+            if result.edgetpu is not None:
+                r = result.edgetpu
+                console.print(f"{'':>15}pre-check: {r.ops_on_tpu} ops on the Edge TPU, {r.ops_on_cpu} on the CPU: "
+                              + "; ".join(f"{op} x{n} ({why})" for op, n, why in r.cpu_ops))
+        elif isinstance(result, Artifact):
             target = export_artifact(result, out_dir)
             how = "cached" if result.cached else "converted"
             Console().print(f"{variant:>13}  {result.size_bytes / 1e6:6.2f} MB  {how:9}  {target}")
