@@ -33,7 +33,7 @@ import time
 import traceback
 
 PROTOCOL_VERSION = 1
-AGENT_VERSION = "0.2.0"
+AGENT_VERSION = "0.3.0"
 
 # Guard the protocol channel before any import can print to stdout.
 _REPLY_FD = os.dup(1)
@@ -157,7 +157,7 @@ def mib(kib: int | None) -> float | None:
     return None if kib is None else round(kib / 1024.0, 3)
 
 
-def cpu_temperature_c() -> float | None:
+def thermal_temperature_c() -> float | None:
     readings = []
     for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*/temp")):
         text = read_text(zone)
@@ -166,42 +166,157 @@ def cpu_temperature_c() -> float | None:
     return max(readings) if readings else None
 
 
-def cpu_mhz() -> float | None:
-    text = read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
-    if text and text.isdigit():
-        return int(text) / 1000.0
-    info = read_text("/proc/cpuinfo") or ""
-    values = [float(line.split(":")[1]) for line in info.splitlines() if line.startswith("cpu MHz")]
-    return round(sum(values) / len(values), 1) if values else None
-
-
-def throttled_flags() -> int | None:
-    """Raspberry Pi firmware throttling bits (``vcgencmd get_throttled``)."""
+def vcgencmd(*args: str) -> str | None:
+    """Raspberry Pi firmware query; None where there is no vcgencmd."""
     if shutil.which("vcgencmd") is None:
         return None
     try:
-        out = subprocess.run(
-            ["vcgencmd", "get_throttled"], capture_output=True, text=True, timeout=5
-        ).stdout
-        return int(out.strip().split("=")[1], 16)
+        result = subprocess.run(["vcgencmd"] + list(args), capture_output=True, text=True, timeout=5)
     except Exception:
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def vcgencmd_temperature_c() -> float | None:
+    out = vcgencmd("measure_temp")  # temp=47.2'C
+    try:
+        return float(out.split("=")[1].split("'")[0]) if out else None
+    except (IndexError, ValueError):
         return None
 
 
-def environment() -> dict:
-    flags = throttled_flags()
+def cpu_mhz(sources) -> tuple:
+    for source in sources:
+        if source == "vcgencmd":
+            out = vcgencmd("measure_clock", "arm")  # frequency(48)=1500345728
+            try:
+                if out:
+                    return round(int(out.split("=")[1]) / 1e6, 1), source
+            except (IndexError, ValueError):
+                pass
+        elif source == "cpufreq":
+            text = read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
+            if text and text.isdigit():
+                return int(text) / 1000.0, source
+        elif source == "cpuinfo":
+            info = read_text("/proc/cpuinfo") or ""
+            values = [float(line.split(":")[1]) for line in info.splitlines() if line.startswith("cpu MHz")]
+            if values:
+                return round(sum(values) / len(values), 1), source
+    return None, None
+
+
+# `vcgencmd get_throttled` bits: 0-3 are "now", 16-19 "since boot".
+THROTTLE_BITS = (
+    (0, "under-voltage"), (1, "arm frequency capped"), (2, "throttled"), (3, "soft temperature limit"),
+    (16, "under-voltage occurred"), (17, "arm frequency capping occurred"), (18, "throttling occurred"),
+    (19, "soft temperature limit occurred"),
+)
+
+
+def decode_throttled(flags: int) -> list:
+    return [name for bit, name in THROTTLE_BITS if flags & (1 << bit)]
+
+
+def sysfs_throttling(temperature_c):
+    """Without vcgencmd: the clock held below its maximum by the kernel, or
+    a passive (throttling) trip point reached. None when neither is readable."""
+    reasons = []
+    readable = False
+    max_khz = read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_max_freq")
+    hw_khz = read_text("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+    if max_khz and hw_khz and max_khz.isdigit() and hw_khz.isdigit():
+        readable = True
+        if int(max_khz) < int(hw_khz):
+            reasons.append("frequency capped at %d of %d MHz" % (int(max_khz) // 1000, int(hw_khz) // 1000))
+    if temperature_c is not None:
+        for trip in glob.glob("/sys/class/thermal/thermal_zone*/trip_point_*_type"):
+            if read_text(trip) != "passive":
+                continue
+            limit = read_text(trip[: -len("type")] + "temp")
+            if limit and limit.isdigit():
+                readable = True
+                if temperature_c * 1000 >= int(limit):
+                    reasons.append("passive trip point %.0f C reached" % (int(limit) / 1000.0))
+    return (bool(reasons), reasons) if readable else (None, [])
+
+
+DEFAULT_TELEMETRY = {
+    "temperature": ["thermal"],
+    "throttling": ["sysfs"],
+    "frequency": ["cpufreq", "cpuinfo"],
+}
+
+
+def environment(telemetry=None) -> dict:
+    """Temperature, governor, clock and throttling, each read from the
+    sources the device's profile lists, first that answers wins; the
+    source is recorded with the reading."""
+    sources = dict(DEFAULT_TELEMETRY)
+    sources.update(telemetry or {})
+    temperature, temperature_source = None, None
+    for source in sources.get("temperature", []):
+        temperature = vcgencmd_temperature_c() if source == "vcgencmd" else thermal_temperature_c()
+        if temperature is not None:
+            temperature_source = source
+            break
+    throttled, reasons, flags, throttling_source = None, [], None, None
+    for source in sources.get("throttling", []):
+        if source == "vcgencmd":
+            out = vcgencmd("get_throttled")  # throttled=0x50000
+            try:
+                flags = int(out.split("=")[1], 16) if out else None
+            except (IndexError, ValueError):
+                flags = None
+            if flags is not None:
+                throttled, reasons = bool(flags & 0xF), decode_throttled(flags)
+        else:
+            throttled, reasons = sysfs_throttling(temperature)
+        if throttled is not None:
+            throttling_source = source
+            break
+    mhz, mhz_source = cpu_mhz(sources.get("frequency", []))
+    accelerator = None
+    if "apex" in sources.get("accelerator_temperature", []):
+        text = read_text("/sys/class/apex/apex_0/temp")
+        accelerator = int(text) / 1000.0 if text and text.isdigit() else None
     try:
         load_1m = os.getloadavg()[0]
     except OSError:
         load_1m = None
     return {
-        "temperature_c": cpu_temperature_c(),
+        "temperature_c": temperature,
+        "temperature_source": temperature_source,
+        "accelerator_temperature_c": accelerator,
         "governor": read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
-        "cpu_mhz": cpu_mhz(),
-        # Bits 0-3 are "now": under-voltage, arm freq capped, throttled, soft temp limit.
-        "throttled": None if flags is None else bool(flags & 0xF),
+        "cpu_mhz": mhz,
+        "cpu_mhz_source": mhz_source,
+        "throttled": throttled,
         "throttled_flags": flags,
+        "throttle_reasons": reasons,
+        "throttling_source": throttling_source,
         "load_1m": load_1m,
+    }
+
+
+def cool_down(request: dict, telemetry) -> dict | None:
+    """Rest, then wait for the temperature to fall to the profile's limit."""
+    plan = request.get("cooldown") or {}
+    rest_s = float(plan.get("seconds") or 0)
+    limit = plan.get("max_temperature_c")
+    if rest_s <= 0 and limit is None:
+        return None
+    start = time.perf_counter()
+    time.sleep(rest_s)
+    temperature = environment(telemetry)["temperature_c"]
+    deadline = start + rest_s + float(plan.get("max_wait_s") or 0)
+    while limit is not None and temperature is not None and temperature > float(limit) and time.perf_counter() < deadline:
+        time.sleep(2.0)
+        temperature = environment(telemetry)["temperature_c"]
+    return {
+        "waited_s": round(time.perf_counter() - start, 2),
+        "temperature_c": temperature,
+        "reached": limit is None or temperature is None or temperature <= float(limit),
     }
 
 
@@ -326,10 +441,36 @@ def p90_interval_tight(sorted_ns: list, rel_tol: float) -> bool:
     return mid > 0 and (sorted_ns[hi] - sorted_ns[lo]) / 2.0 <= rel_tol * mid
 
 
-def make_interpreter(runtime, runtime_name: str, model: str, threads: int | None):
+def load_delegate(runtime, runtime_name: str, spec):
+    """The delegate a variant needs (the Edge TPU's libedgetpu.so.1), loaded
+    through the runtime's own load_delegate. A missing library is this
+    device's problem, reported as such, never a crash."""
+    if not spec:
+        return None
+    library = spec.get("library")
+    loader = getattr(runtime, "load_delegate", None)
+    if loader is None:
+        experimental = getattr(runtime, "experimental", None)
+        loader = getattr(experimental, "load_delegate", None)
+    if loader is None:
+        raise AgentFailure("delegate-missing", "%s has no load_delegate: cannot use %s" % (runtime_name, library))
+    try:
+        return loader(library, spec.get("options") or {})
+    except Exception as exc:  # ValueError from the runtime when dlopen fails
+        raise AgentFailure(
+            "delegate-missing",
+            "cannot load the %s delegate %s: %s (install it on the device: for the Edge TPU, "
+            "libedgetpu1-std from Coral's apt repository, and plug the accelerator in)"
+            % (spec.get("name", "?"), library, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__),
+        )
+
+
+def make_interpreter(runtime, runtime_name: str, model: str, threads: int | None, delegate=None):
     kwargs = {"model_path": model}
     if threads:
         kwargs["num_threads"] = int(threads)
+    if delegate is not None:
+        kwargs["experimental_delegates"] = [delegate]
     cls = runtime.Interpreter
     try:
         interpreter = cls(**kwargs)
@@ -337,6 +478,17 @@ def make_interpreter(runtime, runtime_name: str, model: str, threads: int | None
     except Exception as exc:
         raise AgentFailure("model-load", "%s cannot load %s: %s" % (runtime_name, model, exc))
     return interpreter
+
+
+def pin_cpus(cpus) -> list | None:
+    """The profile's CPU affinity for this process (and the runtime's threads)."""
+    if not cpus:
+        return None
+    try:
+        os.sched_setaffinity(0, [int(c) for c in cpus])
+    except (AttributeError, OSError, ValueError) as exc:
+        raise AgentFailure("bad-request", "cannot pin to CPUs %s: %s" % (cpus, exc))
+    return sorted(os.sched_getaffinity(0))
 
 
 def benchmark(request: dict) -> dict:
@@ -355,15 +507,13 @@ def benchmark(request: dict) -> dict:
     warmup_runs = int(request.get("warmup_runs", 5))
     warmup_s = float(request.get("warmup_seconds", 0.2))
 
-    cpus = request.get("cpus")
-    if cpus:
-        try:
-            # Pinned before the runtime starts its threads, so they inherit it.
-            os.sched_setaffinity(0, [int(c) for c in cpus])
-        except (OSError, ValueError, AttributeError) as exc:
-            raise AgentFailure("bad-request", "cannot pin to CPUs %s: %s" % (cpus, exc))
     runtime, runtime_name, runtime_version = import_runtime(request.get("runtime"))
-    env_before = environment()
+    telemetry = request.get("telemetry")
+    cpus = pin_cpus(request.get("affinity"))
+    delegate_spec = request.get("delegate")
+    delegate = load_delegate(runtime, runtime_name, delegate_spec)
+    cooldown = cool_down(request, telemetry)
+    env_before = environment(telemetry)
 
     inputs = None
     if request.get("inputs"):
@@ -373,7 +523,7 @@ def benchmark(request: dict) -> dict:
     baseline_kib = proc_status_kib("VmRSS")
 
     t0 = time.perf_counter_ns()
-    interpreter = make_interpreter(runtime, runtime_name, model, threads)
+    interpreter = make_interpreter(runtime, runtime_name, model, threads, delegate)
     load_ms = (time.perf_counter_ns() - t0) / 1e6
     after_load_kib = proc_status_kib("VmRSS")
 
@@ -407,12 +557,15 @@ def benchmark(request: dict) -> dict:
 
     # Accuracy pass over every eval image (doubles as warm-up of the caches).
     detections = []
+    eval_count = 0 if inputs is None else inputs.count
+    if request.get("max_eval_images"):
+        eval_count = min(eval_count, int(request["max_eval_images"]))
     if inputs is not None and request.get("eval", True) and out_indices is not None:
-        for i in range(inputs.count):
+        for i in range(eval_count):
             interpreter.set_tensor(input_index, inputs.read(i))
             interpreter.invoke()
             detections.append(read_ssd_detections(interpreter, out_indices))
-        log("eval pass: %d images" % inputs.count)
+        log("eval pass: %d images" % eval_count)
 
     # Warm-up by count and by time.
     done_runs = 0
@@ -453,9 +606,16 @@ def benchmark(request: dict) -> dict:
     return {
         "ok": True,
         "runtime": {"name": runtime_name, "version": runtime_version},
+        # The runtime's default CPU delegates (XNNPACK) apply unless a
+        # delegate library was asked for.
+        "delegate": (
+            {"name": delegate_spec.get("name"), "library": delegate_spec.get("library")}
+            if delegate_spec else {"name": "cpu", "library": None}
+        ),
         "platform": platform_info(),
         "threads": threads,
-        "cpus": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "affinity": cpus,
+        "cooldown": cooldown,
         "load_ms": round(load_ms, 4),
         "first_invoke_ms": round(first_invoke_ms, 4),
         "warmup": warmup,
@@ -476,7 +636,7 @@ def benchmark(request: dict) -> dict:
         },
         "detections": detections,
         "env_before": env_before,
-        "env_after": environment(),
+        "env_after": environment(telemetry),
     }
 
 
@@ -547,7 +707,7 @@ def info(request: dict) -> dict:
             "disk_free_mb": disk_free_mb(request.get("path")),
         }
     )
-    payload = {"ok": True, "platform": details, "env": environment(), "edgetpu": edgetpu_presence()}
+    payload = {"ok": True, "platform": details, "env": environment(request.get("telemetry")), "edgetpu": edgetpu_presence()}
     try:
         _, name, version = import_runtime(request.get("runtime"))
         payload["runtime"] = {"name": name, "version": version}

@@ -22,6 +22,13 @@ PROTOCOL_VERSION = 1
 MAX_REPLY_BYTES = 256 * 1024 * 1024
 
 
+def venv_dir(cache_root: str, python: str) -> str:
+    """Where `harness devices bootstrap` puts the runtime for a device's
+    python: keyed by that python, so pointing `python:` elsewhere never
+    picks up a venv made from another interpreter."""
+    return posixpath.join(cache_root, f"venv-{hashlib.sha256(python.encode()).hexdigest()[:10]}")
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -36,26 +43,43 @@ class AgentClient:
         self.device = transport.device
         self.timeout_s = timeout_s
         self.cache_root = transport.expand(self.device.cache_dir)
+        self._python: str | None = None
 
     @cached_property
     def agent_path(self) -> str:
         local = paths.agent_path()
         digest = file_sha256(local)
         remote = posixpath.join(self.cache_root, f"agent-{digest[:16]}.py")
-        # The agent cannot check itself before it exists: a plain existence
-        # test by its hash-named path, then a verified upload when missing.
+        # The agent cannot check itself before it exists: one round trip
+        # tests for it and for a bootstrapped venv, then a verified upload.
+        venv_python = posixpath.join(venv_dir(self.cache_root, self.device.python), "bin", "python")
         probe = self.transport.run(
-            [self.device.python, "-I", "-c", "import os,sys; sys.exit(0 if os.path.isfile(sys.argv[1]) else 1)", remote],
+            [self.device.python, "-I", "-c",
+             "import os,sys; print(os.path.isfile(sys.argv[1]), os.access(sys.argv[2], os.X_OK))", remote, venv_python],
             timeout_s=60,
         )
-        if probe.exit_status != 0:
+        have_agent, have_venv = (probe.stdout.decode().split() + ["False", "False"])[:2]
+        if have_venv == "True" and self._python is None:
+            self._python = venv_python
+        if have_agent != "True":
             self.transport.put(local, remote)
         return remote
 
+    @property
+    def python(self) -> str:
+        """The interpreter that runs the agent: the venv `harness devices
+        bootstrap` made for the device's python if there is one, else it."""
+        self.agent_path  # noqa: B018 - resolves the venv in the same round trip
+        return self._python or self.device.python
+
+    def use_python(self, python: str) -> None:
+        self._python = python
+
     def call(self, request: dict[str, Any], *, timeout_s: float | None = None) -> dict[str, Any]:
         payload = dict(request, protocol=PROTOCOL_VERSION)
+        agent = self.agent_path
         result = self.transport.run(
-            [self.device.python, "-I", self.agent_path],
+            [self.python, "-I", agent],
             stdin=json.dumps(payload).encode(),
             timeout_s=timeout_s or self.timeout_s,
         )
@@ -127,6 +151,17 @@ class AgentClient:
                 device=self.device.name,
                 hint="check the device's free disk space and storage",
             )
+        return remote
+
+    def ensure_named_file(self, local: Path, sha256: str, remote: str) -> str:
+        """Like ensure_file, under a given name (wheels must keep theirs)."""
+        if self._remote_sha256(remote) == sha256:
+            return remote
+        self.transport.put(local, remote)
+        got = self._remote_sha256(remote)
+        if got != sha256:
+            raise InfraError(f"upload of {local.name} is corrupt on the device", device=self.device.name,
+                             hint="check the device's free disk space and storage")
         return remote
 
     def _remote_sha256(self, remote: str) -> str | None:

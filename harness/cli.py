@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("list", "the inventory as a table (no connection)"),
         ("check", "probe devices in parallel: reachable, platform, runtime, resources"),
         ("trust", "show each device's host key fingerprint and record it in known_hosts"),
-        ("bootstrap", "deploy the agent and say what each device lacks, with the fix"),
+        ("bootstrap", "install the runtime on devices without internet: wheels fetched here, pushed, installed in a venv"),
         ("clean", "remove the device cache (agent, models, inputs)"),
     ):
         p = actions.add_parser(action, help=help_text, description=help_text)
@@ -265,18 +265,37 @@ def _cmd_devices(args: argparse.Namespace) -> int:
             else:
                 out.print(f"[green]✓[/green] {result.device.name}: removed {result.path}")
         return EXIT_INFRA if failed else EXIT_OK
+    if args.action == "bootstrap":
+        return _bootstrap(devices, out)
     from harness.report.devices import render_probes
 
     probes = fleet.fan_out(devices, fleet.probe)
     render_probes(probes, out, title=f"devices {args.action}")
-    if args.action == "bootstrap":
-        for p in probes:
-            if p.reachable and not p.error and not p.lacks():
-                out.print(f"[green]✓[/green] {p.device.name}: agent deployed, ready to benchmark")
-        unusable = [p for p in probes if not p.reachable or p.error or p.lacks()]
-    else:
-        unusable = [p for p in probes if not p.reachable or p.untrusted]
+    unusable = [p for p in probes if not p.reachable or p.untrusted]
     return EXIT_INFRA if unusable else EXIT_OK
+
+
+def _bootstrap(devices, out) -> int:
+    from harness import fleet, paths
+    from harness.bootstrap import bootstrap
+
+    cache = paths.cache_dir(_reports_dir(None))
+    remote = [d for d in devices if d.kind == "ssh"]
+    for device in devices:
+        if device.kind != "ssh":
+            out.print(f"{device.name}: this machine; its runtime comes with `pip install edge-harness[runtime]`")
+    failed = False
+    for result in fleet.fan_out(remote, lambda d: bootstrap(d, cache)):
+        for step in result.steps:
+            out.print(f"  {result.device.name}: {step}")
+        if result.ok:
+            out.print(f"[green]✓[/green] {result.device.name}: agent runs with {result.runtime} "
+                      f"({result.python}); sent {result.bytes_uploaded / 1e6:.1f} MB in {result.seconds:.1f} s")
+        else:
+            failed = True
+            hint = f"\n    fix: {result.hint}" if result.hint else ""
+            out.print(f"[red]✗[/red] {result.device.name}: {result.error}{hint}")
+    return EXIT_INFRA if failed else EXIT_OK
 
 
 def _trust(devices, *, yes: bool, console) -> int:
@@ -333,17 +352,26 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     cache = paths.cache_dir(reports)
     calibration = resolve_dataset(recipe, recipe.calibration, cache)
+    from harness.edgetpu.compiler import Unavailable, add_edgetpu, needs_uint8
+
     with console.status("converting…") as status:
         results = convert_variants(
             recipe,
-            variants,
+            needs_uint8(variants),
             calibration,
             cache,
             progress=lambda variant, message: status.update(f"{variant}: {message}"),
         )
+        results = add_edgetpu(variants, results)
     exit_code = EXIT_OK
     for variant, result in results.items():
-        if isinstance(result, Artifact):
+        if isinstance(result, Unavailable):
+            console.print(f"[yellow]{variant:>13}  skipped: {result.message}[/yellow]")
+            if result.edgetpu is not None:
+                r = result.edgetpu
+                console.print(f"{'':>15}pre-check: {r.ops_on_tpu} ops on the Edge TPU, {r.ops_on_cpu} on the CPU: "
+                              + "; ".join(f"{op} x{n} ({why})" for op, n, why in r.cpu_ops))
+        elif isinstance(result, Artifact):
             target = export_artifact(result, out_dir)
             how = "cached" if result.cached else "converted"
             Console().print(f"{variant:>13}  {result.size_bytes / 1e6:6.2f} MB  {how:9}  {target}")

@@ -67,9 +67,9 @@ class Probe:
             packages.append("ai-edge-litert" if self.platform.get("arch") in LITERT_ARCHES else "tflite-runtime")
         if packages:
             missing.append(
-                f"{' and '.join(p.strip(chr(39)) for p in packages)}: on the device run "
-                f"`{python} -m pip install --user {' '.join(packages)}` "
-                "(on a system that refuses, make a venv and set `python:` to its interpreter)"
+                f"{' and '.join(p.strip(chr(39)) for p in packages)}: run `harness devices bootstrap "
+                f"{self.device.name}` (wheels fetched on this host, no network needed on the device), or on the "
+                f"device `{python} -m pip install --user {' '.join(packages)}`"
             )
         edgetpu = self.info.get("edgetpu") or {}
         if edgetpu.get("present") and not edgetpu.get("library"):

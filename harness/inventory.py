@@ -35,7 +35,7 @@ from typing import Any, Iterable
 from harness.config import Fields, load_yaml_mapping
 from harness.device import LOCAL_DEVICE_NAME, Device
 from harness.errors import InputError
-from harness.profiles import available_profiles
+from harness.profiles import available_profiles, load_profile
 
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -163,8 +163,10 @@ def _parse_device(
     known_profiles = available_profiles()
     if profile not in known_profiles:
         close = difflib.get_close_matches(profile, known_profiles, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"known profiles: {', '.join(known_profiles)}"
+        known = f"known profiles: {', '.join(known_profiles)}"
+        hint = f"did you mean {close[0]!r}? ({known})" if close else known
         raise InputError(f"unknown profile {profile!r}", source=source, place=f"{f.place}.profile", hint=hint)
+    load_profile(profile)  # a broken profile file is exit 2 now, not mid-run
 
     resolved = ssh_config.lookup(host) if ssh_config is not None else {}
     hostname = resolved.get("hostname", host)

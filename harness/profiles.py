@@ -1,13 +1,40 @@
-"""Device profiles (devices/profiles/*.yaml): a device family's habits."""
+"""Device profiles (devices/profiles/*.yaml): a device family's habits.
+
+A profile says how to measure a kind of device: threads and CPU affinity,
+the runtime to prefer, what it can run (capabilities, matched against each
+variant's `requires`), which delegate library a capability needs, where the
+agent reads temperature, frequency and throttling, the CPU governor that
+makes figures repeatable, the cool-down before each pair, and the
+measurement plan. `extends: OTHER` starts from another profile and
+overrides the keys given (the emulated Pi is a Pi 4 with a short plan).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from harness import paths
 from harness.config import Fields, load_yaml_mapping
 from harness.errors import InputError
+
+FAMILIES = ("x86", "raspberry-pi", "coral")
+FAMILY_TITLES = {"x86": "x86 CPU", "raspberry-pi": "Raspberry Pi", "coral": "Coral Edge TPU"}
+RUNTIMES = ("ai-edge-litert", "tflite-runtime", "tensorflow")
+# Where the agent may read each reading, in the order a profile lists them
+# (the first that answers wins). See devices/agent.py `environment()`.
+TELEMETRY_SOURCES: dict[str, tuple[str, ...]] = {
+    "temperature": ("vcgencmd", "thermal"),
+    "throttling": ("vcgencmd", "sysfs"),
+    "frequency": ("vcgencmd", "cpufreq", "cpuinfo"),
+    "accelerator_temperature": ("apex",),
+}
+KNOWN_CAPABILITIES = ("float", "int8", "int16x8", "edgetpu")
+TOP_KEYS = (
+    "name", "description", "extends", "family", "emulated", "threads", "affinity", "runtime", "capabilities",
+    "delegates", "telemetry", "governor", "cooldown", "measurement",
+)
 
 
 @dataclass(frozen=True)
@@ -24,8 +51,19 @@ class MeasurementPlan:
     # A device that drops off is retried this many times, with backoff.
     retries: int = 2
     retry_backoff_s: float = 1.0
-    # Wait between measurements so the device cools and settles.
-    cooldown_seconds: float = 0.0
+    # Eval images scored per pair (None: all); an emulated device runs ~50x
+    # slower and scores a few.
+    max_eval_images: int | None = None
+
+
+@dataclass(frozen=True)
+class Cooldown:
+    """Before each pair: rest `seconds`, then wait (at most `max_wait_s`)
+    until the temperature is at or below `max_temperature_c`, if set."""
+
+    seconds: float = 0.0
+    max_temperature_c: float | None = None
+    max_wait_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -36,26 +74,89 @@ class Profile:
     runtime: str | None
     capabilities: frozenset[str]
     measurement: MeasurementPlan
+    family: str = "x86"
+    emulated: bool = False
+    affinity: tuple[int, ...] | None = None
+    # capability -> delegate library loaded through the runtime's load_delegate
+    delegates: dict[str, str] = field(default_factory=dict, hash=False)
+    telemetry: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    # The governor that keeps the clock fixed; anything else is warned about.
+    governor: str | None = "performance"
+    cooldown: Cooldown = Cooldown()
+
+    @property
+    def family_title(self) -> str:
+        return FAMILY_TITLES.get(self.family, self.family)
+
+    def telemetry_request(self) -> dict[str, list[str]]:
+        return {k: list(v) for k, v in self.telemetry.items()}
 
 
 def available_profiles() -> list[str]:
     return sorted(p.stem for p in paths.profiles_dir().glob("*.yaml"))
 
 
-def load_profile(name: str) -> Profile:
+def load_profile(name: str, *, _seen: tuple[str, ...] = ()) -> Profile:
     path = paths.profiles_dir() / f"{name}.yaml"
     if not path.is_file():
         raise InputError(f"unknown device profile {name!r}", hint=f"known profiles: {', '.join(available_profiles())}")
-    return parse_profile(load_yaml_mapping(path, what="device profile"), path)
+    data = load_yaml_mapping(path, what="device profile")
+    base = None
+    parent = data.get("extends")
+    if parent is not None:
+        if not isinstance(parent, str) or parent in _seen or parent == name:
+            raise InputError(
+                f"extends {parent!r} is not another profile's name (or makes a cycle)", source=path, place="extends",
+                hint=f"known profiles: {', '.join(available_profiles())}",
+            )
+        if parent not in available_profiles():
+            raise InputError(f"extends unknown profile {parent!r}", source=path, place="extends",
+                             hint=f"known profiles: {', '.join(available_profiles())}")
+        base = load_profile(parent, _seen=(*_seen, name))
+    return parse_profile(data, path, base=base)
 
 
-def parse_profile(data: dict, path: Path) -> Profile:
+def parse_profile(data: dict, path: Path, *, base: Profile | None = None) -> Profile:
     top = Fields(data, source=path, place="")
-    top.reject_unknown(["name", "description", "threads", "runtime", "capabilities", "measurement"])
-    m = top.sub("measurement")
-    m.reject_unknown(MeasurementPlan.__dataclass_fields__)
-    d = MeasurementPlan()
-    plan = MeasurementPlan(
+    top.reject_unknown(TOP_KEYS)
+    b = base or Profile("", "", None, None, frozenset({"float"}), MeasurementPlan(), telemetry=_default_telemetry())
+    capabilities = frozenset(top.str_list("capabilities", tuple(sorted(b.capabilities))))
+    for cap in capabilities:
+        if cap not in KNOWN_CAPABILITIES:
+            raise InputError(f"unknown capability {cap!r}", source=path, place="capabilities",
+                             hint=f"use some of: {', '.join(KNOWN_CAPABILITIES)}")
+    delegates = _delegates(top, b.delegates)
+    for cap in delegates:
+        if cap not in capabilities:
+            raise InputError(f"delegate for {cap!r}, which the profile does not offer", source=path,
+                             place=f"delegates.{cap}", hint=f"add {cap} to capabilities or remove the delegate")
+    if "edgetpu" in capabilities and "edgetpu" not in delegates:
+        raise InputError("an Edge TPU profile needs its delegate library", source=path, place="delegates",
+                         hint="delegates: {edgetpu: libedgetpu.so.1}")
+    return Profile(
+        name=top.str("name", required=True),
+        description=top.str("description", b.description),
+        threads=top.int("threads", b.threads, minimum=1),
+        runtime=top.choice("runtime", RUNTIMES, b.runtime),
+        capabilities=capabilities,
+        measurement=_plan(top.sub("measurement"), b.measurement),
+        family=top.choice("family", FAMILIES, b.family),
+        emulated=top.bool("emulated", b.emulated),
+        affinity=_affinity(top, b.affinity),
+        delegates=delegates,
+        telemetry=_telemetry(top.sub("telemetry"), b.telemetry),
+        governor=top.str("governor", b.governor),
+        cooldown=_cooldown(top.sub("cooldown"), b.cooldown),
+    )
+
+
+def _default_telemetry() -> dict[str, tuple[str, ...]]:
+    return {"temperature": ("thermal",), "throttling": ("sysfs",), "frequency": ("cpufreq", "cpuinfo")}
+
+
+def _plan(m: Fields, d: MeasurementPlan) -> MeasurementPlan:
+    m.reject_unknown([f.name for f in fields(MeasurementPlan)])
+    return MeasurementPlan(
         warmup_runs=m.int("warmup_runs", d.warmup_runs, minimum=0),
         warmup_seconds=m.float("warmup_seconds", d.warmup_seconds, minimum=0),
         min_runs=m.int("min_runs", d.min_runs, minimum=1),
@@ -65,13 +166,51 @@ def parse_profile(data: dict, path: Path) -> Profile:
         rounds=m.int("rounds", d.rounds, minimum=1),
         retries=m.int("retries", d.retries, minimum=0),
         retry_backoff_s=m.float("retry_backoff_s", d.retry_backoff_s, minimum=0),
-        cooldown_seconds=m.float("cooldown_seconds", d.cooldown_seconds, minimum=0),
+        max_eval_images=m.int("max_eval_images", d.max_eval_images, minimum=1),
     )
-    return Profile(
-        name=top.str("name", required=True),
-        description=top.str("description", ""),
-        threads=top.int("threads", minimum=1),
-        runtime=top.choice("runtime", ["ai-edge-litert", "tflite-runtime", "tensorflow"]),
-        capabilities=frozenset(top.str_list("capabilities", ("float",))),
-        measurement=plan,
+
+
+def _cooldown(c: Fields, d: Cooldown) -> Cooldown:
+    c.reject_unknown([f.name for f in fields(Cooldown)])
+    return Cooldown(
+        seconds=c.float("seconds", d.seconds, minimum=0),
+        # An explicit null switches the inherited temperature wait off.
+        max_temperature_c=None if ("max_temperature_c" in c.data and c.data["max_temperature_c"] is None)
+        else c.float("max_temperature_c", d.max_temperature_c, minimum=0),
+        max_wait_s=c.float("max_wait_s", d.max_wait_s, minimum=0),
     )
+
+
+def _affinity(top: Fields, default: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    value: Any = top.data.get("affinity", default)
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        return value
+    if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        raise InputError(f"expected a list of CPU numbers, got {value!r}", source=top.source, place="affinity",
+                         hint="affinity: [2, 3] pins the benchmark to CPUs 2 and 3; leave it out for no pinning")
+    return tuple(value)
+
+
+def _delegates(top: Fields, default: dict[str, str]) -> dict[str, str]:
+    d = top.sub("delegates")
+    if not d.data:
+        return dict(default)
+    d.reject_unknown(KNOWN_CAPABILITIES)
+    return {key: d.str(key, required=True) for key in d.data}
+
+
+def _telemetry(t: Fields, default: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    t.reject_unknown(TELEMETRY_SOURCES)
+    out = dict(default)
+    for reading, known in TELEMETRY_SOURCES.items():
+        if reading not in t.data:
+            continue
+        sources = t.str_list(reading)
+        for source in sources:
+            if source not in known:
+                raise InputError(f"unknown source {source!r} for {reading}", source=t.source,
+                                 place=f"telemetry.{reading}", hint=f"use some of: {', '.join(known)}")
+        out[reading] = sources
+    return out

@@ -20,10 +20,12 @@ from typing import Any
 
 from harness import __version__, paths
 from harness.agent_client import AgentClient
+from harness.capabilities import skip_record
 from harness.convert.converter import Artifact, convert_variants, export_artifact
 from harness.dataset.resolve import resolve_dataset
 from harness.device import Device
 from harness.device_lock import DeviceLock
+from harness.edgetpu.compiler import add_edgetpu, needs_uint8
 from harness.errors import AgentError, ConversionError, InfraError
 from harness.measure.pair import PairAccumulator, PairContext, failed_record, run_round
 from harness.preprocess import prepared_inputs
@@ -115,13 +117,14 @@ def execute(plan: RunPlan, store: SqliteStore, events: RunEvents | None = None, 
         events.stage("convert", total=len(plan.variants))
         converted = convert_variants(
             plan.recipe,
-            plan.variants,
+            needs_uint8(plan.variants),
             calibration,
             cache,
             progress=lambda variant, message: events.advance("convert", f"{variant}: {message}", units=1)
             if message in ("done", "cached", "failed")
             else None,
         )
+        converted = add_edgetpu(plan.variants, converted)
         artifacts = {v: _copy_into_run(a, run_dir) if isinstance(a, Artifact) else a for v, a in converted.items()}
 
         # Inputs depend on the variant, not the device: prepared once, here,
@@ -159,11 +162,12 @@ def _device_job(
     ctx = PairContext(
         run_id=outcome.run_id,
         run_dir=outcome.run_dir,
-        device_info=DeviceInfo(name=device.name, profile=device.profile),
+        device_info=DeviceInfo(name=device.name, profile=device.profile, family=profile.family, emulated=profile.emulated),
         threads=threads,
         plan=profile.measurement,
         runtime=profile.runtime,
         cpus=device.cpus,
+        profile=profile,
     )
     return DeviceJob(device, ctx, plan.recipe, plan.variants, artifacts, inputs, evaluation, category_ids, plan.lock_wait_s, plan.command)
 
@@ -337,7 +341,12 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
             lost = _with_fix(exc)
         for variant in job.variants:
             artifact = job.artifacts[variant]
-            if isinstance(artifact, ConversionError):
+            # A pair this device cannot run is recorded with the reason, once.
+            skipped = skip_record(job.ctx, recipe.name, variant, artifact)
+            if skipped is not None:
+                inbox.put(_Pair(skipped, [], None, final=True, units=rounds))
+                finished.add(variant)
+            elif isinstance(artifact, ConversionError):
                 emit_failure(variant, "conversion", artifact.render(), None, 0)
         for round_index in range(rounds):
             for variant in job.variants:
@@ -349,8 +358,6 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
                     emit_failure(variant, "device", lost, artifact, round_index)
                     continue
                 inbox.put(_Status(name, f"{variant} · round {round_index + 1}/{rounds}"))
-                if plan.cooldown_seconds and (round_index or variant != job.variants[0]):
-                    cancel.wait(plan.cooldown_seconds)
                 try:
                     assert lock is not None and client is not None
                     lock.renew()

@@ -73,7 +73,6 @@ VARIANTS: dict[str, VariantSpec] = {
             "uint8",
             True,
             frozenset({"edgetpu"}),
-            available=False,
         ),
     )
 }

@@ -86,6 +86,62 @@ def module_lab(tmp_path_factory):
         yield lab
 
 
+def _require_qemu() -> None:
+    from tests.aarch64_root import qemu_available
+
+    if qemu_available():
+        return
+    message = "the emulated Raspberry Pi needs qemu-user-static and dpkg (apt-get install qemu-user-static)"
+    if os.environ.get("CI"):
+        pytest.fail(message + "; CI must install it (.ci/run does)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def emulated_pi_lab(tmp_path_factory):
+    """One lab device whose `python3` is aarch64 CPython under qemu-user
+    (tests/aarch64_root.py), with the aarch64 numpy and ai-edge-litert."""
+    from tests import aarch64_root
+    from tests.lab import Lab
+
+    _require_sshd()
+    _require_qemu()
+    root = aarch64_root.build()
+    lab = Lab(tmp_path_factory.mktemp("pi-lab"), 1)
+    device = lab.devices[0]
+    device.name = "pi-emu"
+    script = tmp_path_factory.mktemp("pi-bin") / "python3"
+    device.python3_script = aarch64_root.python_wrapper(root, script).read_text()
+    with lab:
+        yield lab
+
+
+@pytest.fixture
+def isolated_lab(tmp_path_factory):
+    """One lab device in its own network namespace (no route out; the host
+    reaches it over a veth pair) whose python3 is a bare Python: a venv
+    without pip, numpy or a runtime."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.lab import Lab
+
+    _require_sshd()
+    if shutil.which("ip") is None:
+        pytest.skip("needs iproute2 (`ip netns`)")
+    root = tmp_path_factory.mktemp("isolated-lab")
+    bare = root / "bare-python"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    lab = Lab(root, 1)
+    device = lab.devices[0]
+    device.name = "offline-a"
+    device.isolated = True
+    device.python3_script = f'#!/bin/sh\nexec {bare}/bin/python "$@"\n'
+    with lab:
+        yield lab
+
+
 # --- the bundled demo detector, converted once per session ------------------
 # Converting the six variants costs a TensorFlow import and about a minute, so
 # one session converts them once into a shared cache; CLI tests point

@@ -99,6 +99,13 @@ class LabDevice:
     user: str = field(default_factory=getpass.getuser)
     process: subprocess.Popen | None = None
     namespace: str | None = None
+    # The device's `python3`: a shell script body; default runs this venv's
+    # interpreter. The emulated Pi's runs aarch64 CPython under qemu-user.
+    python3_script: str | None = None
+    # Run in its own network namespace, reachable only over a veth pair
+    # from the host (10.237.X.2), with no route anywhere else.
+    isolated: bool = False
+    netns: str | None = None
 
     @property
     def host_key(self) -> Path:
@@ -126,7 +133,7 @@ class LabDevice:
         authorized = self.root / "authorized_keys"
         authorized.write_text(Path(str(self.client_key) + ".pub").read_text())
         python3 = self.bin_dir / "python3"
-        python3.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+        python3.write_text(self.python3_script or f'#!/bin/sh\nexec {sys.executable} "$@"\n')
         python3.chmod(0o755)
 
     def _write_config(self) -> Path:
@@ -156,6 +163,11 @@ class LabDevice:
     def start(self, taken: set[str]) -> None:
         """Start on the first free loopback address not in `taken`."""
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        if self.isolated:
+            self._make_netns()
+            if self._try_start():
+                return
+            raise RuntimeError(f"lab device {self.name}: sshd did not start in {self.netns}; see {self.root / 'sshd.log'}")
         for last_octet in range(FIRST_HOST, LAST_HOST):
             host = f"127.0.0.{last_octet}"
             if host in taken or not _port_free(host, self.port):
@@ -165,11 +177,37 @@ class LabDevice:
                 return
         raise RuntimeError(f"lab device {self.name}: no free loopback address for sshd on port {self.port}")
 
+    def _make_netns(self) -> None:
+        """A namespace with lo and one veth end; the host keeps the other end.
+        No default route: the device can reach the host's veth address only."""
+        used = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
+        for subnet in range(1, 250):
+            if f"10.237.{subnet}." in used:
+                continue
+            ns, host_if, dev_if = f"eh-lab-{subnet}", f"ehh{subnet}", f"ehd{subnet}"
+            if subprocess.run(["ip", "netns", "add", ns], capture_output=True).returncode != 0:
+                continue
+            self.netns = ns
+            for argv in (
+                ["ip", "link", "add", host_if, "type", "veth", "peer", "name", dev_if],
+                ["ip", "link", "set", dev_if, "netns", ns],
+                ["ip", "addr", "add", f"10.237.{subnet}.1/30", "dev", host_if],
+                ["ip", "link", "set", host_if, "up"],
+                ["ip", "-n", ns, "addr", "add", f"10.237.{subnet}.2/30", "dev", dev_if],
+                ["ip", "-n", ns, "link", "set", dev_if, "up"],
+                ["ip", "-n", ns, "link", "set", "lo", "up"],
+            ):
+                subprocess.run(argv, check=True, capture_output=True)
+            self.host = f"10.237.{subnet}.2"
+            return
+        raise RuntimeError(f"lab device {self.name}: no free 10.237.X.0/30 subnet for its network namespace")
+
     def _try_start(self) -> bool:
         config = self._write_config()
         log = open(self.root / "sshd.log", "ab")  # noqa: SIM115 - closed with the process
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
         self.process = subprocess.Popen(
-            ["unshare", "--pid", "--fork", "--kill-child=SIGKILL", SSHD, "-D", "-e", "-f", str(config)],
+            [*prefix, "unshare", "--pid", "--fork", "--kill-child=SIGKILL", SSHD, "-D", "-e", "-f", str(config)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -204,6 +242,9 @@ class LabDevice:
             self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
         namespace, self.process = self.namespace, None
+        if self.netns is not None:  # takes the veth pair with it
+            subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
+            self.netns = None
         if namespace is not None:
             deadline = time.monotonic() + 5
             while processes_in_namespace(namespace) and time.monotonic() < deadline:

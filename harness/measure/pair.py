@@ -7,7 +7,7 @@ storage and what to do when a device fails.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from harness.convert.converter import Artifact
 from harness.dataset.coco import CocoDataset
 from harness.evaluate import coco_scores, save_results, to_coco_results
 from harness.measure.stats import summarize_ns
-from harness.profiles import MeasurementPlan
+from harness.profiles import MeasurementPlan, Profile
 from harness.results.files import device_dir, pair_stem
 from harness.results.record import (
     Accuracy,
@@ -46,6 +46,36 @@ class PairContext:
     plan: MeasurementPlan
     cpus: tuple[int, ...] | None
     runtime: str | None  # preferred runtime, None = the agent's first
+    # The device's profile: telemetry sources, affinity, cool-down, delegates.
+    profile: Profile | None = None
+
+
+def delegate_for(profile: Profile | None, artifact: Artifact) -> dict[str, str] | None:
+    """The delegate a variant needs on this device (the Edge TPU's library
+    for `edgetpu`), or None for the runtime's CPU kernels."""
+    from harness.variants import VARIANTS
+
+    if profile is None:
+        return None
+    spec = VARIANTS.get(artifact.variant)
+    for capability in sorted(spec.requires if spec else ()):
+        if capability in profile.delegates:
+            return {"name": capability, "library": profile.delegates[capability]}
+    return None
+
+
+def _profile_request(profile: Profile | None, artifact: Artifact) -> dict[str, Any]:
+    if profile is None:
+        return {}
+    request: dict[str, Any] = {
+        "telemetry": profile.telemetry_request(),
+        "affinity": list(profile.affinity) if profile.affinity else None,
+        "delegate": delegate_for(profile, artifact),
+        "cooldown": asdict(profile.cooldown),
+    }
+    if profile.measurement.max_eval_images:
+        request["max_eval_images"] = profile.measurement.max_eval_images
+    return request
 
 
 def run_round(
@@ -71,7 +101,6 @@ def run_round(
             "eval": round_index == 0,
             "adapter": adapter,
             "threads": ctx.threads,
-            "cpus": list(ctx.cpus) if ctx.cpus else None,
             "runtime": ctx.runtime,
             "warmup_runs": plan.warmup_runs,
             "warmup_seconds": plan.warmup_seconds,
@@ -79,6 +108,9 @@ def run_round(
             "min_seconds": plan.min_seconds / rounds,
             "max_seconds": plan.max_seconds / rounds,
             "ci_rel_tol": plan.ci_rel_tol,
+            **_profile_request(ctx.profile, artifact),
+            # The inventory's per-device cores win over the profile's default.
+            **({"affinity": list(ctx.cpus)} if ctx.cpus else {}),
         }
     )
 
@@ -123,9 +155,16 @@ class PairAccumulator:
             threads=first.get("threads"),
             memory_mb=MemoryMb(**memory, method=first.get("memory_method")),
             accuracy=self.accuracy,
-            env=_env(first.get("env_before") or {}, last.get("env_after") or {}, self.replies),
+            env=_env(first.get("env_before") or {}, last.get("env_after") or {}, self.replies, ctx.profile),
+            edgetpu=_edgetpu_report(self.artifact),
         )
         return record, samples_ns
+
+
+def _edgetpu_report(artifact: Artifact) -> Any:
+    from harness.edgetpu.compiler import report_of
+
+    return report_of(artifact)
 
 
 def failed_record(ctx: PairContext, model: str, variant: str, kind: str, message: str, artifact: Artifact | None = None) -> Record:
@@ -149,6 +188,8 @@ def failed_record(ctx: PairContext, model: str, variant: str, kind: str, message
 def _score(
     ctx: PairContext, artifact: Artifact, dataset: CocoDataset, category_ids: tuple[int, ...], detections: list[dict[str, Any]]
 ) -> Accuracy:
+    if len(detections) < len(dataset.images):  # the profile scores only the first images
+        dataset = replace(dataset, images=dataset.images[: len(detections)])
     results = to_coco_results(dataset, detections, category_ids)
     path = device_dir(ctx.run_dir, ctx.device_info.name) / f"{pair_stem(artifact.model, artifact.variant)}.detections.json"
     save_results(path, results)
@@ -168,13 +209,23 @@ def _latency(samples_ns: list[int], stop_reason: str | None, rounds: int) -> Lat
     return LatencyMs(**asdict(summarize_ns(samples_ns)), stop_reason=stop_reason, rounds=rounds)
 
 
-def _env(before: dict[str, Any], after: dict[str, Any], replies: list[dict[str, Any]]) -> EnvInfo:
+def _env(before: dict[str, Any], after: dict[str, Any], replies: list[dict[str, Any]], profile: Profile | None) -> EnvInfo:
     flags = [
         v for r in replies for v in ((r.get("env_before") or {}).get("throttled"), (r.get("env_after") or {}).get("throttled"))
         if v is not None
     ]
+    reasons = list(
+        dict.fromkeys(
+            reason
+            for r in replies
+            for side in ("env_before", "env_after")
+            for reason in ((r.get(side) or {}).get("throttle_reasons") or [])
+        )
+    )
     loads = [(r.get("env_before") or {}).get("load_1m") for r in replies]
     cpus = (replies[0].get("platform") or {}).get("cpu_count") or 1
+    waited = [(r.get("cooldown") or {}).get("waited_s") for r in replies]
+    waited_s = [w for w in waited if w is not None]
     return EnvInfo(
         temperature_c_before=before.get("temperature_c"),
         temperature_c_after=after.get("temperature_c"),
@@ -184,11 +235,18 @@ def _env(before: dict[str, Any], after: dict[str, Any], replies: list[dict[str, 
         load_1m_before=before.get("load_1m"),
         # Other work on the device competes for the cores being measured.
         under_load=any(load is not None and load / cpus > LOADED_PER_CORE for load in loads),
+        throttle_reasons=tuple(reasons),
+        throttling_source=before.get("throttling_source"),
+        temperature_source=before.get("temperature_source"),
+        expected_governor=profile.governor if profile else None,
+        accelerator_temperature_c_after=after.get("accelerator_temperature_c"),
+        cooldown_s=sum(waited_s) if waited_s else None,
     )
 
 
 def _with_runtime(info: DeviceInfo, reply: dict[str, Any]) -> DeviceInfo:
     runtime = reply.get("runtime") or {}
+    delegate = reply.get("delegate") or {}
     platform = reply.get("platform") or {}
     return DeviceInfo(
         name=info.name,
@@ -196,6 +254,10 @@ def _with_runtime(info: DeviceInfo, reply: dict[str, Any]) -> DeviceInfo:
         arch=platform.get("arch", info.arch),
         os=platform.get("os", info.os),
         python=platform.get("python", info.python),
-        runtime=RuntimeInfo(runtime["name"], runtime["version"]) if runtime else info.runtime,
+        runtime=RuntimeInfo(runtime["name"], runtime["version"], delegate.get("name"), delegate.get("library"))
+        if runtime
+        else info.runtime,
         cpu_count=platform.get("cpu_count", info.cpu_count),
+        family=info.family,
+        emulated=info.emulated,
     )

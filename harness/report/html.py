@@ -30,7 +30,11 @@ def render_html(records: Sequence[Record], *, title: str) -> str:
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
     ]
+    group = None
     for section in sections(records):
+        if section.group != group:
+            group = section.group
+            parts.append(f"<h2>{escape(group)}</h2>")
         parts.append(_section(section))
     parts.append(
         "<p class='note'>Latency: <code>invoke()</code> only, every sample kept; the p90 interval is the "
@@ -43,7 +47,7 @@ def render_html(records: Sequence[Record], *, title: str) -> str:
 
 def _section(section: DeviceSection) -> str:
     out = [
-        f"<h2>{escape(section.model)} on <code>{escape(section.device)}</code> ({escape(section.runtime)})</h2>",
+        f"<h3>{escape(section.heading)}</h3>",
         "<table><thead><tr>",
     ]
     out += [f"<th class='{'l' if k in ('variant', 'flags') else ''}'>{escape(h)}</th>" for k, h in HEADERS]

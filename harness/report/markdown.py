@@ -14,8 +14,12 @@ def _escape(text: str) -> str:
 
 def render_markdown(records: Sequence[Record], *, title: str) -> str:
     out = [f"# {_escape(title)}", ""]
+    group = None
     for section in sections(records):
-        out.append(f"## {_escape(section.model)} on `{_escape(section.device)}` ({_escape(section.runtime)})")
+        if section.group != group:
+            group = section.group
+            out.extend([f"## {_escape(group)}", ""])
+        out.append(f"### {_escape(section.heading)}")
         out.append("")
         out.append("| " + " | ".join(h for _, h in HEADERS) + " |")
         out.append("|" + "|".join(":--" if k in ("variant", "flags") else "--:" for k, _ in HEADERS) + "|")

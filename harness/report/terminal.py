@@ -25,9 +25,13 @@ def render_terminal(records: Sequence[Record], console: Console, *, title: str) 
     wide = console.width >= WIDE_COLUMNS
     keys = WIDE_KEYS if wide else NARROW_KEYS
     headers = tuple((k, h) for k, h in HEADERS if k in keys)
+    group = None
     for section in sections(records):
+        if section.group != group:
+            group = section.group
+            console.rule(Text(group, style="bold"), align="left")
         table = Table(
-            title=f"{title} · {section.model} on {section.device} ({section.runtime})",
+            title=f"{title} · {section.heading}",
             title_justify="left",
             header_style="bold",
             box=box.SIMPLE_HEAD,

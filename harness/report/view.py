@@ -12,6 +12,11 @@ from typing import Sequence
 
 from harness.results.record import Record
 
+FAMILY_ORDER = ("x86", "raspberry-pi", "coral")
+FAMILY_TITLES = {"x86": "x86 CPU", "raspberry-pi": "Raspberry Pi", "coral": "Coral Edge TPU"}
+EMULATED_NOTE = "EMULATED (aarch64 under qemu-user on an x86 host): not a Raspberry Pi's latency"
+DELEGATE_WORDS = {"cpu": "CPU kernels + default XNNPACK", "edgetpu": "Edge TPU (libedgetpu)"}
+
 REFERENCE_VARIANT = "fp32"
 VARIANT_ORDER = ("fp32", "fp16", "dynamic-int8", "int8", "uint8", "int16x8", "qat-int8", "selective-int8", "edgetpu")
 
@@ -36,6 +41,23 @@ class DeviceSection:
     model: str
     runtime: str
     rows: tuple[Row, ...]
+    family: str = "x86"
+    emulated: bool = False
+    delegates: str = "?"
+
+    @property
+    def group(self) -> str:
+        """The family heading this section sits under (x86 / Pi / Coral)."""
+        title = FAMILY_TITLES.get(self.family, self.family or "other")
+        return f"{title} (emulated)" if self.emulated else title
+
+    @property
+    def heading(self) -> str:
+        parts = [f"{self.model} on {self.device}", self.group]
+        if self.emulated:
+            parts.append(EMULATED_NOTE)
+        parts.append(f"{self.runtime}, delegate: {self.delegates}")
+        return " · ".join(parts)
 
 
 def _order(record: Record) -> tuple[int, str]:
@@ -47,8 +69,16 @@ def flags_for(record: Record) -> tuple[str, ...]:
     flags: list[str] = []
     if record.status != "ok":
         flags.append(record.status)
+    if record.device.emulated:
+        flags.append("emulated")
     if record.env and record.env.throttled:
-        flags.append("throttled")
+        reasons = ", ".join(r for r in record.env.throttle_reasons if "occurred" not in r)
+        flags.append(f"throttled ({reasons})" if reasons else "throttled")
+    if record.env and record.env.governor and record.env.expected_governor and record.env.governor != record.env.expected_governor:
+        flags.append(f"governor {record.env.governor}")
+    runtime = record.device.runtime
+    if runtime and runtime.delegate and runtime.delegate != "cpu":
+        flags.append(f"delegate {runtime.delegate}")
     if record.env and record.env.under_load:
         flags.append("under load")
     if record.latency_ms and not record.latency_ms.p90_reliable:
@@ -58,7 +88,14 @@ def flags_for(record: Record) -> tuple[str, ...]:
     return tuple(flags)
 
 
+def _family_rank(section: DeviceSection) -> tuple[int, bool]:
+    family = section.family if section.family in FAMILY_ORDER else None
+    return (FAMILY_ORDER.index(family) if family else len(FAMILY_ORDER), section.emulated)
+
+
 def sections(records: Sequence[Record]) -> list[DeviceSection]:
+    """One section per (device, model), grouped x86 / Pi / Coral (emulated
+    devices after the real ones of their family), run order otherwise."""
     groups: dict[tuple[str, str], list[Record]] = {}
     for record in records:
         groups.setdefault((record.device.name, record.model.name), []).append(record)
@@ -68,8 +105,13 @@ def sections(records: Sequence[Record]) -> list[DeviceSection]:
         ref = next((r for r in group if r.model.variant == REFERENCE_VARIANT and r.status == "ok"), None)
         rows = tuple(_row(r, ref) for r in group)
         runtime = next((f"{r.device.runtime.name} {r.device.runtime.version}" for r in group if r.device.runtime), "?")
-        out.append(DeviceSection(device, model, runtime, rows))
-    return out
+        delegates = sorted({r.device.runtime.delegate or "cpu" for r in group if r.device.runtime})
+        first = group[0].device
+        out.append(DeviceSection(
+            device, model, runtime, rows, family=first.family or "x86", emulated=first.emulated,
+            delegates=", ".join(DELEGATE_WORDS.get(d, d) for d in delegates) or "?",
+        ))
+    return sorted(out, key=_family_rank)
 
 
 def _row(record: Record, ref: Record | None) -> Row:
@@ -142,6 +184,7 @@ class Cells:
     map_drop: str
     flags: str
     error: str
+    runtime: str = "—"
 
 
 def cells(row: Row) -> Cells:
@@ -165,7 +208,15 @@ def cells(row: Row) -> Cells:
         map_drop="ref" if row.is_reference else fmt_drop(row.map_drop),
         flags=", ".join(row.flags),
         error=f"{r.error.kind}: {r.error.message}" if r.error else "",
+        runtime=_runtime_cell(r),
     )
+
+
+def _runtime_cell(record: Record) -> str:
+    runtime = record.device.runtime
+    if runtime is None:
+        return "—"
+    return f"{runtime.name} {runtime.version} / {runtime.delegate or 'cpu'}"
 
 
 HEADERS: tuple[tuple[str, str], ...] = (
@@ -181,6 +232,7 @@ HEADERS: tuple[tuple[str, str], ...] = (
     ("map", "mAP"),
     ("map50", "mAP50"),
     ("map_drop", "mAP vs fp32"),
+    ("runtime", "runtime / delegate"),
     ("flags", "flags"),
 )
 
@@ -215,7 +267,35 @@ def findings(section: DeviceSection) -> list[str]:
                 f"({section.runtime}); on CPUs without int8 dot-product instructions this is expected, "
                 "on ARM devices the ratio usually turns the other way."
             )
+    if section.emulated:
+        lines.append(
+            f"{section.device} is emulated: its figures prove that the variants run on aarch64 and give the same "
+            "detections; its latency and memory are qemu's, not a Raspberry Pi's, and are not comparable with real devices."
+        )
     for row in section.rows:
         if row.record.status != "ok" and row.record.error:
             lines.append(f"{row.variant} {row.record.status}: {row.record.error.message}")
+        lines.extend(_edgetpu_lines(row.record))
+        env = row.record.env
+        if env and env.governor and env.expected_governor and env.governor != env.expected_governor:
+            lines.append(
+                f"{row.variant}: CPU governor was {env.governor!r}, not {env.expected_governor!r}: the clock moves with "
+                "load, so latency varies; set it with `echo performance | sudo tee "
+                "/sys/devices/system/cpu/cpu*/cpufreq/scaling_governor`."
+            )
+        if env and env.throttled:
+            why = ", ".join(env.throttle_reasons) or "throttling reported"
+            lines.append(f"{row.variant}: measured while throttled ({why}, from {env.throttling_source}): its latency is not the device's best.")
     return lines
+
+
+def _edgetpu_lines(record: Record) -> list[str]:
+    report = record.edgetpu
+    if report is None:
+        return []
+    what = "Edge TPU pre-check of the uint8 model (no compiler)" if report.source == "precheck" else (
+        f"edgetpu_compiler {report.compiler_version or ''}".strip())
+    total = report.ops_on_tpu + report.ops_on_cpu
+    head = f"{record.model.variant}: {what}: {report.ops_on_tpu} of {total} ops on the Edge TPU, {report.ops_on_cpu} on the CPU"
+    details = "; ".join(f"{op} x{count} ({reason})" for op, count, reason in report.cpu_ops)
+    return [head + (f": {details}" if details else "") + "."]

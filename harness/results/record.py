@@ -21,6 +21,10 @@ Status = Literal["ok", "failed", "skipped"]
 class RuntimeInfo:
     name: str
     version: str
+    # "cpu" (the runtime's own kernels and default delegates, XNNPACK) or
+    # the delegate a variant needed ("edgetpu"), with its library.
+    delegate: str | None = None
+    delegate_library: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,11 @@ class DeviceInfo:
     python: str | None = None
     runtime: RuntimeInfo | None = None
     cpu_count: int | None = None
+    # x86 | raspberry-pi | coral, from the device's profile.
+    family: str | None = None
+    # True for a device that emulates its architecture (the lab's qemu-user
+    # Pi): its latency is emulation's, never the real device's.
+    emulated: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,29 @@ class EnvInfo:
     cpu_mhz: float | None = None
     load_1m_before: float | None = None
     under_load: bool | None = None
+    # Why the device was throttled (vcgencmd bits or sysfs) and where each
+    # reading came from; the governor the profile expects (a mismatch is flagged).
+    throttle_reasons: tuple[str, ...] = ()
+    throttling_source: str | None = None
+    temperature_source: str | None = None
+    expected_governor: str | None = None
+    accelerator_temperature_c_after: float | None = None
+    cooldown_s: float | None = None
+
+
+@dataclass(frozen=True)
+class EdgeTpuReport:
+    """How much of a model maps to the Edge TPU: from the compiler's log when
+    it ran (`source` "compiler"), else from the harness's pre-check of the
+    uint8 model against Coral's documented rules ("precheck")."""
+
+    source: str
+    ops_on_tpu: int
+    ops_on_cpu: int
+    # (operator, count, reason) for every op that runs on the CPU.
+    cpu_ops: tuple[tuple[str, int, str], ...] = ()
+    compiler_version: str | None = None
+    log: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +150,7 @@ class Record:
     memory_mb: MemoryMb | None = None
     accuracy: Accuracy | None = None
     env: EnvInfo | None = None
+    edgetpu: EdgeTpuReport | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -153,8 +186,21 @@ class Record:
             threads=data.get("threads"),
             memory_mb=MemoryMb(**data["memory_mb"]) if data.get("memory_mb") else None,
             accuracy=Accuracy(**data["accuracy"]) if data.get("accuracy") else None,
-            env=EnvInfo(**data["env"]) if data.get("env") else None,
+            env=_env(data["env"]) if data.get("env") else None,
+            edgetpu=_edgetpu(data["edgetpu"]) if data.get("edgetpu") else None,
         )
+
+
+def _env(data: dict[str, Any]) -> EnvInfo:
+    data = dict(data)
+    data["throttle_reasons"] = tuple(data.get("throttle_reasons") or ())
+    return EnvInfo(**data)
+
+
+def _edgetpu(data: dict[str, Any]) -> EdgeTpuReport:
+    data = dict(data)
+    data["cpu_ops"] = tuple(tuple(op) for op in data.get("cpu_ops") or ())
+    return EdgeTpuReport(**data)
 
 
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:

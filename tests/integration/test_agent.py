@@ -136,3 +136,38 @@ def test_stray_prints_cannot_corrupt_the_reply(tmp_path):
     code, reply, stderr = call_agent({"protocol": 1, "command": "info"}, env=env, isolated=False)
     assert code == 0 and reply["runtime"]["name"] == "ai-edge-litert"
     assert "python noise" in stderr and "native noise" in stderr
+
+
+def test_missing_edgetpu_delegate_is_a_clear_device_error(tmp_path):
+    """The real load_delegate path of the real runtime, on a machine without
+    libedgetpu: an error kind the harness records per device, not a crash."""
+    model = tmp_path / "model.tflite"
+    model.write_bytes(b"unused: the delegate is loaded first")
+    code, reply, _ = call_agent({
+        "protocol": 1, "command": "benchmark", "model": str(model),
+        "delegate": {"name": "edgetpu", "library": "libedgetpu.so.1"},
+    })
+    assert code == 1 and reply["ok"] is False
+    assert reply["error"]["kind"] == "delegate-missing"
+    assert "libedgetpu.so.1" in reply["error"]["message"] and "libedgetpu1-std" in reply["error"]["message"]
+
+
+def test_telemetry_uses_the_profile_sources(tmp_path):
+    """A stand-in vcgencmd (named fake: there is no Pi firmware here) on PATH;
+    the agent's real parsing of its documented output."""
+    fake = tmp_path / "vcgencmd"
+    fake.write_text(
+        "#!/bin/sh\n# fake vcgencmd: prints what a throttled Raspberry Pi 4 prints\n"
+        'case "$1" in measure_temp) echo "temp=71.5\'C";; get_throttled) echo "throttled=0x50005";;'
+        ' measure_clock) echo "frequency(48)=1000000000";; esac\n'
+    )
+    fake.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    telemetry = {"temperature": ["vcgencmd", "thermal"], "throttling": ["vcgencmd", "sysfs"], "frequency": ["vcgencmd"]}
+    code, reply, _ = call_agent({"protocol": 1, "command": "info", "telemetry": telemetry}, env=env)
+    got = reply["env"]
+    assert code == 0 and got["temperature_c"] == 71.5 and got["temperature_source"] == "vcgencmd"
+    assert got["throttled"] is True and got["throttling_source"] == "vcgencmd" and got["cpu_mhz"] == 1000.0
+    assert got["throttle_reasons"] == ["under-voltage", "throttled", "under-voltage occurred", "throttling occurred"]
+    code, reply, _ = call_agent({"protocol": 1, "command": "info", "telemetry": {"throttling": ["sysfs"]}}, env=env)
+    assert reply["env"]["throttling_source"] in (None, "sysfs")  # this VM may expose no cpufreq at all
