@@ -44,10 +44,11 @@ class PairContext:
     device_info: DeviceInfo
     threads: int | None
     plan: MeasurementPlan
-    cpus: tuple[int, ...] | None
     runtime: str | None  # preferred runtime, None = the agent's first
     # The device's profile: telemetry sources, affinity, cool-down, delegates.
     profile: Profile | None = None
+    # Cores the inventory pins this device's measurements to.
+    cpus: tuple[int, ...] | None = None
 
 
 def delegate_for(profile: Profile | None, artifact: Artifact) -> dict[str, str] | None:

@@ -173,7 +173,7 @@ def test_d_two_pinned_devices_in_parallel_vs_one(benchmark, lab_inventory, demo_
 
     _, inventory = lab_inventory
     devices = inventory.select(["lab-a", "lab-b"], local=None)
-    plan = MeasurementPlan(warmup_runs=5, warmup_seconds=0.0, min_runs=400, min_seconds=0.0, max_seconds=30.0, ci_rel_tol=0.0, rounds=1)
+    plan = MeasurementPlan(warmup_runs=5, warmup_seconds=0.0, min_runs=400, min_seconds=0.0, max_seconds=30.0, ci_rel_tol=1.0, rounds=1)  # stop at min_runs
     clients = {d.name: AgentClient(open_transport(d)) for d in devices}
     artifact = demo_artifacts["fp32"]
 
