@@ -18,7 +18,6 @@ here: no verdict), or the runtime's error message.
 from __future__ import annotations
 
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -88,14 +87,3 @@ def check_runtime(runtime: str, models: Sequence[Path], cache_dir: Path, adapter
     statuses = {k: OK if (results.get(k) or {}).get("ok") else (results.get(k) or {}).get("error", "no result") for k in keys}
     adapter_errors = {k: r["adapter_error"] for k, r in results.items() if r.get("adapter_error")}
     return RuntimeReport(runtime, (reply.get("runtime") or {}).get("version"), statuses, adapter_errors)
-
-
-def check_models(
-    models: Sequence[Path], cache_dir: Path, adapter: AdapterSpec | None = None, runtimes: Sequence[str] = RUNTIMES
-) -> dict[str, RuntimeReport]:
-    """Every runtime, in parallel (each is one subprocess checking every model)."""
-    if not models:
-        return {}
-    with ThreadPoolExecutor(max_workers=len(runtimes)) as pool:
-        futures = {rt: pool.submit(check_runtime, rt, list(models), cache_dir, adapter) for rt in runtimes}
-        return {rt: future.result() for rt, future in futures.items()}

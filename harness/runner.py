@@ -18,14 +18,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, paths
+from harness import __version__, loadability, paths
+from harness.adapters import AdapterSpec, adapter_spec
 from harness.agent_client import AgentClient
 from harness.convert.converter import Artifact, convert_variants, export_artifact
 from harness.dataset.resolve import resolve_dataset
 from harness.device import Device
 from harness.device_lock import DeviceLock
 from harness.errors import AgentError, ConversionError, InfraError
-from harness.measure.pair import PairContext, failed_record, measure_pair
+from harness.measure.pair import PairContext, failed_record, measure_pair, skipped_record
 from harness.preprocess import prepared_inputs
 from harness.profiles import load_profile
 from harness.recipe import Recipe
@@ -94,7 +95,7 @@ def execute(plan: RunPlan, store: SqliteStore, events: RunEvents | None = None) 
         evaluation = resolve_dataset(plan.recipe, plan.recipe.eval, cache)
         category_ids = (
             evaluation.category_ids_for(plan.recipe.labels, source=plan.recipe.path)
-            if evaluation is not None and plan.recipe.adapter == "ssd-postprocess"
+            if evaluation is not None and plan.recipe.adapter != "none"
             else None
         )
 
@@ -149,7 +150,10 @@ def _device_job(
         plan=profile.measurement,
         runtime=profile.runtime,
     )
-    return DeviceJob(device, ctx, plan.recipe, plan.variants, artifacts, inputs, evaluation, category_ids, plan.lock_wait_s, plan.command)
+    return DeviceJob(
+        device, ctx, plan.recipe, plan.variants, artifacts, inputs, evaluation, category_ids, plan.lock_wait_s, plan.command,
+        adapter_spec(plan.recipe),
+    )
 
 
 def _copy_into_run(artifact: Artifact, run_dir: Path) -> Artifact:
@@ -171,6 +175,7 @@ class DeviceJob:
     category_ids: Any
     lock_wait_s: float
     command: str
+    adapter: AdapterSpec = AdapterSpec("none")
 
 
 @dataclass(frozen=True)
@@ -256,6 +261,7 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
     transport = None
     lock: DeviceLock | None = None
     lost: str | None = None
+    runtime: tuple[str, str] | None = None
     crash: BaseException | None = None
     remaining = list(job.variants)
     try:
@@ -265,6 +271,7 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
             client = AgentClient(transport)
             lock = DeviceLock(client, wait_s=job.lock_wait_s, command=job.command)
             lock.acquire(on_wait=lambda why: inbox.put(_Status(name, f"waiting for lock: {why}")))
+            runtime = _device_runtime(client, job.ctx.runtime)
         except InfraError as exc:
             lost = _with_fix(exc)
         first = True
@@ -277,6 +284,8 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
                 samples: list[int] = []
             elif lost is not None:
                 record, samples, failure = failed_record(job.ctx, recipe.name, variant, "device", lost, artifact), [], lost
+            elif (reason := _cannot_load(artifact, runtime)) is not None:
+                record, samples = skipped_record(job.ctx, artifact, reason), []
             else:
                 inbox.put(_Status(name, f"{variant} · measuring"))
                 try:
@@ -285,7 +294,7 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
                         lock.renew()
                     first = False
                     record, samples = measure_pair(
-                        job.ctx, client, artifact, job.inputs[variant], job.evaluation, job.category_ids, recipe.adapter
+                        job.ctx, client, artifact, job.inputs[variant], job.evaluation, job.category_ids, job.adapter
                     )
                 except AgentError as exc:
                     record, samples = failed_record(job.ctx, recipe.name, variant, "agent", exc.message, artifact), []
@@ -306,6 +315,31 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
             transfer = Transfer(transport.bytes_uploaded, transport.files_uploaded)
             transport.close()
         inbox.put(_Finished(name, transfer, crash))
+
+
+def _device_runtime(client: AgentClient, preferred: str | None) -> tuple[str, str] | None:
+    """(name, version) of the runtime the agent will use on this device."""
+    try:
+        reply = client.call({"command": "info", "runtime": preferred, "path": client.cache_root}, timeout_s=120)
+    except AgentError:
+        return None  # the benchmark itself will report what is wrong
+    runtime = reply.get("runtime") or {}
+    return (runtime["name"], runtime.get("version", "?")) if runtime.get("name") else None
+
+
+def _cannot_load(artifact: Artifact, runtime: tuple[str, str] | None) -> str | None:
+    """Why this device's runtime cannot load the variant (checked on the host), or None."""
+    if runtime is None:
+        return None
+    name, version = runtime
+    status = artifact.loadability.get(name)
+    if loadability.status_kind(status) != "error":
+        return None
+    checked = artifact.manifest.get("runtime_versions", {}).get(name, "?")
+    return (
+        f"this device runs {name} {version}, which cannot load {artifact.variant} "
+        f"(checked on the host with {name} {checked}: {status})"
+    )
 
 
 def _save(store: SqliteStore, outcome: RunOutcome, record: Record, samples: list[int], meta: dict) -> None:

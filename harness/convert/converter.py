@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -233,10 +234,12 @@ def _ensure_loadability(recipe: Recipe, results: dict[str, Artifact | Conversion
     for variant in sorted({v for vs in todo.values() for v in vs}):
         say(variant, "checking which runtimes load it")
     adapter = adapter_spec(recipe)
-    reports = {
-        runtime: loadability.check_runtime(runtime, [results[v].path for v in variants], cache_dir, adapter)  # type: ignore[union-attr]
-        for runtime, variants in todo.items()
-    }
+    with ThreadPoolExecutor(max_workers=len(todo)) as pool:  # one subprocess per runtime
+        futures = {
+            runtime: pool.submit(loadability.check_runtime, runtime, [results[v].path for v in variants], cache_dir, adapter)  # type: ignore[union-attr]
+            for runtime, variants in todo.items()
+        }
+        reports = {runtime: future.result() for runtime, future in futures.items()}
     for runtime, variants in todo.items():
         report = reports[runtime]
         for variant in variants:
