@@ -558,13 +558,17 @@ def load_check(request: dict) -> dict:
         try:
             if not os.path.isfile(model):
                 raise AgentFailure("bad-request", "model file %r not found on the device" % model)
-            interpreter = make_interpreter(runtime, runtime_name, model, 1)
+            try:
+                interpreter = runtime.Interpreter(model_path=model, num_threads=1)
+                interpreter.allocate_tensors()
+            except Exception as exc:
+                raise AgentFailure("model-load", " ".join(str(exc).split()))
             detail, _, _ = single_input(interpreter, np, None)
             interpreter.set_tensor(detail["index"], random_inputs(detail, np, 1)[0])
             try:
                 interpreter.invoke()
             except Exception as exc:
-                raise AgentFailure("invoke", "%s cannot invoke it: %s" % (runtime_name, exc))
+                raise AgentFailure("invoke", "invoke failed: %s" % " ".join(str(exc).split()))
             result = {"ok": True}
             try:
                 detection_reader(interpreter, request.get("adapter", "none"), request.get("adapter_options") or {}, np)

@@ -321,7 +321,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                 f"{runtime} {'ok' if status == 'ok' else 'n/a' if status.startswith('unavailable') else 'FAILS'}"
                 for runtime, status in result.loadability.items()
             )
-            out.print(f"{variant:>14}  {result.size_bytes / 1e6:6.2f} MB  {how:9}  {target}  [{loads}]", soft_wrap=True)
+            out.print(f"{variant:>14}  {result.size_bytes / 1e6:6.2f} MB  {how:9}  {target}  ({loads})", soft_wrap=True, markup=False)
         else:
             console.print(f"[red]{variant:>14}  failed: {result.render()}[/red]")
             exit_code = EXIT_INPUT

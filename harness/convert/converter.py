@@ -490,7 +490,14 @@ class _ConverterSession:
         say(f"fine-tuning on {len(train.images)} images")
         qat_model, training = qat.finetune(self.model, train, config, self.recipe.input, len(self.recipe.labels))
         say("converting the fine-tuned model")
-        converter = self._converter(self._export_function(qat_model), qat_model)
+        # Saving the QAT model itself (what the converter does with its
+        # trackable) can fail on a layer's traced call (seen with
+        # Conv2DTranspose), and the converter then silently falls back to a
+        # path that drops the signature and the custom-op fusion. A plain
+        # module holding the variables saves the serving function alone.
+        holder = self.tf.Module()
+        holder.model_variables = list(qat_model.variables)
+        converter = self._converter(self._export_function(qat_model), holder)
         # The fake-quant nodes carry the ranges. No supported_ops: with
         # TFLITE_BUILTINS_INT8 and no representative dataset TF 2.21 refuses
         # ("representative_dataset must be specified").

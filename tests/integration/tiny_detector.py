@@ -57,5 +57,34 @@ def build(folder: Path) -> Path:
     return recipe
 
 
+def build_keras3(folder: Path) -> Path:
+    """The same shape of model written by Keras 3 (.keras): fine for PTQ, not for QAT."""
+    os.environ["TF_USE_LEGACY_KERAS"] = "0"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import numpy as np
+
+    inputs = keras.Input((32, 32, 3), batch_size=1)
+    x = keras.layers.Conv2D(8, 3, strides=8, padding="same", activation="relu")(inputs)
+    boxes = keras.layers.Reshape((16, 4), name="box_encodings")(keras.layers.Conv2D(4, 1)(x))
+    logits = keras.layers.Reshape((16, 3), name="class_logits")(keras.layers.Conv2D(3, 1)(x))
+    keras.Model(inputs, [boxes, logits]).save(folder / "keras3.keras")
+    return folder / "keras3.keras"
+
+
+def build_unnamed_outputs(folder: Path) -> Path:
+    """A model whose outputs no adapter understands (no box_encodings / class_logits)."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tf_keras as keras
+
+    inputs = keras.Input((32, 32, 3), batch_size=1)
+    x = keras.layers.Conv2D(8, 3, strides=8, padding="same")(inputs)
+    keras.Model(inputs, keras.layers.Flatten(name="features")(x)).save(folder / "features.h5")
+    return folder / "features.h5"
+
+
 if __name__ == "__main__":
-    build(Path(sys.argv[1]))
+    {"tiny": build, "keras3": build_keras3, "unnamed": build_unnamed_outputs}[sys.argv[2] if len(sys.argv) > 2 else "tiny"](
+        Path(sys.argv[1])
+    )
