@@ -1,5 +1,5 @@
-"""Bad input to the quantization workbench: exit 2, the file and field
-named, the fix suggested, no traceback."""
+"""Bad input to the quantization workbench (exit 2, the file and field
+named, the fix suggested, no traceback), and the other model sources."""
 
 from __future__ import annotations
 
@@ -89,3 +89,12 @@ def test_tflite_recipe_asked_for_int8(run_cli, tmp_path):
     (tmp_path / "m.tflite").write_bytes(b"x")
     result = run_cli("run", "--model", str(tmp_path / "m.tflite"), "--variants", "fp32,int8")
     assert_clean_input_error(result, "benchmark-only", "fix:")
+
+
+@pytest.mark.parametrize("folder", ["keras", "plain"])
+def test_saved_model_directory_sources_convert(run_cli, tmp_path, folder):
+    _tiny(tmp_path, "savedmodel")
+    recipe = _edit(tmp_path / "model.yaml", source=folder, variants=["fp32", "int8"])
+    result = run_cli("convert", str(recipe), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.stderr[-2000:]
+    assert (tmp_path / "out" / "tiny-detector-int8.tflite").is_file()

@@ -84,7 +84,31 @@ def build_unnamed_outputs(folder: Path) -> Path:
     return folder / "features.h5"
 
 
+def build_saved_models(folder: Path) -> None:
+    """The tiny detector as a tf_keras SavedModel (keras/) and as a plain
+    tf.Module SavedModel whose serving signature returns the named outputs (plain/)."""
+    build(folder)
+    import tensorflow as tf
+    import tf_keras as keras
+
+    model = keras.models.load_model(folder / "tiny.h5", compile=False)
+    model.save(folder / "keras")
+
+    class Plain(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        @tf.function(input_signature=[tf.TensorSpec([1, 32, 32, 3], tf.float32, name="pixels")])
+        def serve(self, pixels):
+            boxes, logits = self.model(pixels, training=False)
+            return {"box_encodings": boxes, "class_logits": logits}
+
+    plain = Plain()
+    tf.saved_model.save(plain, str(folder / "plain"), signatures={"serving_default": plain.serve})
+
+
 if __name__ == "__main__":
-    {"tiny": build, "keras3": build_keras3, "unnamed": build_unnamed_outputs}[sys.argv[2] if len(sys.argv) > 2 else "tiny"](
+    {"tiny": build, "keras3": build_keras3, "unnamed": build_unnamed_outputs, "savedmodel": build_saved_models}[sys.argv[2] if len(sys.argv) > 2 else "tiny"](
         Path(sys.argv[1])
     )
