@@ -310,6 +310,7 @@ def _variant_options(top: Fields, training: dict[str, Any] | None) -> tuple[Trai
     qat = None
     if training is not None:
         base_fields: Fields = training["_fields"]
+        _training_config(training, base_fields)  # a bad value is named at training.<key>
         overrides = opts.sub("qat-int8")
         overrides.reject_unknown(_TRAINING_KEYS)
         merged = {k: v for k, v in base_fields.data.items() if k != "dataset"}
