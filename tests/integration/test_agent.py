@@ -73,7 +73,8 @@ def test_benchmark_with_eval_images(variant, demo_artifacts, demo_recipe, few_va
     for d in reply["detections"]:
         assert len(d["boxes"]) == len(d["classes"]) == len(d["scores"])
         for box in d["boxes"]:
-            assert all(-0.01 <= v <= 1.01 for v in box)
+            # Decoded, not clipped (export.py): a box near the border sticks out a little.
+            assert all(-0.1 <= v <= 1.1 for v in box) and box[0] < box[2] and box[1] < box[3]
         assert all(0 <= c < len(demo_recipe.labels) for c in d["classes"])
 
 
