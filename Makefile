@@ -7,9 +7,14 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip --disable-pip-version-check --quiet
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
+# tflite-runtime 2.14 needs numpy < 2, so it lives in its own virtualenv; the
+# harness runs its agent there to check which variants that runtime can load
+# (harness/loadability.py; found by harness.paths.tflite214_python).
+VENV_TFLITE214 := .venv-tflite214
+STAMP_TFLITE214 := $(VENV_TFLITE214)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench install dev train-demo clean
+.PHONY: demo test bench install dev train-demo clean tflite214
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +28,19 @@ $(STAMP_DEV): pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[convert,runtime,dev]'
 	touch $@ $(STAMP_RUN)
 
+$(STAMP_TFLITE214):
+	$(PYTHON) -m venv $(VENV_TFLITE214)
+	$(VENV_TFLITE214)/bin/pip --disable-pip-version-check --quiet install 'tflite-runtime==2.14.0' 'numpy<2'
+	touch $@
+
 install: $(STAMP_RUN)
 dev: $(STAMP_DEV)
+tflite214: $(STAMP_TFLITE214)
 
-demo: $(STAMP_RUN)
+demo: $(STAMP_RUN) $(STAMP_TFLITE214)
 	$(BIN)/harness demo
 
-test: $(STAMP_DEV)
+test: $(STAMP_DEV) $(STAMP_TFLITE214)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The harness's own benchmarks: overhead ratios against a bare invoke() loop
@@ -42,4 +53,4 @@ train-demo: $(STAMP_RUN)
 	$(BIN)/python models/demo-detector/train.py --out models/demo-detector
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(VENV_TFLITE214) build *.egg-info

@@ -11,6 +11,8 @@ Commands
   {"command": "info"}                      what this device offers
   {"command": "hash", "paths": [...]}       sha256 of files in the device cache
   {"command": "benchmark", "model": ...}    load, eval pass, timed loop
+  {"command": "detect", "model": ..., "inputs": ...}   eval pass only (detections)
+  {"command": "load", "models": [...]}      can this runtime load, allocate and invoke each model?
   {"command": "lock", "action": ..., ...}   the device lock (acquire/release)
 
 Exit status 0 with ``"ok": true``; 1 with ``"ok": false`` and an
@@ -92,6 +94,9 @@ def import_runtime(preferred: str | None):
     for name, module_name, dist in candidates:
         try:
             module = importlib.import_module(module_name)
+            if name == "tensorflow":
+                # `tf.lite` is an API alias: the package tensorflow.lite itself has no Interpreter.
+                module = importlib.import_module("tensorflow").lite
         except Exception as exc:  # ImportError, or a broken install
             problems.append("%s: %s" % (module_name, exc))
             continue
@@ -383,23 +388,15 @@ def random_inputs(detail: dict, np, count: int) -> list:
 
 
 # --------------------------------------------------------------------------
-# Output adapters
+# Output adapters: outputs are found by name or shape, never by position.
 
 
 def ssd_output_indices(interpreter) -> dict:
     """Map TFLite_Detection_PostProcess outputs by name, never by position."""
     wanted = ("boxes", "classes", "scores", "num_detections")
-    try:
-        signatures = interpreter.get_signature_list()
-    except Exception:
-        signatures = {}
-    for key in signatures:
-        try:
-            details = interpreter.get_signature_runner(key).get_output_details()
-        except Exception:
-            continue
-        if all(name in details for name in wanted):
-            return {name: details[name]["index"] for name in wanted}
+    by_key = signature_outputs(interpreter, wanted)
+    if by_key is not None:
+        return by_key
     by_name = {d["name"]: d["index"] for d in interpreter.get_output_details()}
     suffixes = {"boxes": "", "classes": ":1", "scores": ":2", "num_detections": ":3"}
     base = "TFLite_Detection_PostProcess"
@@ -413,17 +410,177 @@ def ssd_output_indices(interpreter) -> dict:
     )
 
 
+def signature_outputs(interpreter, wanted) -> dict | None:
+    """{key: tensor index} from the first signature that has every wanted key."""
+    try:
+        signatures = interpreter.get_signature_list()
+    except Exception:
+        signatures = {}
+    for key in signatures:
+        try:
+            details = interpreter.get_signature_runner(key).get_output_details()
+        except Exception:
+            continue
+        if all(name in details for name in wanted):
+            return {name: details[name]["index"] for name in wanted}
+    return None
+
+
 def read_ssd_detections(interpreter, indices: dict) -> dict:
     count = int(round(float(interpreter.get_tensor(indices["num_detections"]).reshape(-1)[0])))
     # Only the first `count` rows are valid; the rest is uninitialised memory.
     boxes = interpreter.get_tensor(indices["boxes"]).reshape(-1, 4)[:count]
     classes = interpreter.get_tensor(indices["classes"]).reshape(-1)[:count]
     scores = interpreter.get_tensor(indices["scores"]).reshape(-1)[:count]
+    return detections_payload(boxes, classes, scores)
+
+
+def detections_payload(boxes, classes, scores) -> dict:
     return {
         "boxes": [[round(float(v), 6) for v in row] for row in boxes],
         "classes": [int(round(float(c))) for c in classes],
         "scores": [round(float(s), 6) for s in scores],
     }
+
+
+def boxes_scores_indices(interpreter) -> dict:
+    """Find the raw `boxes` [1, N, 4] and per-class `scores` [1, N, C] outputs:
+    by signature key, then by tensor name, then by shape."""
+    by_key = signature_outputs(interpreter, ("boxes", "scores"))
+    if by_key is not None:
+        return by_key
+    details = interpreter.get_output_details()
+    boxes = [d for d in details if "box" in d["name"].lower()]
+    scores = [d for d in details if any(w in d["name"].lower() for w in ("score", "class", "logit"))]
+    if len(boxes) == 1 and len(scores) == 1 and boxes[0]["index"] != scores[0]["index"]:
+        return {"boxes": boxes[0]["index"], "scores": scores[0]["index"]}
+    shaped = [d for d in details if len(d["shape"]) == 3 and int(d["shape"][0]) == 1]
+    box_like = [d for d in shaped if int(d["shape"][2]) == 4]
+    for box in box_like:
+        partners = [
+            d for d in shaped
+            if d["index"] != box["index"] and int(d["shape"][1]) == int(box["shape"][1]) and int(d["shape"][2]) != 4
+        ]
+        if len(box_like) == 1 and len(partners) == 1:
+            return {"boxes": box["index"], "scores": partners[0]["index"]}
+    raise AgentFailure(
+        "bad-model",
+        "adapter boxes-scores: no boxes [1, N, 4] and scores [1, N, C] outputs found by signature key "
+        "(boxes, scores), tensor name or an unambiguous shape (outputs: %s)"
+        % ", ".join("%s %s" % (d["name"], list(int(v) for v in d["shape"])) for d in details),
+    )
+
+
+def output_float(interpreter, index: int, np):
+    """An output as float32, dequantised when the model left it integer."""
+    value = interpreter.get_tensor(index)
+    if value.dtype.kind in "iu":
+        detail = next(d for d in interpreter.get_output_details() if d["index"] == index)
+        scale, zero_point = detail.get("quantization", (0.0, 0))
+        if scale:
+            return (value.astype(np.float32) - zero_point) * scale
+    return value.astype(np.float32)
+
+
+def decode_boxes(encodings, anchors, scales, np):
+    """SSD centre-size decoding (the TFLite_Detection_PostProcess formula):
+    encodings [N, 4] (ty, tx, th, tw), anchors [N, 4] (cy, cx, h, w)."""
+    ty, tx, th, tw = encodings.T
+    ay, ax, ah, aw = anchors.T
+    cy = ty / scales["y"] * ah + ay
+    cx = tx / scales["x"] * aw + ax
+    half_h = 0.5 * np.exp(th / scales["h"]) * ah
+    half_w = 0.5 * np.exp(tw / scales["w"]) * aw
+    return np.stack([cy - half_h, cx - half_w, cy + half_h, cx + half_w], axis=1)
+
+
+def nms(boxes, scores, iou_threshold: float, max_out: int, np) -> list:
+    """Greedy non-maximum suppression; returns kept indices, best first."""
+    order = np.argsort(-scores, kind="stable")
+    y0, x0, y1, x1 = boxes.T
+    areas = np.clip(y1 - y0, 0, None) * np.clip(x1 - x0, 0, None)
+    keep = []
+    while order.size and len(keep) < max_out:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        inter = np.clip(np.minimum(y1[best], y1[rest]) - np.maximum(y0[best], y0[rest]), 0, None) * np.clip(
+            np.minimum(x1[best], x1[rest]) - np.maximum(x0[best], x0[rest]), 0, None
+        )
+        iou = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-12)
+        order = rest[iou <= iou_threshold]
+    return keep
+
+
+# Candidates kept per class before NMS, as TF's and the SSD op's NMS do.
+NMS_MAX_CANDIDATES = 1000
+
+
+class BoxesScoresReader:
+    """Adapter boxes-scores: decode (with anchors when given), then class-aware
+    NMS in numpy. Options: anchors (path of a .npy), scales, scores
+    (sigmoid | logits), nms_score_threshold, nms_iou_threshold, max_detections."""
+
+    def __init__(self, interpreter, options: dict, np) -> None:
+        self.np = np
+        self.indices = boxes_scores_indices(interpreter)
+        self.anchors = None
+        if options.get("anchors"):
+            self.anchors = np.load(os.path.expanduser(options["anchors"])).astype(np.float32)
+        self.scales = options.get("scales") or {"y": 10.0, "x": 10.0, "h": 5.0, "w": 5.0}
+        self.logits = options.get("scores") == "logits"
+        self.score_threshold = float(options.get("nms_score_threshold", 0.05))
+        self.iou_threshold = float(options.get("nms_iou_threshold", 0.5))
+        self.max_detections = int(options.get("max_detections", 100))
+
+    def read(self, interpreter) -> dict:
+        np = self.np
+        boxes = output_float(interpreter, self.indices["boxes"], np).reshape(-1, 4)
+        scores = output_float(interpreter, self.indices["scores"], np)
+        scores = scores.reshape(boxes.shape[0], -1)
+        if self.logits:
+            scores = 1.0 / (1.0 + np.exp(-scores))
+        if self.anchors is not None:
+            if self.anchors.shape[0] != boxes.shape[0]:
+                raise AgentFailure(
+                    "bad-model", "%d anchors for %d boxes: the recipe's anchors do not match the model"
+                    % (self.anchors.shape[0], boxes.shape[0])
+                )
+            boxes = decode_boxes(boxes, self.anchors, self.scales, np)
+        anchor_idx, class_idx = np.nonzero(scores > self.score_threshold)
+        kept_boxes, kept_classes, kept_scores = [], [], []
+        for cls in np.unique(class_idx):
+            members = anchor_idx[class_idx == cls]
+            cls_scores = scores[members, cls]
+            if members.size > NMS_MAX_CANDIDATES:
+                top = np.argsort(-cls_scores, kind="stable")[:NMS_MAX_CANDIDATES]
+                members, cls_scores = members[top], cls_scores[top]
+            for i in nms(boxes[members], cls_scores, self.iou_threshold, self.max_detections, np):
+                kept_boxes.append(boxes[members[i]])
+                kept_classes.append(int(cls))
+                kept_scores.append(float(cls_scores[i]))
+        order = sorted(range(len(kept_scores)), key=lambda i: -kept_scores[i])[: self.max_detections]
+        return detections_payload(
+            [kept_boxes[i] for i in order], [kept_classes[i] for i in order], [kept_scores[i] for i in order]
+        )
+
+
+class SsdReader:
+    def __init__(self, interpreter) -> None:
+        self.indices = ssd_output_indices(interpreter)
+
+    def read(self, interpreter) -> dict:
+        return read_ssd_detections(interpreter, self.indices)
+
+
+def detection_reader(interpreter, adapter: str, options: dict, np):
+    """The adapter's reader, or None for `none` (latency only)."""
+    if adapter == "ssd-postprocess":
+        return SsdReader(interpreter)
+    if adapter == "boxes-scores":
+        return BoxesScoresReader(interpreter, options or {}, np)
+    if adapter in (None, "none"):
+        return None
+    raise AgentFailure("bad-request", "unknown adapter %r" % adapter)
 
 
 # --------------------------------------------------------------------------
@@ -491,6 +648,93 @@ def pin_cpus(cpus) -> list | None:
     return sorted(os.sched_getaffinity(0))
 
 
+def eval_pass(interpreter, input_index: int, inputs, reader, limit=None) -> list:
+    count = inputs.count if limit is None else min(inputs.count, int(limit))
+    detections = []
+    for i in range(count):
+        interpreter.set_tensor(input_index, inputs.read(i))
+        interpreter.invoke()
+        detections.append(reader.read(interpreter))
+    log("eval pass: %d images" % count)
+    return detections
+
+
+def single_input(interpreter, np, inputs):
+    """(index, shape, dtype) of the model's one input, checked against the batch."""
+    input_details = interpreter.get_input_details()
+    if len(input_details) != 1:
+        raise AgentFailure("bad-model", "expected one input tensor, found %d" % len(input_details))
+    detail = input_details[0]
+    want_shape = tuple(int(d) for d in detail["shape"])
+    want_dtype = np.dtype(detail["dtype"])
+    if inputs is not None and (inputs.sample_shape != want_shape or inputs.dtype != want_dtype):
+        raise AgentFailure(
+            "bad-input",
+            "inputs are %s %s per sample but the model wants %s %s"
+            % (inputs.dtype, inputs.sample_shape, want_dtype, want_shape),
+        )
+    return detail, want_shape, want_dtype
+
+
+def detect(request: dict) -> dict:
+    """The eval pass alone: detections for every input (host-side scoring
+    during conversion, e.g. selective quantization's mAP search)."""
+    import numpy as np
+
+    model = request.get("model")
+    if not model or not os.path.isfile(model) or not request.get("inputs"):
+        raise AgentFailure("bad-request", "detect needs an existing model and an inputs .npy")
+    runtime, runtime_name, runtime_version = import_runtime(request.get("runtime"))
+    inputs = InputFile(request["inputs"], np)
+    interpreter = make_interpreter(runtime, runtime_name, model, request.get("threads"))
+    detail, _, _ = single_input(interpreter, np, inputs)
+    reader = detection_reader(interpreter, request.get("adapter", "none"), request.get("adapter_options") or {}, np)
+    if reader is None:
+        raise AgentFailure("bad-request", "detect needs an adapter that reads detections")
+    return {
+        "ok": True,
+        "runtime": {"name": runtime_name, "version": runtime_version},
+        "detections": eval_pass(interpreter, detail["index"], inputs, reader),
+    }
+
+
+def load_check(request: dict) -> dict:
+    """Per model: can this runtime load it, allocate its tensors and invoke it
+    once? A 2.21 converter can emit ops (or op versions) an older runtime
+    cannot prepare, although the file's metadata claims otherwise. With an
+    adapter, also whether its outputs are found."""
+    import numpy as np
+
+    runtime, runtime_name, runtime_version = import_runtime(request.get("runtime"))
+    results = {}
+    for model in request.get("models") or []:
+        try:
+            if not os.path.isfile(model):
+                raise AgentFailure("bad-request", "model file %r not found on the device" % model)
+            try:
+                interpreter = runtime.Interpreter(model_path=model, num_threads=1)
+                interpreter.allocate_tensors()
+            except Exception as exc:
+                raise AgentFailure("model-load", " ".join(str(exc).split()))
+            detail, _, _ = single_input(interpreter, np, None)
+            interpreter.set_tensor(detail["index"], random_inputs(detail, np, 1)[0])
+            try:
+                interpreter.invoke()
+            except Exception as exc:
+                raise AgentFailure("invoke", "invoke failed: %s" % " ".join(str(exc).split()))
+            result = {"ok": True}
+            try:
+                detection_reader(interpreter, request.get("adapter", "none"), request.get("adapter_options") or {}, np)
+            except AgentFailure as exc:
+                result["adapter_error"] = exc.message
+            results[model] = result
+        except AgentFailure as exc:
+            results[model] = {"ok": False, "error": exc.message}
+        except Exception as exc:
+            results[model] = {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
+    return {"ok": True, "runtime": {"name": runtime_name, "version": runtime_version}, "results": results}
+
+
 def benchmark(request: dict) -> dict:
     import numpy as np
 
@@ -527,20 +771,9 @@ def benchmark(request: dict) -> dict:
     load_ms = (time.perf_counter_ns() - t0) / 1e6
     after_load_kib = proc_status_kib("VmRSS")
 
-    input_details = interpreter.get_input_details()
-    if len(input_details) != 1:
-        raise AgentFailure("bad-model", "expected one input tensor, found %d" % len(input_details))
-    detail = input_details[0]
+    detail, want_shape, want_dtype = single_input(interpreter, np, inputs)
     input_index = detail["index"]
-    want_shape = tuple(int(d) for d in detail["shape"])
-    want_dtype = np.dtype(detail["dtype"])
-    if inputs is not None and (inputs.sample_shape != want_shape or inputs.dtype != want_dtype):
-        raise AgentFailure(
-            "bad-input",
-            "inputs are %s %s per sample but the model wants %s %s"
-            % (inputs.dtype, inputs.sample_shape, want_dtype, want_shape),
-        )
-    out_indices = ssd_output_indices(interpreter) if adapter == "ssd-postprocess" else None
+    reader = detection_reader(interpreter, adapter, request.get("adapter_options") or {}, np)
 
     if inputs is not None:
         ring = [inputs.read(i) for i in range(min(inputs.count, TIMED_INPUT_RING))]
@@ -557,15 +790,9 @@ def benchmark(request: dict) -> dict:
 
     # Accuracy pass over every eval image (doubles as warm-up of the caches).
     detections = []
-    eval_count = 0 if inputs is None else inputs.count
-    if request.get("max_eval_images"):
-        eval_count = min(eval_count, int(request["max_eval_images"]))
-    if inputs is not None and request.get("eval", True) and out_indices is not None:
-        for i in range(eval_count):
-            interpreter.set_tensor(input_index, inputs.read(i))
-            interpreter.invoke()
-            detections.append(read_ssd_detections(interpreter, out_indices))
-        log("eval pass: %d images" % eval_count)
+    # An emulated device may score only the first few images (its profile says).
+    if inputs is not None and request.get("eval", True) and reader is not None:
+        detections = eval_pass(interpreter, input_index, inputs, reader, request.get("max_eval_images"))
 
     # Warm-up by count and by time.
     done_runs = 0
@@ -813,6 +1040,10 @@ def main() -> int:
             reply(benchmark(request))
         elif command == "lock":
             reply(lock(request))
+        elif command == "detect":
+            reply(detect(request))
+        elif command == "load":
+            reply(load_check(request))
         else:
             raise AgentFailure("bad-request", "unknown command %r" % command)
         return 0

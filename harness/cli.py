@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     out_help = "output folder for runs, reports and the results database (default: $HARNESS_REPORTS or ./reports)"
 
     demo = sub.add_parser("demo", help="the whole pipeline on the bundled demo detector and this machine")
-    demo.add_argument("--variants", help="comma list (default: fp32,fp16,dynamic-int8,int8,uint8,int16x8)")
+    demo.add_argument(
+        "--variants", help="comma list (default: fp32,fp16,dynamic-int8,int8,uint8,int16x8,qat-int8,selective-int8)"
+    )
     demo.add_argument("--out", type=Path, help=out_help)
     demo.set_defaults(handler=_cmd_demo)
 
@@ -53,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     convert.set_defaults(handler=_cmd_convert)
 
     run = sub.add_parser("run", help="benchmark a recipe's variants on devices")
-    run.add_argument("--model", type=Path, help="model recipe (default: the bundled demo detector)")
+    run.add_argument(
+        "--model", type=Path,
+        help="model recipe (default: the bundled demo detector), or a float .tflite to benchmark as it is (no mAP)",
+    )
     run.add_argument("--devices", help="comma list of device names (default: local)")
     run.add_argument("--inventory", type=Path, help=inventory_help)
     run.add_argument(
@@ -178,7 +183,7 @@ def _run_pipeline(
     from rich.console import Console
 
     from harness.device import local_device
-    from harness.recipe import load_recipe
+    from harness.recipe import bare_tflite_recipe, load_recipe
     from harness.report.terminal import render_terminal
     from harness.report.write import write_run_reports
     from harness.results.store import SqliteStore
@@ -197,8 +202,9 @@ def _run_pipeline(
     # The local device keeps its "device cache" inside the harness cache.
     local = local_device(paths.cache_dir(reports).resolve() / "local-device")
     devices = inventory.select(names, local=local)
-    recipe = load_recipe(recipe_path)
+    recipe = bare_tflite_recipe(recipe_path) if recipe_path.suffix == ".tflite" else load_recipe(recipe_path)
     variants = asked_variants or recipe.variants
+    recipe.check_variants(variants)
     plan = RunPlan(
         recipe, variants, devices, reports, command=command, lock_wait_s=lock_wait_s,
         inventory=inventory_path.resolve() if inventory_path else None,
@@ -345,6 +351,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe)
     variants = parse_variant_names(args.variants) if args.variants else recipe.variants
+    recipe.check_variants(variants)
     from harness import paths
 
     reports = _reports_dir(None)
@@ -364,6 +371,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         )
         results = add_edgetpu(variants, results)
     exit_code = EXIT_OK
+    out = Console()
     for variant, result in results.items():
         if isinstance(result, Unavailable):
             console.print(f"[yellow]{variant:>13}  skipped: {result.message}[/yellow]")
@@ -374,10 +382,20 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         elif isinstance(result, Artifact):
             target = export_artifact(result, out_dir)
             how = "cached" if result.cached else "converted"
-            Console().print(f"{variant:>13}  {result.size_bytes / 1e6:6.2f} MB  {how:9}  {target}")
+            loads = ", ".join(
+                f"{runtime} {'ok' if status == 'ok' else 'n/a' if status.startswith('unavailable') else 'FAILS'}"
+                for runtime, status in result.loadability.items()
+            )
+            out.print(f"{variant:>14}  {result.size_bytes / 1e6:6.2f} MB  {how:9}  {target}  ({loads})", soft_wrap=True, markup=False)
         else:
-            console.print(f"[red]{variant:>13}  failed: {result.render()}[/red]")
+            console.print(f"[red]{variant:>14}  failed: {result.render()}[/red]")
             exit_code = EXIT_INPUT
+    artifacts = [r for r in results.values() if isinstance(r, Artifact)]
+    converted = [a.variant for a in artifacts if not a.cached]
+    if artifacts and not converted:
+        out.print(f"nothing converted: all {len(artifacts)} variant(s) were already in the cache ({paths.cache_dir(reports)})")
+    else:
+        out.print(f"converted {len(converted)}, reused {len(artifacts) - len(converted)} from the cache")
     return exit_code
 
 

@@ -54,3 +54,22 @@ def cache_dir(reports: Path | None = None) -> Path:
     if override:
         return Path(override)
     return (reports or reports_dir()) / ".cache"
+
+
+TFLITE214_ENV = "HARNESS_TFLITE214_PYTHON"
+TFLITE214_VENV = ".venv-tflite214"
+
+
+def tflite214_python() -> Path | None:
+    """The interpreter of the side virtualenv with tflite-runtime 2.14 (which
+    needs numpy < 2, so it cannot share the main one): $HARNESS_TFLITE214_PYTHON,
+    else `.venv-tflite214` in the source tree or the current folder
+    (`make .venv-tflite214` creates it). None when there is none."""
+    override = os.environ.get(TFLITE214_ENV)
+    if override:
+        return Path(override)
+    for root in (_SOURCE_ROOT, Path.cwd()):
+        candidate = root / TFLITE214_VENV / "bin" / "python"
+        if candidate.is_file():
+            return candidate
+    return None

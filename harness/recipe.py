@@ -1,8 +1,12 @@
 """Model recipes (models/<name>/model.yaml), validated at load.
 
 A recipe names the float model, how its input is prepared, how its outputs
-are read, which datasets calibrate and evaluate it, and which variants to
-produce. Paths inside a recipe are relative to the recipe's folder.
+are read, which datasets calibrate, train (quantization-aware fine-tuning)
+and evaluate it, and which variants to produce with which options. Paths
+inside a recipe are relative to the recipe's folder.
+
+Sources: a Keras model (``.h5``/``.keras``), a SavedModel directory, or a
+float ``.tflite`` (benchmark-only: measured as it is, never converted).
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from harness.errors import InputError
 from harness.preprocess import InputSpec
 from harness.variants import DEFAULT_VARIANTS, parse_variant_names
 
-ADAPTERS = ("ssd-postprocess", "none")
+ADAPTERS = ("ssd-postprocess", "boxes-scores", "none")
 SOURCE_SUFFIXES = (".h5", ".keras", ".tflite")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+# What each adapter reads from postprocess: (key, type, required).
+_BOXES_SCORES_KEYS = ("anchors", "scales", "max_detections", "nms_score_threshold", "nms_iou_threshold", "scores")
 
 _PP_KEYS = {
     "anchors": str,
@@ -43,6 +50,32 @@ class DatasetRef:
 
 
 @dataclass(frozen=True)
+class TrainingConfig:
+    """Quantization-aware fine-tuning: the data, the loss and how long."""
+
+    dataset: DatasetRef
+    loss: str = "ssd-focal"
+    epochs: int = 1
+    steps: int | None = None  # cap on optimizer steps (all epochs together)
+    batch_size: int = 16
+    learning_rate: float = 3e-5
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SelectiveOptions:
+    """selective-int8: a denylist the user gives, or found automatically."""
+
+    denylist: tuple[str, ...] = ()
+    max_map_drop: float = 0.005  # absolute mAP on the calibration split, against fp32
+    max_layers: int = 8
+    top_layers: int = 10  # how many of the most sensitive layers the report shows
+
+
+_TRAINING_KEYS = ("loss", "epochs", "steps", "batch_size", "learning_rate", "seed")
+
+
+@dataclass(frozen=True)
 class Recipe:
     path: Path
     name: str
@@ -56,6 +89,9 @@ class Recipe:
     variants: tuple[str, ...]
     synthetic_seed: int | None = None
     description: str = ""
+    # Quantization-aware fine-tuning: `training:` merged with variant_options.qat-int8.
+    qat: TrainingConfig | None = None
+    selective: SelectiveOptions = SelectiveOptions()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -66,25 +102,58 @@ class Recipe:
     def is_tflite(self) -> bool:
         return self.source.suffix == ".tflite"
 
+    @property
+    def is_saved_model(self) -> bool:
+        return self.source.is_dir()
+
+    def check_variants(self, variants: tuple[str, ...], *, source: str = "--variants") -> None:
+        """Refuse, up front, a variant this recipe cannot make."""
+        if self.is_tflite and set(variants) - {"fp32"}:
+            raise InputError(
+                f"a .tflite source is benchmark-only; it cannot be converted into {', '.join(v for v in variants if v != 'fp32')}",
+                source=source,
+                hint="ask for fp32 only (the file as it is), or point the recipe's source at the float Keras or SavedModel model",
+            )
+        if "qat-int8" in variants and self.qat is None:
+            raise InputError(
+                "qat-int8 needs a training: section (dataset, epochs, learning rate, loss)",
+                source=self.path,
+                place="training",
+                hint="add e.g. `training: {dataset: {split: train, size: 512}, epochs: 1, loss: ssd-focal}`, or drop qat-int8",
+            )
+
+
+def bare_tflite_recipe(path: Path) -> Recipe:
+    """`harness run --model x.tflite`: benchmark-only, random inputs, no mAP."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("model file not found", source=path, hint="check the path given to --model")
+    return Recipe(
+        path=path,
+        name=path.stem,
+        source=path,
+        input=InputSpec(height=0, width=0),
+        labels=(),
+        adapter="none",
+        postprocess={},
+        calibration=None,
+        eval=None,
+        variants=("fp32",),
+    )
+
 
 def load_recipe(path: Path) -> Recipe:
     path = Path(path)
     data = load_yaml_mapping(path, what="model recipe")
     top = Fields(data, source=path, place="")
     top.reject_unknown(
-        ["name", "description", "source", "input", "labels", "adapter", "postprocess", "dataset", "variants", "training"]
+        [
+            "name", "description", "source", "input", "labels", "adapter", "postprocess", "dataset", "variants",
+            "training", "variant_options",
+        ]
     )
     folder = path.parent
-    source = folder / top.str("source", required=True)
-    if source.suffix not in SOURCE_SUFFIXES:
-        raise InputError(
-            f"unsupported model file {source.name!r}",
-            source=path,
-            place="source",
-            hint=f"use a Keras {', '.join(SOURCE_SUFFIXES[:2])} file or a float .tflite",
-        )
-    if not source.is_file():
-        raise InputError(f"model file {source} not found", source=path, place="source", hint="fix the path (relative to the recipe)")
+    source = _source(top, path, folder)
 
     inp = top.sub("input", required=True)
     inp.reject_unknown(["height", "width", "channels", "layout", "mean", "std", "resize"])
@@ -103,30 +172,196 @@ def load_recipe(path: Path) -> Recipe:
         raise InputError("std must not be 0", source=path, place="input.std", hint="use the model's training std")
 
     adapter = top.choice("adapter", ADAPTERS, "ssd-postprocess")
-    postprocess = _postprocess(top, path, folder) if adapter == "ssd-postprocess" else {}
+    if adapter == "ssd-postprocess":
+        postprocess = _postprocess(top, path, folder)
+    elif adapter == "boxes-scores":
+        postprocess = _boxes_scores(top, path, folder)
+    else:
+        postprocess = {}
     seed, calibration, evaluation = _datasets(top, path, folder)
+    training = _training(top, path, folder, postprocess, is_tflite=source.suffix == ".tflite")
+    qat, selective = _variant_options(top, training)
+    if qat is not None and qat.dataset.synthetic_size is not None and seed is None:
+        raise InputError(
+            "training.dataset.split names a synthetic split, but the recipe's dataset is not synthetic",
+            source=path,
+            place="training.dataset",
+            hint="give training.dataset {annotations, images} of a COCO folder",
+        )
     variants_raw = data.get("variants")
     if variants_raw is None:
-        variants = DEFAULT_VARIANTS
+        # Defaults are what this recipe can make: a .tflite is measured as it
+        # is, and qat-int8 needs a training section.
+        variants = ("fp32",) if source.suffix == ".tflite" else tuple(
+            v for v in DEFAULT_VARIANTS if v != "qat-int8" or qat is not None
+        )
     elif isinstance(variants_raw, list):
         variants = parse_variant_names([str(v) for v in variants_raw], source=f"{path}, variants")
     else:
         raise InputError("expected a list of variant names", source=path, place="variants", hint="variants: [fp32, int8]")
-    return Recipe(
+    recipe = Recipe(
         path=path,
         name=top.str("name", required=True),
         description=top.str("description", ""),
         source=source,
         input=spec,
-        labels=top.str_list("labels", required=adapter == "ssd-postprocess"),
+        labels=top.str_list("labels", required=adapter != "none"),
         adapter=adapter,
         postprocess=postprocess,
         calibration=calibration,
         eval=evaluation,
         variants=variants,
         synthetic_seed=seed,
-        extra={"training": data.get("training")},
+        qat=qat,
+        selective=selective,
     )
+    recipe.check_variants(variants, source=f"{path}, variants")
+    return recipe
+
+
+def _source(top: Fields, path: Path, folder: Path) -> Path:
+    source = folder / top.str("source", required=True)
+    if source.is_dir():
+        if not (source / "saved_model.pb").is_file():
+            raise InputError(
+                f"{source} is a directory without saved_model.pb",
+                source=path,
+                place="source",
+                hint="point source at a SavedModel directory (tf.saved_model.save / model.save(dir)), a .h5/.keras file or a .tflite",
+            )
+        return source
+    if source.suffix not in SOURCE_SUFFIXES:
+        raise InputError(
+            f"unsupported model file {source.name!r}",
+            source=path,
+            place="source",
+            hint=f"use a Keras {', '.join(SOURCE_SUFFIXES[:2])} file, a SavedModel directory or a float .tflite",
+        )
+    if not source.is_file():
+        raise InputError(f"model file {source} not found", source=path, place="source", hint="fix the path (relative to the recipe)")
+    return source
+
+
+def _boxes_scores(top: Fields, path: Path, folder: Path) -> dict[str, Any]:
+    """Raw boxes + per-class scores; NMS runs in the agent. Anchors (and the
+    SSD scales) when the boxes are encodings to decode, none when the model
+    outputs normalised corner boxes (ymin, xmin, ymax, xmax)."""
+    pp = top.sub("postprocess")
+    pp.reject_unknown(_BOXES_SCORES_KEYS)
+    out: dict[str, Any] = {
+        "max_detections": pp.int("max_detections", 100, minimum=1),
+        "nms_score_threshold": pp.float("nms_score_threshold", 0.05, minimum=0.0),
+        "nms_iou_threshold": pp.float("nms_iou_threshold", 0.5, minimum=0.0),
+        "scores": pp.choice("scores", ["logits", "sigmoid"], "sigmoid"),
+    }
+    if "anchors" in pp.data:
+        anchors = folder / pp.str("anchors")
+        if not anchors.is_file():
+            raise InputError(f"anchors file {anchors} not found", source=path, place="postprocess.anchors", hint="fix the path")
+        out["anchors"] = str(anchors)
+        scales = pp.sub("scales", required=True)
+        scales.reject_unknown(["y", "x", "h", "w"])
+        out["scales"] = {k: scales.float(k, required=True, minimum=1e-6) for k in ("y", "x", "h", "w")}
+    return out
+
+
+def _training(top: Fields, path: Path, folder: Path, postprocess: dict[str, Any], *, is_tflite: bool) -> dict[str, Any] | None:
+    """The `training:` mapping, checked; None when absent."""
+    tr = top.sub("training")
+    if not tr.data:
+        return None
+    tr.reject_unknown(("dataset", *_TRAINING_KEYS))
+    if is_tflite:
+        raise InputError("a .tflite source cannot be trained", source=path, place="training", hint="remove training:, or use the Keras model")
+    tr.choice("loss", ssd_losses(), "ssd-focal")
+    if "anchors" not in postprocess:
+        raise InputError(
+            "training with the SSD loss needs anchors to match objects to",
+            source=path,
+            place="postprocess.anchors",
+            hint="add postprocess.anchors (and scales), or remove training:",
+        )
+    ds = tr.sub("dataset", required=True)
+    if "split" in ds.data:
+        ds.reject_unknown(["split", "size"])
+        ref = DatasetRef(ds.str("split", required=True), synthetic_size=ds.int("size", required=True, minimum=1))
+    else:
+        ds.reject_unknown(["annotations", "images"])
+        ref = _folder_ref(ds, "train", path, folder)
+    return {"dataset": ref, **{k: tr.data[k] for k in _TRAINING_KEYS if k in tr.data}, "_fields": tr}
+
+
+def _training_config(base: dict[str, Any], fields: Fields) -> TrainingConfig:
+    defaults = TrainingConfig(dataset=base["dataset"])
+    return TrainingConfig(
+        dataset=base["dataset"],
+        loss=fields.choice("loss", ssd_losses(), defaults.loss),
+        epochs=fields.int("epochs", defaults.epochs, minimum=1),
+        steps=fields.int("steps", None, minimum=1),
+        batch_size=fields.int("batch_size", defaults.batch_size, minimum=1),
+        learning_rate=fields.float("learning_rate", defaults.learning_rate, minimum=0.0),
+        seed=fields.int("seed", defaults.seed, minimum=0),
+    )
+
+
+def _variant_options(top: Fields, training: dict[str, Any] | None) -> tuple[TrainingConfig | None, SelectiveOptions]:
+    opts = top.sub("variant_options")
+    opts.reject_unknown(["qat-int8", "selective-int8"])
+    qat = None
+    if training is not None:
+        base_fields: Fields = training["_fields"]
+        _training_config(training, base_fields)  # a bad value is named at training.<key>
+        overrides = opts.sub("qat-int8")
+        overrides.reject_unknown(_TRAINING_KEYS)
+        merged = {k: v for k, v in base_fields.data.items() if k != "dataset"}
+        merged.update(overrides.data)
+        qat = _training_config(training, Fields(merged, source=top.source, place="variant_options.qat-int8"))
+    elif opts.sub("qat-int8").data:
+        raise InputError(
+            "variant_options.qat-int8 without a training: section",
+            source=top.source,
+            place="training",
+            hint="add training: with the dataset to fine-tune on",
+        )
+    sel = opts.sub("selective-int8")
+    sel.reject_unknown(["denylist", "max_map_drop", "max_layers", "top_layers"])
+    d = SelectiveOptions()
+    selective = SelectiveOptions(
+        denylist=sel.str_list("denylist"),
+        max_map_drop=sel.float("max_map_drop", d.max_map_drop, minimum=0.0),
+        max_layers=sel.int("max_layers", d.max_layers, minimum=0),
+        top_layers=sel.int("top_layers", d.top_layers, minimum=1),
+    )
+    return qat, selective
+
+
+def ssd_losses() -> tuple[str, ...]:
+    return ("ssd-focal",)
+
+
+def _folder_ref(sub: Fields, split: str, path: Path, folder: Path) -> DatasetRef:
+    """A COCO folder, checked now: a missing or empty image folder is named
+    by its recipe field, not discovered halfway through a conversion."""
+    annotations = folder / sub.str("annotations", required=True)
+    images = folder / sub.str("images", required=True)
+    where = f"{sub.place}.images"
+    if not images.is_dir():
+        raise InputError(f"image folder {images} not found", source=path, place=where, hint="fix the path (relative to the recipe)")
+    if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in images.iterdir()):
+        raise InputError(
+            f"image folder {images} is empty (no {', '.join(IMAGE_SUFFIXES[:3])} files)",
+            source=path,
+            place=where,
+            hint="put the images the annotations refer to in that folder, or point the field at the folder that has them",
+        )
+    if not annotations.is_file():
+        raise InputError(
+            f"annotation file {annotations} not found",
+            source=path,
+            place=f"{sub.place}.annotations",
+            hint="point it at a COCO instances_*.json file",
+        )
+    return DatasetRef(split, annotations=annotations, images=images)
 
 
 def _postprocess(top: Fields, path: Path, folder: Path) -> dict[str, Any]:
@@ -177,10 +412,6 @@ def _datasets(top: Fields, path: Path, folder: Path) -> tuple[int | None, Datase
         if not sub.data:
             return None
         sub.reject_unknown(["annotations", "images"])
-        return DatasetRef(
-            split,
-            annotations=folder / sub.str("annotations", required=True),
-            images=folder / sub.str("images", required=True),
-        )
+        return _folder_ref(sub, split, path, folder)
 
     return None, folder_ref("calibration", "calib"), folder_ref("eval", "val")

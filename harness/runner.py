@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, paths
+from harness import __version__, loadability, paths
+from harness.adapters import AdapterSpec, adapter_spec
 from harness.agent_client import AgentClient
 from harness.capabilities import skip_record
 from harness.convert.converter import Artifact, convert_variants, export_artifact
@@ -27,7 +28,7 @@ from harness.device import Device
 from harness.device_lock import DeviceLock
 from harness.edgetpu.compiler import add_edgetpu, needs_uint8
 from harness.errors import AgentError, ConversionError, InfraError
-from harness.measure.pair import PairAccumulator, PairContext, failed_record, run_round
+from harness.measure.pair import PairAccumulator, PairContext, failed_record, run_round, skipped_record
 from harness.preprocess import prepared_inputs
 from harness.profiles import load_profile
 from harness.recipe import Recipe
@@ -110,7 +111,7 @@ def execute(plan: RunPlan, store: SqliteStore, events: RunEvents | None = None, 
         evaluation = resolve_dataset(plan.recipe, plan.recipe.eval, cache)
         category_ids = (
             evaluation.category_ids_for(plan.recipe.labels, source=plan.recipe.path)
-            if evaluation is not None and plan.recipe.adapter == "ssd-postprocess"
+            if evaluation is not None and plan.recipe.adapter != "none"
             else None
         )
 
@@ -169,7 +170,10 @@ def _device_job(
         cpus=device.cpus,
         profile=profile,
     )
-    return DeviceJob(device, ctx, plan.recipe, plan.variants, artifacts, inputs, evaluation, category_ids, plan.lock_wait_s, plan.command)
+    return DeviceJob(
+        device, ctx, plan.recipe, plan.variants, artifacts, inputs, evaluation, category_ids, plan.lock_wait_s, plan.command,
+        adapter_spec(plan.recipe),
+    )
 
 
 def _only_missing(job: DeviceJob, records: list[Record]) -> DeviceJob:
@@ -206,6 +210,7 @@ class DeviceJob:
     category_ids: Any
     lock_wait_s: float
     command: str
+    adapter: AdapterSpec = AdapterSpec("none")
 
 
 @dataclass(frozen=True)
@@ -302,6 +307,7 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
     client: AgentClient | None = None
     lock: DeviceLock | None = None
     lost: str | None = None
+    runtime: tuple[str, str] | None = None
     crash: BaseException | None = None
     finished: set[str] = set()
     progress: dict[str, PairAccumulator] = {}
@@ -327,12 +333,13 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
         raise AssertionError("unreachable")
 
     def connect() -> None:
-        nonlocal transport, client, lock
+        nonlocal transport, client, lock, runtime
         inbox.put(_Status(name, "connecting"))
         transport = open_transport(job.device)
         client = AgentClient(transport)
         lock = DeviceLock(client, wait_s=job.lock_wait_s, command=job.command)
         lock.acquire(on_wait=lambda why: inbox.put(_Status(name, f"waiting for lock: {why}")))
+        runtime = _device_runtime(client, job.ctx.runtime)
 
     try:
         try:
@@ -348,6 +355,9 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
                 finished.add(variant)
             elif isinstance(artifact, ConversionError):
                 emit_failure(variant, "conversion", artifact.render(), None, 0)
+            elif lost is None and (reason := _cannot_load(artifact, runtime)) is not None:
+                inbox.put(_Pair(skipped_record(job.ctx, artifact, reason), [], None, final=True, units=rounds))
+                finished.add(variant)
         for round_index in range(rounds):
             for variant in job.variants:
                 if variant in finished or cancel.is_set():
@@ -363,7 +373,7 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
                     lock.renew()
                     reply = retrying(
                         variant,
-                        lambda: run_round(job.ctx, client, artifact, job.inputs[variant], recipe.adapter, round_index=round_index),
+                        lambda: run_round(job.ctx, client, artifact, job.inputs[variant], job.adapter, round_index=round_index),
                     )
                 except AgentError as exc:
                     emit_failure(variant, "agent", exc.message, artifact, round_index)
@@ -390,6 +400,31 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
             transfer = Transfer(transport.bytes_uploaded, transport.files_uploaded)
             transport.close()
         inbox.put(_Finished(name, transfer, crash))
+
+
+def _device_runtime(client: AgentClient, preferred: str | None) -> tuple[str, str] | None:
+    """(name, version) of the runtime the agent will use on this device."""
+    try:
+        reply = client.call({"command": "info", "runtime": preferred, "path": client.cache_root}, timeout_s=120)
+    except AgentError:
+        return None  # the benchmark itself will report what is wrong
+    runtime = reply.get("runtime") or {}
+    return (runtime["name"], runtime.get("version", "?")) if runtime.get("name") else None
+
+
+def _cannot_load(artifact: Artifact, runtime: tuple[str, str] | None) -> str | None:
+    """Why this device's runtime cannot load the variant (checked on the host), or None."""
+    if runtime is None:
+        return None
+    name, version = runtime
+    status = artifact.loadability.get(name)
+    if loadability.status_kind(status) != "error":
+        return None
+    checked = artifact.manifest.get("runtime_versions", {}).get(name, "?")
+    return (
+        f"this device runs {name} {version}, which cannot load {artifact.variant} "
+        f"(checked on the host with {name} {checked}: {status})"
+    )
 
 
 def _save(store: SqliteStore, outcome: RunOutcome, record: Record, samples: list[int], meta: dict) -> None:

@@ -58,14 +58,13 @@ VARIANTS: dict[str, VariantSpec] = {
             "int8",
             True,
             frozenset({"int8"}),
-            available=False,
         ),
         VariantSpec(
             "selective-int8",
             "int8 with sensitive layers kept in float",
             "float32",
             True,
-            available=False,
+            frozenset({"int8"}),
         ),
         VariantSpec(
             "edgetpu",
@@ -77,7 +76,9 @@ VARIANTS: dict[str, VariantSpec] = {
     )
 }
 
-DEFAULT_VARIANTS: tuple[str, ...] = ("fp32", "fp16", "dynamic-int8", "int8", "uint8", "int16x8")
+DEFAULT_VARIANTS: tuple[str, ...] = (
+    "fp32", "fp16", "dynamic-int8", "int8", "uint8", "int16x8", "qat-int8", "selective-int8",
+)
 
 
 def parse_variant_names(text: str | list[str], *, source: str = "--variants") -> tuple[str, ...]:

@@ -1,10 +1,14 @@
 """`harness convert`: a recipe's float model into its TFLite variants.
 
 Each variant is cached by content: the key hashes the float model, the
-anchors, the recipe's input and post-process settings, the calibration
-images, the variant's options and the converter's version, so the same
-inputs never convert twice. Next to each .tflite a manifest records size,
-ops, I/O dtypes and quantisation parameters and the converter version.
+anchors, the recipe's input, adapter and post-process settings, the
+calibration images, the variant's options (training settings for qat-int8,
+the denylist policy for selective-int8) and the converter's version, so the
+same inputs never convert twice. Next to each .tflite a manifest records
+size, ops, I/O dtypes and quantisation parameters, the converter version,
+which runtimes can load it, and for the quantization workbench variants what
+was done (QAT's training run; selective-int8's denylist and its
+sensitivity report, sensitivity.json).
 
 This package is the only one that imports TensorFlow, and only inside the
 functions that need it, so `harness --help` stays fast.
@@ -18,24 +22,30 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from harness import loadability
+from harness.adapters import adapter_spec
 from harness.agent_client import file_sha256
 from harness.dataset.coco import CocoDataset
 from harness.errors import ConversionError, InputError
-from harness.preprocess import InputQuant, normalise, prepare_batch
+from harness.preprocess import InputQuant, prepare_batch
 from harness.recipe import Recipe
 from harness.variants import VARIANTS
 
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 # Calibration images used as the representative dataset (TF's guidance is
 # 100-500; more costs time and buys little on this model).
 MAX_CALIBRATION_IMAGES = 128
+# Images the QuantizationDebugger runs to collect per-layer error statistics.
+DEBUG_IMAGES = 32
+SENSITIVITY_FILE = "sensitivity.json"
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,25 @@ class Artifact:
         spec = self.manifest["inputs"][0]
         return InputQuant(spec["dtype"], spec["quantization"]["scale"], spec["quantization"]["zero_point"])
 
+    @property
+    def loadability(self) -> dict[str, str]:
+        return dict(self.manifest.get("loadability") or {})
+
+    @property
+    def sensitivity_path(self) -> Path | None:
+        path = self.manifest_path.parent / SENSITIVITY_FILE
+        return path if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class Converted:
+    """One conversion's output: the model, what the manifest should add, and
+    extra files to keep next to it."""
+
+    content: bytes
+    manifest_extra: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+
 
 ProgressFn = Callable[[str, str], None]  # (variant, message)
 
@@ -65,19 +94,48 @@ def tf_version() -> str:
         return "missing"
 
 
+def _options_key(recipe: Recipe, variant: str) -> Any:
+    if variant == "qat-int8" and recipe.qat is not None:
+        ref = recipe.qat.dataset
+        data = asdict(recipe.qat)
+        data["dataset"] = {
+            "split": ref.split,
+            "synthetic_size": ref.synthetic_size,
+            "seed": recipe.synthetic_seed,
+            "annotations": file_sha256(ref.annotations) if ref.annotations and ref.annotations.is_file() else None,
+        }
+        return data
+    if variant == "selective-int8":
+        return asdict(recipe.selective)
+    return None
+
+
 def cache_key(recipe: Recipe, variant: str, calibration: CocoDataset | None) -> str:
     uses_calibration = VARIANTS[variant].needs_calibration
+    source = recipe.source
     material = {
         "converter": CONVERTER_VERSION,
         "tensorflow": tf_version(),
-        "source": file_sha256(recipe.source),
+        "source": _source_digest(source),
         "anchors": file_sha256(Path(recipe.postprocess["anchors"])) if recipe.postprocess.get("anchors") else None,
         "input": repr(recipe.input),
+        "adapter": recipe.adapter,
         "postprocess": {k: v for k, v in recipe.postprocess.items() if k != "anchors"},
         "variant": variant,
+        "options": _options_key(recipe, variant),
         "calibration": calibration.annotations_sha256 if (calibration and uses_calibration) else None,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _source_digest(source: Path) -> str:
+    """A file's sha256, or a SavedModel directory's (every file, by relative path)."""
+    if not source.is_dir():
+        return file_sha256(source)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(source)).encode() + b"\0" + file_sha256(path).encode())
+    return digest.hexdigest()
 
 
 def convert_variants(
@@ -87,10 +145,13 @@ def convert_variants(
     cache_dir: Path,
     *,
     progress: ProgressFn | None = None,
+    check_loadability: bool = True,
 ) -> dict[str, Artifact | ConversionError]:
     """Convert (or find in the cache) each variant; a variant the converter
-    rejects is returned as its error, the others still convert."""
+    rejects is returned as its error, the others still convert. Every
+    artifact comes back with its per-runtime loadability checked."""
     say = progress or (lambda variant, message: None)
+    recipe.check_variants(tuple(variants))
     results: dict[str, Artifact | ConversionError] = {}
     pending: list[tuple[str, Path]] = []
     for variant in variants:
@@ -100,21 +161,45 @@ def convert_variants(
             say(variant, "cached")
         else:
             pending.append((variant, folder))
-    if not pending:
-        return results
-    if any(VARIANTS[v].needs_calibration for v, _ in pending) and calibration is None:
-        raise InputError(
-            "the recipe has no calibration dataset, which integer variants need",
-            source=recipe.path,
-            place="dataset",
-            hint="add a calibration split, or ask only for fp32, fp16 and dynamic-int8",
-        )
+    if pending and recipe.is_tflite:
+        for variant, folder in pending:
+            content = recipe.source.read_bytes()
+            _write_variant(folder, Converted(content), _tflite_source_manifest(recipe, variant, content))
+            results[variant] = _artifact(recipe.name, variant, folder, cached=False)
+            say(variant, "done")
+    elif pending:
+        if any(VARIANTS[v].needs_calibration for v, _ in pending) and calibration is None:
+            raise InputError(
+                "the recipe has no calibration dataset, which integer variants need",
+                source=recipe.path,
+                place="dataset",
+                hint="add a calibration split, or ask only for fp32, fp16 and dynamic-int8",
+            )
+        _convert_pending(recipe, pending, calibration, cache_dir, say, results)
+    if check_loadability:
+        _ensure_loadability(recipe, results, cache_dir, say)
+    return {v: results[v] for v in variants}
+
+
+def _convert_pending(
+    recipe: Recipe,
+    pending: list[tuple[str, Path]],
+    calibration: CocoDataset | None,
+    cache_dir: Path,
+    say: ProgressFn,
+    results: dict[str, Artifact | ConversionError],
+) -> None:
     with _quiet_tensorflow(cache_dir / "convert.log") as log_path:
-        session = _ConverterSession(recipe, calibration)
+        session = _ConverterSession(recipe, calibration, cache_dir)
+        session.known.update({v: a.path.read_bytes() for v, a in results.items() if isinstance(a, Artifact) and v == "fp32"})
+        if any(v == "qat-int8" for v, _ in pending):
+            session.require_keras2()  # before any work: a clear exit 2, not a late failure
         for variant, folder in pending:
             say(variant, "converting")
             try:
-                content = session.convert(variant)
+                converted = session.convert(variant, lambda message, v=variant: say(v, message))
+            except InputError:
+                raise  # the recipe is wrong (a denylist entry, a dataset): exit 2 now
             except ConversionError as exc:
                 results[variant] = exc
                 say(variant, "failed")
@@ -126,19 +211,66 @@ def convert_variants(
                 )
                 say(variant, "failed")
                 continue
-            _write_variant(folder, content, session.manifest(variant, content))
+            manifest = session.manifest(variant, converted.content)
+            manifest.update(converted.manifest_extra)
+            _write_variant(folder, converted, manifest)
             results[variant] = _artifact(recipe.name, variant, folder, cached=False)
             say(variant, "done")
-    return {v: results[v] for v in variants}
+
+
+def _ensure_loadability(recipe: Recipe, results: dict[str, Artifact | ConversionError], cache_dir: Path, say: ProgressFn) -> None:
+    """Check, and record in each manifest, which runtimes load each variant.
+    A verdict is kept; "unavailable" (runtime not installed) is asked again."""
+    todo: dict[str, list[str]] = {}
+    for variant, artifact in results.items():
+        if not isinstance(artifact, Artifact):
+            continue
+        known = artifact.loadability
+        for runtime in loadability.RUNTIMES:
+            if loadability.status_kind(known.get(runtime)) == loadability.UNAVAILABLE:
+                todo.setdefault(runtime, []).append(variant)
+    if not todo:
+        return
+    for variant in sorted({v for vs in todo.values() for v in vs}):
+        say(variant, "checking which runtimes load it")
+    adapter = adapter_spec(recipe)
+    with ThreadPoolExecutor(max_workers=len(todo)) as pool:  # one subprocess per runtime
+        futures = {
+            runtime: pool.submit(loadability.check_runtime, runtime, [results[v].path for v in variants], cache_dir, adapter)  # type: ignore[union-attr]
+            for runtime, variants in todo.items()
+        }
+        reports = {runtime: future.result() for runtime, future in futures.items()}
+    for runtime, variants in todo.items():
+        report = reports[runtime]
+        for variant in variants:
+            artifact = results[variant]
+            assert isinstance(artifact, Artifact)
+            manifest = dict(artifact.manifest)
+            manifest.setdefault("loadability", {})[runtime] = report.statuses[str(artifact.path)]
+            if report.version:
+                manifest.setdefault("runtime_versions", {})[runtime] = report.version
+            adapter_error = report.adapter_errors.get(str(artifact.path))
+            if adapter_error and recipe.is_tflite and runtime == "ai-edge-litert":
+                raise InputError(
+                    adapter_error,
+                    source=recipe.path,
+                    place="adapter",
+                    hint="choose the adapter that matches the model's outputs (ssd-postprocess, boxes-scores), or none for latency only",
+                )
+            artifact.manifest_path.write_text(json.dumps(manifest, indent=2))
+            results[variant] = _artifact(artifact.model, variant, artifact.manifest_path.parent, cached=artifact.cached)
 
 
 def export_artifact(artifact: Artifact, out_dir: Path) -> Path:
-    """Copy a variant out of the cache as <model>-<variant>.tflite (+ manifest)."""
+    """Copy a variant out of the cache as <model>-<variant>.tflite (+ manifest, sensitivity report)."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        target = out_dir / f"{artifact.model}-{artifact.variant}.tflite"
+        stem = f"{artifact.model}-{artifact.variant}"
+        target = out_dir / f"{stem}.tflite"
         shutil.copyfile(artifact.path, target)
-        shutil.copyfile(artifact.manifest_path, out_dir / f"{artifact.model}-{artifact.variant}.manifest.json")
+        shutil.copyfile(artifact.manifest_path, out_dir / f"{stem}.manifest.json")
+        if artifact.sensitivity_path is not None:
+            shutil.copyfile(artifact.sensitivity_path, out_dir / f"{stem}.{SENSITIVITY_FILE}")
     except OSError as exc:
         raise InputError(f"cannot write the variant: {exc}", source=out_dir, hint="choose a writable folder with --out") from None
     return target
@@ -163,10 +295,12 @@ def _artifact(model: str, variant: str, folder: Path, *, cached: bool) -> Artifa
     )
 
 
-def _write_variant(folder: Path, content: bytes, manifest: dict[str, Any]) -> None:
+def _write_variant(folder: Path, converted: Converted, manifest: dict[str, Any]) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
-    (tmp / "model.tflite").write_bytes(content)
+    (tmp / "model.tflite").write_bytes(converted.content)
+    for name, content in converted.files.items():
+        (tmp / name).write_bytes(content)
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     if folder.exists():
         shutil.rmtree(folder)
@@ -189,32 +323,106 @@ def _quiet_tensorflow(log_path: Path) -> Iterator[Path]:
             os.close(saved)
 
 
+def _manifest(recipe: Recipe, variant: str, content: bytes, interpreter: Any, converter: dict[str, Any], calibration: Any) -> dict[str, Any]:
+    ops: dict[str, int] = {}
+    for op in interpreter._get_ops_details():  # noqa: SLF001 - the only op listing the runtimes offer
+        ops[op["op_name"]] = ops.get(op["op_name"], 0) + 1
+    return {
+        "model": recipe.name,
+        "variant": variant,
+        "summary": VARIANTS[variant].summary,
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "size_bytes": len(content),
+        "source": str(recipe.source),
+        "source_sha256": _source_digest(recipe.source),
+        "adapter": recipe.adapter,
+        "converter": converter,
+        "calibration": calibration,
+        "ops": dict(sorted(ops.items())),
+        "inputs": [_tensor_manifest(d) for d in interpreter.get_input_details()],
+        "outputs": [_tensor_manifest(d) for d in interpreter.get_output_details()],
+    }
+
+
+def _tflite_source_manifest(recipe: Recipe, variant: str, content: bytes) -> dict[str, Any]:
+    """A .tflite source is measured as it is: its manifest, read with the
+    LiteRT interpreter (no TensorFlow import)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_content=content)
+    except Exception as exc:  # noqa: BLE001 - any load failure is a bad model file
+        raise InputError(f"not a loadable .tflite: {_first_line(exc)}", source=recipe.path, place="source", hint="check the file") from None
+    manifest = _manifest(recipe, variant, content, interpreter, {"benchmark_only": True}, None)
+    manifest["summary"] = "the source .tflite, as it is (benchmark-only)"
+    return manifest
+
+
+def _tensor_manifest(detail: dict[str, Any]) -> dict[str, Any]:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return {
+        "name": detail["name"],
+        "shape": [int(v) for v in detail["shape"]],
+        "dtype": np.dtype(detail["dtype"]).name,
+        "quantization": {"scale": float(scale), "zero_point": int(zero_point)},
+    }
+
+
 class _ConverterSession:
     """Loads TensorFlow, the float model and the calibration batch once."""
 
-    def __init__(self, recipe: Recipe, calibration: CocoDataset | None) -> None:
+    def __init__(self, recipe: Recipe, calibration: CocoDataset | None, cache_dir: Path) -> None:
         self.recipe = recipe
         self.calibration = calibration
+        self.cache_dir = cache_dir
         self._calib_batch: np.ndarray | None = None
-        if recipe.is_tflite:
-            raise InputError(
-                "a .tflite source is benchmark-only: it cannot be converted into variants",
-                source=recipe.path,
-                place="source",
-                hint="point source at the float Keras model (.h5 or .keras)",
-            )
+        # Models already made in this run or found in the cache, by variant:
+        # selective-int8 scores fp32 without converting it a second time.
+        self.known: dict[str, bytes] = {}
         from harness.convert import export  # imports TensorFlow
 
         self.tf = export.tf
         self.export = export
-        self.model = _load_keras(recipe)
+        self.model, self.trackable = _load_model(recipe)
+        self.anchors = np.load(recipe.postprocess["anchors"]) if recipe.postprocess.get("anchors") else None
+        self.function = self._export_function(self.model)
+
+    def _export_function(self, model: Any) -> Any:
+        recipe, export = self.recipe, self.export
+        size = (recipe.input.height, recipe.input.width)
         try:
-            anchors = np.load(recipe.postprocess["anchors"])
-            self.function = export.build_export_function(
-                self.model, anchors, recipe.postprocess, (recipe.input.height, recipe.input.width)
-            )
+            if recipe.adapter == "boxes-scores":
+                return export.build_boxes_scores_function(model, self.anchors, recipe.postprocess, size)
+            if recipe.adapter == "none":
+                raise InputError(
+                    "adapter none cannot be converted: the converter needs to know the detection outputs",
+                    source=recipe.path,
+                    place="adapter",
+                    hint="use ssd-postprocess or boxes-scores",
+                )
+            return export.build_export_function(model, self.anchors, recipe.postprocess, size)
         except export.ExportError as exc:
-            raise InputError(str(exc), source=recipe.path, place="postprocess", hint="match the model's outputs") from None
+            raise InputError(
+                f"the model has no detection outputs the {recipe.adapter} adapter understands: {exc}",
+                source=recipe.path,
+                place="adapter",
+                hint="name the model's outputs box_encodings [1, N, 4] and class_logits (or class_scores) [1, N, C], "
+                "with N matching postprocess.anchors",
+            ) from None
+
+    def require_keras2(self) -> None:
+        from harness.convert import qat
+
+        if not qat.is_keras2(self.model):
+            raise InputError(
+                f"qat-int8 needs a tf_keras (Keras 2) model, and {self.recipe.source.name} loads as "
+                f"{qat.keras_flavour(self.model)}: tensorflow-model-optimization's quantize_model only wraps "
+                "Keras 2 Sequential or Functional models",
+                source=self.recipe.path,
+                place="source",
+                hint="rebuild the model with `import tf_keras` (same layers) and save it with model.save('model.h5'), "
+                "then point source at it; or drop qat-int8 from variants",
+            )
 
     def calibration_images(self) -> np.ndarray:
         if self._calib_batch is None:
@@ -223,10 +431,25 @@ class _ConverterSession:
             self._calib_batch = prepare_batch([img.path for img in images], self.recipe.input, InputQuant("float32"))
         return self._calib_batch
 
-    def convert(self, variant: str) -> bytes:
-        tf = self.tf
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([self.function], self.model)
+    def _converter(self, function: Any = None, trackable: Any = None) -> Any:
+        converter = self.tf.lite.TFLiteConverter.from_concrete_functions(
+            [function or self.function], trackable if trackable is not None else self.trackable
+        )
         converter.allow_custom_ops = True  # TFLite_Detection_PostProcess
+        return converter
+
+    def convert(self, variant: str, say: Callable[[str], None] = lambda message: None) -> Converted:
+        if variant == "qat-int8":
+            return self._convert_qat(say)
+        if variant == "selective-int8":
+            return self._convert_selective(say)
+        content = self._ptq(variant)
+        self.known[variant] = content
+        return Converted(content)
+
+    def _ptq(self, variant: str) -> bytes:
+        tf = self.tf
+        converter = self._converter()
         if variant == "fp32":
             pass
         elif variant == "fp16":
@@ -251,54 +474,154 @@ class _ConverterSession:
             raise ConversionError(f"variant {variant!r} is not produced by this converter yet")
         return converter.convert()
 
+    def _convert_qat(self, say: Callable[[str], None]) -> Converted:
+        from harness.convert import qat, ssd_training
+        from harness.dataset.resolve import resolve_dataset
+
+        self.require_keras2()
+        config = self.recipe.qat
+        assert config is not None and self.anchors is not None
+        say("preparing the training split")
+        dataset = resolve_dataset(self.recipe, config.dataset, self.cache_dir)
+        assert dataset is not None
+        train = ssd_training.coco_train_set(
+            dataset, self.recipe.input, self.recipe.labels, self.anchors, self.recipe.postprocess["scales"]
+        )
+        say(f"fine-tuning on {len(train.images)} images")
+        qat_model, training = qat.finetune(self.model, train, config, self.recipe.input, len(self.recipe.labels))
+        say("converting the fine-tuned model")
+        # Saving the QAT model itself (what the converter does with its
+        # trackable) can fail on a layer's traced call (seen with
+        # Conv2DTranspose), and the converter then silently falls back to a
+        # path that drops the signature and the custom-op fusion. A plain
+        # module holding the variables saves the serving function alone.
+        holder = self.tf.Module()
+        holder.model_variables = list(qat_model.variables)
+        converter = self._converter(self._export_function(qat_model), holder)
+        # The fake-quant nodes carry the ranges. No supported_ops: with
+        # TFLITE_BUILTINS_INT8 and no representative dataset TF 2.21 refuses
+        # ("representative_dataset must be specified").
+        converter.optimizations = [self.tf.lite.Optimize.DEFAULT]
+        converter.inference_input_type = self.tf.int8
+        training["dataset"] = dataset.name
+        return Converted(converter.convert(), {"qat": training})
+
+    def _convert_selective(self, say: Callable[[str], None]) -> Converted:
+        from harness.convert import selective
+        from harness.convert.host_eval import HostEvaluator
+
+        tf = self.tf
+        options = self.recipe.selective
+        images = self.calibration_images()
+
+        def full_int8_converter() -> Any:
+            converter = self._converter()
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = self.export.representative_dataset(images)
+            return converter
+
+        say("per-layer sensitivity (QuantizationDebugger)")
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=full_int8_converter(), debug_dataset=self.export.representative_dataset(images[:DEBUG_IMAGES])
+        )
+        debugger.run()
+        dump = _StringSink()
+        debugger.layer_statistics_dump(dump)
+        rows = selective.parse_statistics(dump.getvalue())
+
+        def quantised(denylist: selective.Denylist) -> bytes:
+            debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_nodes=list(denylist.nodes) or None, denylisted_ops=list(denylist.ops) or None
+            )
+            return debugger.get_nondebug_quantized_model()
+
+        fp32_map = search = None
+        if options.denylist:
+            denylist = selective.resolve_user_denylist(options.denylist, rows, recipe_path=self.recipe.path)
+            source = "recipe"
+        else:
+            assert self.calibration is not None
+            evaluator = HostEvaluator(self.recipe, self.calibration, self.cache_dir)
+            say("fp32 mAP on the calibration split")
+            fp32_map = evaluator.map(self.known.get("fp32") or self._ptq("fp32"))
+
+            def score(candidate: selective.Denylist) -> float:
+                say(f"mAP with {candidate.size} layer(s) in float")
+                return evaluator.map(quantised(candidate))
+
+            search = selective.search_denylist(rows, options, fp32_map, score)
+            denylist = search.denylist
+            source = "automatic"
+        content = quantised(denylist)
+        full = selective.report(rows, options, denylist, source=source, fp32_map=fp32_map, search=search)
+        extra = {"selective": selective.summary(full, options.top_layers), "sensitivity_report": SENSITIVITY_FILE}
+        return Converted(content, extra, {SENSITIVITY_FILE: json.dumps(full, indent=1).encode()})
+
     def manifest(self, variant: str, content: bytes) -> dict[str, Any]:
         interpreter = self.tf.lite.Interpreter(model_content=content)
-        ops: dict[str, int] = {}
-        for op in interpreter._get_ops_details():  # noqa: SLF001 - the only op listing TF offers
-            ops[op["op_name"]] = ops.get(op["op_name"], 0) + 1
-        return {
-            "model": self.recipe.name,
-            "variant": variant,
-            "summary": VARIANTS[variant].summary,
-            "sha256": hashlib.sha256(content).hexdigest(),
-            "size_bytes": len(content),
-            "source": str(self.recipe.source),
-            "source_sha256": file_sha256(self.recipe.source),
-            "converter": {"tensorflow": self.tf.__version__, "harness_converter": CONVERTER_VERSION},
-            "calibration": (
-                {"dataset": str(self.calibration.annotations_json), "images": len(self.calibration_images())}
-                if VARIANTS[variant].needs_calibration and self.calibration
-                else None
-            ),
-            "ops": dict(sorted(ops.items())),
-            "inputs": [_tensor_manifest(d) for d in interpreter.get_input_details()],
-            "outputs": [_tensor_manifest(d) for d in interpreter.get_output_details()],
-        }
+        calibration = (
+            {"dataset": str(self.calibration.annotations_json), "images": len(self.calibration_images())}
+            if VARIANTS[variant].needs_calibration and self.calibration and variant != "qat-int8"
+            else None
+        )
+        converter = {"tensorflow": self.tf.__version__, "harness_converter": CONVERTER_VERSION}
+        return _manifest(self.recipe, variant, content, interpreter, converter, calibration)
 
 
-def _tensor_manifest(detail: dict[str, Any]) -> dict[str, Any]:
-    scale, zero_point = detail.get("quantization", (0.0, 0))
-    return {
-        "name": detail["name"],
-        "shape": [int(v) for v in detail["shape"]],
-        "dtype": np.dtype(detail["dtype"]).name,
-        "quantization": {"scale": float(scale), "zero_point": int(zero_point)},
-    }
+class _StringSink:
+    """A text file object for layer_statistics_dump (it writes CSV rows)."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self._parts.append(text)
+        return len(text)
+
+    def getvalue(self) -> str:
+        return "".join(self._parts)
 
 
-def _load_keras(recipe: Recipe) -> Any:
+def _load_model(recipe: Recipe) -> tuple[Any, Any]:
+    """(the model the export calls, the trackable object the converter keeps
+    alive). tf_keras where the file allows it (QAT needs Keras 2)."""
     path = recipe.source
     try:
-        if path.suffix == ".h5":
+        if path.is_dir():
             import tf_keras
 
-            return tf_keras.models.load_model(path, compile=False)
+            if (path / "keras_metadata.pb").is_file():
+                model = tf_keras.models.load_model(path, compile=False)
+                return model, model
+            from harness.convert.export import SignatureModel, tf
+
+            loaded = tf.saved_model.load(str(path))
+            return SignatureModel(loaded), loaded
+        if path.suffix == ".h5" or _keras_file_version(path).startswith("2."):
+            import tf_keras
+
+            model = tf_keras.models.load_model(path, compile=False)
+            return model, model
         import keras
 
-        return keras.models.load_model(path, compile=False)
+        model = keras.models.load_model(path, compile=False)
+        return model, model
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError(
             f"cannot load the float model: {_first_line(exc)}",
             source=path,
-            hint="check that the file is a complete Keras model saved with model.save()",
+            hint="check that the file is a complete Keras model saved with model.save() (or a SavedModel directory)",
         ) from None
+
+
+def _keras_file_version(path: Path) -> str:
+    """keras_version in a .keras archive's metadata.json ('' when unknown)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return str(json.loads(archive.read("metadata.json")).get("keras_version", ""))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return ""

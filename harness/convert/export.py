@@ -51,6 +51,16 @@ int16x8 needs ``TFLITE_BUILTINS`` in ``supported_ops`` next to
 ``EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8``, otherwise
 "Quantization to 16x8-bit not yet supported for op: 'CUSTOM'".
 
+Adapter ``boxes-scores``: the export is the model's own outputs, no custom
+op: ``boxes`` [1, N, 4] (box encodings when the recipe has anchors, the agent
+decodes them; normalised corner boxes otherwise) and ``scores`` [1, N, C]
+(sigmoid probabilities, no background column). The agent runs class-aware
+NMS in numpy and finds the two outputs by name (signature keys) or shape.
+
+Sources: a ``tf_keras`` model (``.h5``, a ``.keras`` written by tf_keras, a
+tf_keras SavedModel) is rebuilt at batch 1; any other SavedModel is called
+through its ``serving_default`` signature (:class:`SignatureModel`).
+
 Imports TensorFlow: only the converter package may import this module.
 """
 
@@ -77,6 +87,7 @@ OUTPUT_TENSOR_NAMES: dict[str, str] = {
 }
 
 _BOX_OUTPUT_NAME = "box_encodings"
+_QAT_PREFIX = "quant_"
 _CLASS_OUTPUT_NAMES = ("class_logits", "class_scores")
 _REQUIRED_PP_KEYS = (
     "max_detections",
@@ -170,12 +181,14 @@ def _make_postprocess(pp: Mapping[str, Any], num_classes: int) -> Callable[..., 
     return postprocess
 
 
-def _split_outputs(output_names: list[str], outputs: Any, num_anchors: int) -> tuple[tf.Tensor, tf.Tensor, str]:
+def _split_outputs(output_names: list[str], outputs: Any, num_anchors: int | None) -> tuple[tf.Tensor, tf.Tensor, str]:
     """(box encodings, class outputs, the class output's name), chosen by output name."""
     if isinstance(outputs, Mapping):
         named = dict(outputs)
     else:
         named = dict(zip(output_names, outputs if isinstance(outputs, (list, tuple)) else [outputs]))
+    # tfmot's quantize_model wraps every layer as `quant_<name>`.
+    named = {name.removeprefix(_QAT_PREFIX) if name.startswith(_QAT_PREFIX) else name: t for name, t in named.items()}
     class_name = next((name for name in _CLASS_OUTPUT_NAMES if name in named), None)
     if _BOX_OUTPUT_NAME not in named or class_name is None:
         raise ExportError(
@@ -183,16 +196,71 @@ def _split_outputs(output_names: list[str], outputs: Any, num_anchors: int) -> t
             f"{list(_CLASS_OUTPUT_NAMES)} (rename the model's output layers)"
         )
     boxes, classes = named[_BOX_OUTPUT_NAME], named[class_name]
-    if tuple(boxes.shape[1:]) != (num_anchors, 4) or classes.shape[1] != num_anchors:
+    expected = boxes.shape[1] if num_anchors is None else num_anchors
+    if tuple(boxes.shape[1:]) != (expected, 4) or classes.shape[1] != expected or len(classes.shape) != 3:
         raise ExportError(
             f"model outputs {_BOX_OUTPUT_NAME} {tuple(boxes.shape)} and {class_name} {tuple(classes.shape)} "
-            f"do not match {num_anchors} anchors"
+            f"do not match {expected} anchors ([1, N, 4] boxes and [1, N, C] class values)"
         )
     return boxes, classes, class_name
 
 
+class SignatureModel:
+    """A SavedModel that is not a Keras model, called through its
+    ``serving_default`` signature: enough of a model for the export (one
+    image input, outputs by name)."""
+
+    def __init__(self, loaded: Any) -> None:
+        self.loaded = loaded
+        if SIGNATURE_KEY not in getattr(loaded, "signatures", {}):
+            raise ExportError(f"the SavedModel has no {SIGNATURE_KEY!r} signature")
+        self.function = loaded.signatures[SIGNATURE_KEY]
+        inputs = self.function.structured_input_signature[1]
+        if len(inputs) != 1:
+            raise ExportError(f"the SavedModel's {SIGNATURE_KEY} takes {sorted(inputs)}; expected one image input")
+        (self.input_key, spec), = inputs.items()
+        self.input_shape = tuple(spec.shape.as_list())
+        self.output_names = sorted(self.function.structured_outputs)
+
+    def __call__(self, images: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
+        return self.function(**{self.input_key: images})
+
+
+def _batch1_forward(model: Any, height_px: int, width_px: int, channels: int) -> tuple[Any, Any]:
+    """(callable, its symbolic outputs or None) with every shape static at batch 1."""
+    if not isinstance(model, tf_keras.Model):  # a SavedModel signature, or a Keras 3 model
+        return model, None
+    # Rebuilding on a batch-1 Input makes every shape static, so Reshape layers
+    # fold to constants instead of leaving SHAPE/PACK ops in the .tflite.
+    fixed_input = tf_keras.Input(shape=(height_px, width_px, channels), batch_size=1, name=INPUT_KEY)
+    fixed_model = tf_keras.Model(fixed_input, model(fixed_input, training=False))
+    return fixed_model, fixed_model.outputs
+
+
+def build_boxes_scores_function(
+    model: Any, anchors: np.ndarray | None, pp: Mapping[str, Any], input_hw: tuple[int, int]
+) -> tf.types.experimental.ConcreteFunction:
+    """Batch-1 concrete function: image -> {"boxes", "scores"}, no custom op."""
+    scores_kind = str(pp.get("scores", "sigmoid"))
+    height_px, width_px = (int(v) for v in input_hw)
+    channels = int(model.input_shape[-1])
+    forward, symbolic = _batch1_forward(model, height_px, width_px, channels)
+    output_names = list(model.output_names)
+    num_anchors = None if anchors is None else int(np.asarray(anchors).shape[0])
+
+    @tf.function(input_signature=[tf.TensorSpec([1, height_px, width_px, channels], tf.float32, name=INPUT_KEY)])
+    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        box_values, class_values, _ = _split_outputs(output_names, forward(images, training=False), num_anchors)
+        scores = tf.sigmoid(class_values) if scores_kind == "logits" else class_values
+        return {"boxes": tf.identity(box_values), "scores": tf.identity(scores)}
+
+    if symbolic is not None:
+        _split_outputs(output_names, symbolic, num_anchors)  # fail here, with the names, not inside tracing
+    return serve.get_concrete_function()
+
+
 def build_export_function(
-    model: tf_keras.Model,
+    model: Any,
     anchors: np.ndarray,
     pp: Mapping[str, Any],
     input_hw: tuple[int, int],
@@ -218,13 +286,12 @@ def build_export_function(
     channels = int(model.input_shape[-1])
     num_anchors = int(anchors.shape[0])
 
-    # Rebuilding on a batch-1 Input makes every shape static, so Reshape layers
-    # fold to constants instead of leaving SHAPE/PACK ops in the .tflite.
-    fixed_input = tf_keras.Input(shape=(height_px, width_px, channels), batch_size=1, name=INPUT_KEY)
-    fixed_model = tf_keras.Model(fixed_input, model(fixed_input, training=False))
+    fixed_model, symbolic = _batch1_forward(model, height_px, width_px, channels)
     # The wrapper renames its outputs after the inner model: keep the original names.
     output_names = list(model.output_names)
-    box_out, class_out, _ = _split_outputs(output_names, fixed_model.outputs, num_anchors)
+    if symbolic is None:
+        symbolic = fixed_model(tf.zeros([1, height_px, width_px, channels]))
+    box_out, class_out, _ = _split_outputs(output_names, symbolic, num_anchors)
     num_classes = int(class_out.shape[-1])
     postprocess = _make_postprocess(pp, num_classes)
     anchors_const = tf.constant(anchors)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.adapters import AdapterSpec
 from harness.agent_client import AgentClient, file_sha256
 from harness.convert.converter import Artifact
 from harness.dataset.coco import CocoDataset
@@ -22,6 +23,8 @@ from harness.results.files import device_dir, pair_stem
 from harness.results.record import (
     Accuracy,
     DeviceInfo,
+    LayerSensitivity,
+    QuantizationInfo,
     EnvInfo,
     ErrorInfo,
     LatencyMs,
@@ -84,7 +87,7 @@ def run_round(
     client: AgentClient,
     artifact: Artifact,
     inputs_npy: Path | None,
-    adapter: str,
+    adapter: AdapterSpec,
     *,
     round_index: int,
 ) -> dict[str, Any]:
@@ -92,6 +95,7 @@ def run_round(
     of the timed loop. Only the first round makes the accuracy pass."""
     remote_model = client.ensure_file(artifact.path, artifact.sha256, ".tflite")
     remote_inputs = client.ensure_file(inputs_npy, file_sha256(inputs_npy), ".npy") if inputs_npy else None
+    remote_anchors = client.ensure_file(adapter.anchors, file_sha256(adapter.anchors), ".npy") if adapter.anchors else None
     plan = ctx.plan
     rounds = max(1, plan.rounds)
     return client.call(
@@ -100,7 +104,7 @@ def run_round(
             "model": remote_model,
             "inputs": remote_inputs,
             "eval": round_index == 0,
-            "adapter": adapter,
+            **adapter.request(remote_anchors),
             "threads": ctx.threads,
             "runtime": ctx.runtime,
             "warmup_runs": plan.warmup_runs,
@@ -158,6 +162,7 @@ class PairAccumulator:
             accuracy=self.accuracy,
             env=_env(first.get("env_before") or {}, last.get("env_after") or {}, self.replies, ctx.profile),
             edgetpu=_edgetpu_report(self.artifact),
+            quantization=quantization_info(self.artifact),
         )
         return record, samples_ns
 
@@ -166,6 +171,51 @@ def _edgetpu_report(artifact: Artifact) -> Any:
     from harness.edgetpu.compiler import report_of
 
     return report_of(artifact)
+
+
+def quantization_info(artifact: Artifact) -> QuantizationInfo:
+    """What the manifest says about how the variant was made and who loads it."""
+    manifest = artifact.manifest
+    selective = manifest.get("selective") or {}
+    training = manifest.get("qat")
+    report = artifact.path.with_name(f"{artifact.model}-{artifact.variant}.sensitivity.json")
+    if not report.is_file():
+        report = artifact.sensitivity_path  # type: ignore[assignment]
+    return QuantizationInfo(
+        loadability=dict(manifest.get("loadability") or {}),
+        runtime_versions=dict(manifest.get("runtime_versions") or {}),
+        method=_method(manifest),
+        top_layers=tuple(LayerSensitivity(**layer) for layer in selective.get("top_layers") or ()),
+        denylist=tuple(selective.get("denylist") or ()),
+        sensitivity_report=str(report.resolve()) if report else None,
+        selection={k: selective[k] for k in ("denylist_source", "fp32_calibration_map", "search", "stop_reason", "max_map_drop") if k in selective}
+        or None,
+        training=training,
+    )
+
+
+def _method(manifest: dict[str, Any]) -> str | None:
+    training, selective = manifest.get("qat"), manifest.get("selective")
+    if training:
+        return (
+            f"quantization-aware fine-tuning: {training['steps']} steps of {training['batch_size']} images "
+            f"({training['epochs']} epochs of {training['images']}), lr {training['learning_rate']:g}, "
+            f"loss {training['loss']}, {training['seconds']} s"
+        )
+    if selective:
+        kept = len(selective.get("denylist") or ())
+        how = "from the recipe" if selective.get("denylist_source") == "recipe" else "found automatically"
+        return f"int8 with {kept} layer(s) kept in float (denylist {how})" + (
+            f"; {selective['stop_reason']}" if selective.get("stop_reason") else ""
+        )
+    return manifest.get("summary")
+
+
+def skipped_record(ctx: PairContext, artifact: Artifact, reason: str) -> Record:
+    """A pair that cannot run on this device: recorded with why, never dropped."""
+    return replace(
+        failed_record(ctx, artifact.model, artifact.variant, "unloadable", reason, artifact), status="skipped"
+    )
 
 
 def failed_record(ctx: PairContext, model: str, variant: str, kind: str, message: str, artifact: Artifact | None = None) -> Record:
@@ -183,6 +233,7 @@ def failed_record(ctx: PairContext, model: str, variant: str, kind: str, message
         status="failed",
         error=ErrorInfo(kind=kind, message=message),
         threads=ctx.threads,
+        quantization=quantization_info(artifact) if artifact else None,
     )
 
 

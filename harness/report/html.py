@@ -9,7 +9,18 @@ from __future__ import annotations
 from html import escape
 from typing import Sequence
 
-from harness.report.view import HEADERS, DeviceSection, cells, findings, sections
+from harness.report.view import (
+    HEADERS,
+    DeviceSection,
+    cells,
+    findings,
+    has_quantization,
+    quantization_findings,
+    quantization_rows,
+    runtime_headers,
+    sections,
+    sensitive_layers,
+)
 from harness.results.record import Record
 
 _CSS = """
@@ -19,7 +30,7 @@ table{border-collapse:collapse;margin:.5rem 0;font-variant-numeric:tabular-nums}
 th,td{padding:.3rem .6rem;border-bottom:1px solid #dde3ea;text-align:right;white-space:nowrap}
 th{background:#f3f6f9}td.l,th.l{text-align:left}
 tr.failed td{color:#b00020}.slower{color:#b00020}.faster{color:#137333}
-.note{color:#4a5562;font-size:.9rem}.charts{display:flex;gap:2rem;flex-wrap:wrap}
+.note{color:#4a5562;font-size:.9rem}td.wrap{white-space:normal;max-width:28rem}.charts{display:flex;gap:2rem;flex-wrap:wrap}
 svg text{font:11px system-ui,sans-serif;fill:#1d232a}
 """
 
@@ -69,6 +80,46 @@ def _section(section: DeviceSection) -> str:
     if notes:
         out.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")
     out.append("<div class='charts'>" + _scatter(section) + _size_bars(section) + "</div>")
+    if has_quantization(section):
+        out.append(_quantization(section))
+    return "\n".join(out)
+
+
+def _quantization(section: DeviceSection) -> str:
+    rows = quantization_rows(section)
+    runtimes = runtime_headers(rows)
+    out = [
+        f"<h3>Quantization: {escape(section.model)} on <code>{escape(section.device)}</code></h3>",
+        "<table class='quant'><thead><tr><th class='l'>variant</th><th>size MB</th><th>mAP</th><th>mAP vs fp32</th>",
+    ]
+    out += [f"<th>loads in {escape(r)}</th>" for r in runtimes]
+    out.append("<th class='l'>how it was made</th></tr></thead><tbody>")
+    for row in rows:
+        out.append(f"<tr><td class='l'>{escape(row.variant)}</td><td>{row.size_mb}</td><td>{row.map}</td><td>{escape(row.map_drop)}</td>")
+        for r in runtimes:
+            word = row.loads.get(r, "—")
+            klass = "slower" if word == "FAILS" else "faster" if word == "ok" else ""
+            out.append(f"<td class='{klass}'>{escape(word)}</td>")
+        out.append(f"<td class='l wrap'>{escape(row.method)}</td></tr>")
+    out.append("</tbody></table>")
+    notes = quantization_findings(section)
+    if notes:
+        out.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")
+    layers = sensitive_layers(section)
+    if layers:
+        out.append(
+            "<p class='note'>Most sensitive layers (QuantizationDebugger on the calibration split; RMSE of the "
+            "quantised output in units of its scale, rounding alone gives ~0.29):</p>"
+            "<table><thead><tr><th>#</th><th class='l'>layer</th><th class='l'>op</th><th>RMSE / scale</th>"
+            "<th>mean error</th><th class='l'>kept in float</th></tr></thead><tbody>"
+        )
+        for layer in layers:
+            out.append(
+                f"<tr><td>{layer.rank}</td><td class='l' title='{escape(layer.tensor_name, quote=True)}'>{escape(layer.layer)}</td>"
+                f"<td class='l'>{escape(layer.op)}</td><td>{layer.rmse_over_scale}</td><td>{escape(layer.mean_error)}</td>"
+                f"<td class='l'>{layer.in_float}</td></tr>"
+            )
+        out.append("</tbody></table>")
     return "\n".join(out)
 
 

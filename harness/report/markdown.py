@@ -4,12 +4,48 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from harness.report.view import HEADERS, cells, findings, sections
+from harness.report.view import (
+    HEADERS,
+    DeviceSection,
+    cells,
+    findings,
+    has_quantization,
+    quantization_findings,
+    quantization_rows,
+    runtime_headers,
+    sections,
+    sensitive_layers,
+)
 from harness.results.record import Record
 
 
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+
+
+def _quantization(section: DeviceSection) -> list[str]:
+    rows = quantization_rows(section)
+    runtimes = runtime_headers(rows)
+    out = [f"### Quantization: {_escape(section.model)} on `{_escape(section.device)}`", ""]
+    out.append("| variant | size MB | mAP | mAP vs fp32 | " + " | ".join(f"loads in {_escape(r)}" for r in runtimes) + " | how it was made |")
+    out.append("|:--|--:|--:|--:|" + "|".join(":-:" for _ in runtimes) + "|:--|")
+    for row in rows:
+        loads = " | ".join(row.loads.get(r, "—") for r in runtimes)
+        out.append(f"| {row.variant} | {row.size_mb} | {row.map} | {row.map_drop} | {loads} | {_escape(row.method)} |")
+    out.append("")
+    out.extend(f"- {_escape(line)}" for line in quantization_findings(section))
+    layers = sensitive_layers(section)
+    if layers:
+        out += ["", "Most sensitive layers (QuantizationDebugger on the calibration split; RMSE of the quantised "
+                "output in units of its scale, rounding alone gives ~0.29):", ""]
+        out.append("| # | layer | op | RMSE / scale | mean error | kept in float |")
+        out.append("|--:|:--|:--|--:|--:|:--|")
+        for layer in layers:
+            out.append(
+                f"| {layer.rank} | `{_escape(layer.layer)}` | {layer.op} | {layer.rmse_over_scale} | {layer.mean_error} | {layer.in_float} |"
+            )
+    out.append("")
+    return out
 
 
 def render_markdown(records: Sequence[Record], *, title: str) -> str:
@@ -31,6 +67,8 @@ def render_markdown(records: Sequence[Record], *, title: str) -> str:
             out.append("")
             out.extend(f"- {_escape(line)}" for line in notes)
         out.append("")
+        if has_quantization(section):
+            out.extend(_quantization(section))
     out.append(
         "Latency: `invoke()` only, every sample kept; p90 interval is the distribution-free 95% "
         "order-statistic bound. Ratios compare with fp32 on the same device in the same run. "

@@ -10,7 +10,17 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.report.view import TERMINAL_HEADERS as HEADERS
-from harness.report.view import cells, findings, sections
+from harness.report.view import (
+    DeviceSection,
+    cells,
+    findings,
+    has_quantization,
+    quantization_findings,
+    quantization_rows,
+    runtime_headers,
+    sections,
+    sensitive_layers,
+)
 from harness.results.record import Record
 
 
@@ -57,5 +67,38 @@ def render_terminal(records: Sequence[Record], console: Console, *, title: str) 
         console.print(table)
         for line in notes + findings(section):
             console.print(Text("• " + line))
+        if has_quantization(section):
+            _quantization(section, console)
     if not wide:
         console.print(Text(f"(p90, p99 and their intervals: a terminal of {WIDE_COLUMNS}+ columns, or report.md)", style="dim"))
+
+
+def _quantization(section: DeviceSection, console: Console) -> None:
+    rows = quantization_rows(section)
+    runtimes = runtime_headers(rows)
+    table = Table(
+        title=f"quantization · {section.model} on {section.device}",
+        title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
+    )
+    table.add_column("variant", no_wrap=True)
+    for header in ("MB", "mAP", "ΔmAP"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for runtime in runtimes:
+        table.add_column(runtime, justify="center")
+    for row in rows:
+        loads = [Text(row.loads.get(r, "—"), style="red" if row.loads.get(r) == "FAILS" else "") for r in runtimes]
+        table.add_row(row.variant, row.size_mb, row.map, row.map_drop, *loads)
+    console.print(table)
+    layers = sensitive_layers(section)
+    if layers:
+        top = Table(
+            title="most sensitive layers (RMSE/scale; rounding alone ~0.29)",
+            title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
+        )
+        for header, justify in (("#", "right"), ("layer", "left"), ("op", "left"), ("RMSE/scale", "right"), ("float", "left")):
+            top.add_column(header, justify=justify, no_wrap=header != "layer")  # type: ignore[arg-type]
+        for layer in layers[:5]:
+            top.add_row(str(layer.rank), layer.layer, layer.op, layer.rmse_over_scale, layer.in_float)
+        console.print(top)
+    for line in quantization_findings(section):
+        console.print(Text("• " + line))

@@ -299,3 +299,131 @@ def _edgetpu_lines(record: Record) -> list[str]:
     head = f"{record.model.variant}: {what}: {report.ops_on_tpu} of {total} ops on the Edge TPU, {report.ops_on_cpu} on the CPU"
     details = "; ".join(f"{op} x{count} ({reason})" for op, count, reason in report.cpu_ops)
     return [head + (f": {details}" if details else "") + "."]
+
+
+# -- quantization section ----------------------------------------------------
+
+RUNTIME_LABELS = {"ai-edge-litert": "litert", "tflite-runtime": "tflite-rt", "tensorflow": "tf.lite"}
+# Below this int8 mAP loss (absolute) there is nothing worth recovering.
+NEGLIGIBLE_INT8_DROP = 0.003
+
+
+def load_word(status: str | None) -> str:
+    """ok | FAILS | n/a (runtime not installed where it was checked) | — (never checked)."""
+    if status is None:
+        return "—"
+    if status == "ok":
+        return "ok"
+    return "n/a" if status.startswith("unavailable") else "FAILS"
+
+
+@dataclass(frozen=True)
+class QuantCells:
+    variant: str
+    size_mb: str
+    map: str
+    map_drop: str
+    loads: dict[str, str]  # runtime label -> ok | FAILS | n/a
+    method: str
+
+
+@dataclass(frozen=True)
+class SensitiveLayer:
+    rank: int
+    layer: str
+    op: str
+    rmse_over_scale: str
+    mean_error: str
+    in_float: str
+    tensor_name: str
+
+
+def quantization_rows(section: DeviceSection) -> list[QuantCells]:
+    """One row per variant that carries conversion facts (all, since this release)."""
+    out: list[QuantCells] = []
+    for row in section.rows:
+        q = row.record.quantization
+        if q is None:
+            continue
+        versions = q.runtime_versions
+        loads = {
+            f"{label} {versions[rt]}" if rt in versions else label: load_word(q.loadability.get(rt))
+            for rt, label in RUNTIME_LABELS.items()
+        }
+        c = cells(row)
+        out.append(QuantCells(row.variant, c.size_mb, c.map, c.map_drop, loads, q.method or ""))
+    return out
+
+
+def runtime_headers(rows: Sequence[QuantCells]) -> list[str]:
+    headers: list[str] = []
+    for row in rows:
+        for key in row.loads:
+            if key not in headers:
+                headers.append(key)
+    return headers
+
+
+def sensitive_layers(section: DeviceSection) -> list[SensitiveLayer]:
+    """selective-int8's most sensitive layers, most sensitive first."""
+    row = next((r for r in section.rows if r.variant == "selective-int8" and r.record.quantization), None)
+    if row is None:
+        return []
+    q = row.record.quantization
+    assert q is not None
+    denied = set(q.denylist)
+    return [
+        SensitiveLayer(
+            rank=i + 1,
+            layer=layer.layer,
+            op=layer.op_name,
+            rmse_over_scale=f"{layer.rmse_over_scale:.3f}",
+            mean_error=f"{layer.mean_error:+.2e}",
+            in_float="yes" if layer.tensor_name in denied or layer.op_name in denied else "no",
+            tensor_name=layer.tensor_name,
+        )
+        for i, layer in enumerate(q.top_layers)
+    ]
+
+
+def quantization_findings(section: DeviceSection) -> list[str]:
+    """What quantization cost on this device and what the workbench bought back."""
+    by_variant = {row.variant: row for row in section.rows if row.record.status == "ok"}
+    lines: list[str] = []
+    int8 = by_variant.get("int8")
+    int8_drop = int8.map_drop if int8 else None
+    if int8_drop is not None and int8_drop < NEGLIGIBLE_INT8_DROP:
+        lines.append(
+            f"int8 lost under 0.3 points ({fmt_drop(int8_drop)} against fp32): "
+            "nothing for selective quantization to recover."
+        )
+    selective = by_variant.get("selective-int8")
+    if selective is not None and selective.map_drop is not None and int8_drop is not None:
+        kept = len(selective.record.quantization.denylist) if selective.record.quantization else 0
+        if int8_drop >= NEGLIGIBLE_INT8_DROP:
+            recovered = (int8_drop - selective.map_drop) / int8_drop
+            lines.append(
+                f"selective-int8 recovered {recovered:.0%} of the {int8_drop * 100:.1f} points int8 lost, "
+                f"keeping {kept} layer(s) in float ({fmt_drop(selective.map_drop)} against fp32)."
+            )
+        else:
+            lines.append(f"selective-int8 kept {kept} layer(s) in float: {fmt_drop(selective.map_drop)} against fp32.")
+    qat = by_variant.get("qat-int8")
+    if qat is not None and qat.map_drop is not None and int8_drop is not None:
+        lines.append(
+            f"qat-int8 (quantization-aware fine-tuning) is {fmt_drop(qat.map_drop)} against fp32, "
+            f"int8 (post-training) {fmt_drop(int8_drop)}."
+        )
+    for row in section.rows:
+        q = row.record.quantization
+        if q is None:
+            continue
+        for runtime, status in q.loadability.items():
+            if load_word(status) == "FAILS":
+                version = q.runtime_versions.get(runtime, "")
+                lines.append(f"{row.variant} does not load in {runtime} {version}: {status}".replace("  ", " "))
+    return lines
+
+
+def has_quantization(section: DeviceSection) -> bool:
+    return any(row.record.quantization is not None for row in section.rows)

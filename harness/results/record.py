@@ -134,6 +134,45 @@ class EdgeTpuReport:
 
 
 @dataclass(frozen=True)
+class LayerSensitivity:
+    """One layer's quantisation error (QuantizationDebugger), most sensitive first."""
+
+    layer: str
+    op_name: str
+    rmse_over_scale: float
+    mean_error: float
+    tensor_name: str
+
+
+@dataclass(frozen=True)
+class QuantizationInfo:
+    """How the variant was made and who can load it (from its manifest).
+
+    ``loadability``: runtime -> ``ok`` | ``unavailable: <why>`` | the
+    runtime's error message, checked on the host (ai-edge-litert,
+    tflite-runtime 2.14, tf.lite). ``top_layers``/``denylist``/
+    ``sensitivity_report``: selective-int8's per-layer statistics and the
+    layers it kept in float; ``training``: qat-int8's fine-tuning run.
+    """
+
+    loadability: dict[str, str] = field(default_factory=dict)
+    runtime_versions: dict[str, str] = field(default_factory=dict)
+    method: str | None = None
+    top_layers: tuple[LayerSensitivity, ...] = ()
+    denylist: tuple[str, ...] = ()
+    sensitivity_report: str | None = None
+    selection: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "QuantizationInfo":
+        data = dict(data)
+        data["top_layers"] = tuple(LayerSensitivity(**layer) for layer in data.get("top_layers") or ())
+        data["denylist"] = tuple(data.get("denylist") or ())
+        return cls(**data)
+
+
+@dataclass(frozen=True)
 class Record:
     run_id: str
     device: DeviceInfo
@@ -151,6 +190,8 @@ class Record:
     accuracy: Accuracy | None = None
     env: EnvInfo | None = None
     edgetpu: EdgeTpuReport | None = None
+    # Added with the quantization workbench; absent in older records.
+    quantization: QuantizationInfo | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -188,6 +229,7 @@ class Record:
             accuracy=Accuracy(**data["accuracy"]) if data.get("accuracy") else None,
             env=_env(data["env"]) if data.get("env") else None,
             edgetpu=_edgetpu(data["edgetpu"]) if data.get("edgetpu") else None,
+            quantization=QuantizationInfo.from_dict(data["quantization"]) if data.get("quantization") else None,
         )
 
 

@@ -49,6 +49,7 @@ if str(_REPO_ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
+from harness.convert import ssd_training  # noqa: E402
 from harness.dataset import synth  # noqa: E402
 from harness.preprocess import resize  # noqa: E402
 
@@ -64,8 +65,8 @@ LEVELS: tuple[tuple[int, tuple[float, float]], ...] = (
 )
 ASPECT_RATIOS = (0.5, 1.0, 2.0)  # width / height in source pixels
 ANCHORS_PER_CELL = len(LEVELS[0][1]) * len(ASPECT_RATIOS)
-POSITIVE_IOU = 0.5
-NEGATIVE_IOU = 0.4
+POSITIVE_IOU = ssd_training.POSITIVE_IOU
+NEGATIVE_IOU = ssd_training.NEGATIVE_IOU
 SEED = 20261128
 POSTPROCESS = {
     "max_detections": 100,
@@ -113,21 +114,11 @@ def normalise(pixels: np.ndarray) -> np.ndarray:
     return (np.asarray(pixels, dtype=np.float32) - 127.5) / 127.5
 
 
-def _corners(boxes_cyxhw: np.ndarray) -> np.ndarray:
-    cy, cx, h, w = boxes_cyxhw.T
-    return np.stack([cy - h / 2, cx - w / 2, cy + h / 2, cx + w / 2], axis=1)
-
-
 def encode_targets(
     boxes_xywh_px: np.ndarray, category_ids: np.ndarray, anchors: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-anchor targets: class int8 [N] (-1 ignore, 0 background, 1..C) and box float32 [N, 4]."""
-    n = anchors.shape[0]
-    classes = np.zeros(n, dtype=np.int8)
-    targets = np.zeros((n, 4), dtype=np.float32)
-    if len(boxes_xywh_px) == 0:
-        return classes, targets
-    x, y, w, h = boxes_xywh_px.T.astype(np.float64)
+    x, y, w, h = np.asarray(boxes_xywh_px, dtype=np.float64).reshape(-1, 4).T
     gt = np.stack(
         [
             (y + h / 2) / synth.IMAGE_HEIGHT_PX,
@@ -137,36 +128,9 @@ def encode_targets(
         ],
         axis=1,
     )
-    a, g = _corners(anchors.astype(np.float64)), _corners(gt)
-    inter_h = np.clip(np.minimum(a[None, :, 2], g[:, None, 2]) - np.maximum(a[None, :, 0], g[:, None, 0]), 0, None)
-    inter_w = np.clip(np.minimum(a[None, :, 3], g[:, None, 3]) - np.maximum(a[None, :, 1], g[:, None, 1]), 0, None)
-    inter = inter_h * inter_w
-    area_a = anchors[:, 2].astype(np.float64) * anchors[:, 3]
-    area_g = gt[:, 2] * gt[:, 3]
-    iou = inter / (area_a[None, :] + area_g[:, None] - inter)  # [K, N]
-
-    best_gt = iou.argmax(axis=0)
-    best_iou = iou.max(axis=0)
-    # Every object gets at least its best anchor: small or odd-shaped objects
-    # may never reach POSITIVE_IOU against the fixed anchor set.
-    forced = iou.argmax(axis=1)
-    best_gt[forced] = np.arange(len(gt))
-    best_iou[forced] = 1.0
-    positive = best_iou >= POSITIVE_IOU
-    classes[(best_iou >= NEGATIVE_IOU) & ~positive] = -1
-    classes[positive] = category_ids[best_gt[positive]]
-
-    matched, anc = gt[best_gt[positive]], anchors[positive].astype(np.float64)
-    targets[positive] = np.stack(
-        [
-            (matched[:, 0] - anc[:, 0]) / anc[:, 2] * BOX_SCALES["y"],
-            (matched[:, 1] - anc[:, 1]) / anc[:, 3] * BOX_SCALES["x"],
-            np.log(matched[:, 2] / anc[:, 2]) * BOX_SCALES["h"],
-            np.log(matched[:, 3] / anc[:, 3]) * BOX_SCALES["w"],
-        ],
-        axis=1,
+    return ssd_training.encode_targets(
+        gt, category_ids, anchors, BOX_SCALES, positive_iou=POSITIVE_IOU, negative_iou=NEGATIVE_IOU
     )
-    return classes, targets
 
 
 def _render_resized(job: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -298,32 +262,9 @@ def train(model, data: TrainSet, epochs: int, batch_size: int, peak_lr: float, s
         return peak_lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
     optimizer = keras.optimizers.Adam(learning_rate=peak_lr)
-    alpha, gamma = 0.25, 2.0
-
-    @tf.function(reduce_retracing=True)
-    def step(images_u8: tf.Tensor, cls_t: tf.Tensor, box_t: tf.Tensor, lr: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        images = (tf.cast(images_u8, tf.float32) - 127.5) / 127.5
-        cls_t = tf.cast(cls_t, tf.int32)
-        with tf.GradientTape() as tape:
-            box_p, logits = model(images, training=True)
-            positive = tf.cast(cls_t > 0, tf.float32)
-            valid = tf.cast(cls_t >= 0, tf.float32)
-            num_pos = tf.maximum(1.0, tf.reduce_sum(positive))
-            onehot = tf.one_hot(cls_t - 1, NUM_CLASSES)  # background and ignore become all-zero rows
-            ce = tf.nn.sigmoid_cross_entropy_with_logits(labels=onehot, logits=logits)
-            p = tf.sigmoid(logits)
-            p_t = onehot * p + (1.0 - onehot) * (1.0 - p)
-            alpha_t = onehot * alpha + (1.0 - onehot) * (1.0 - alpha)
-            focal = alpha_t * tf.pow(1.0 - p_t, gamma) * ce
-            cls_loss = tf.reduce_sum(focal * valid[..., None]) / num_pos
-            diff = tf.abs(box_p - box_t)
-            huber = tf.where(diff < 1.0, 0.5 * diff * diff, diff - 0.5)
-            box_loss = tf.reduce_sum(huber * positive[..., None]) / num_pos
-            loss = cls_loss + box_loss
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.learning_rate.assign(lr)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return cls_loss, box_loss
+    # The loss (focal + Huber) and the step live in harness.convert.ssd_training,
+    # shared with quantization-aware fine-tuning (`qat-int8`).
+    step = ssd_training.make_train_step(model, optimizer, NUM_CLASSES, (127.5,) * 3, (127.5,) * 3)
 
     order_rng = np.random.default_rng(seed)
     global_step = 0

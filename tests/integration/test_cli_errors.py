@@ -34,6 +34,7 @@ def test_corrupt_model_file(run_cli, tmp_path):
 
 def test_dataset_json_that_is_not_coco(run_cli, tmp_path):
     (tmp_path / "val").mkdir()
+    (tmp_path / "val" / "a.png").write_bytes(b"")
     (tmp_path / "val.json").write_text(json.dumps({"images": "oops"}))
     recipe = write_recipe(tmp_path, dataset={"eval": {"annotations": "val.json", "images": "val"}})
     result = run_cli("run", "--model", str(recipe))

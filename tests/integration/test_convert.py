@@ -16,6 +16,8 @@ EXPECTED_INPUT_DTYPE = {
     "int8": "int8",
     "uint8": "uint8",
     "int16x8": "float32",
+    "qat-int8": "int8",
+    "selective-int8": "float32",
 }
 
 
@@ -34,13 +36,15 @@ def test_each_variant_converts_with_a_manifest(variant, demo_artifacts):
         assert inp["quantization"]["scale"] > 0
     # The post-process outputs are float in every variant; all four are there.
     assert sorted(o["dtype"] for o in manifest["outputs"]) == ["float32"] * 4
-    assert (manifest["calibration"] is not None) == (variant in ("int8", "uint8", "int16x8"))
+    assert (manifest["calibration"] is not None) == (variant in ("int8", "uint8", "int16x8", "selective-int8"))
+    assert set(manifest["loadability"]) == {"ai-edge-litert", "tflite-runtime", "tensorflow"}
+    assert manifest["loadability"]["ai-edge-litert"] == "ok"
 
 
 def test_quantised_variants_are_smaller(demo_artifacts):
     fp32 = demo_artifacts["fp32"].size_bytes
     assert demo_artifacts["fp16"].size_bytes < 0.6 * fp32
-    for variant in ("dynamic-int8", "int8", "uint8", "int16x8"):
+    for variant in ("dynamic-int8", "int8", "uint8", "int16x8", "qat-int8", "selective-int8"):
         assert demo_artifacts[variant].size_bytes < 0.4 * fp32, variant
 
 
@@ -71,3 +75,13 @@ def test_cli_convert_writes_the_variants(run_cli, demo_artifacts, session_cache,
         "demo-detector-int8.manifest.json", "demo-detector-int8.tflite",
     ]
     assert "cached" in result.stdout
+
+
+def test_qat_and_selective_record_what_was_done(demo_artifacts):
+    qat = demo_artifacts["qat-int8"].manifest["qat"]
+    assert qat["loss"] == "ssd-focal" and qat["steps"] == 64
+    selective = demo_artifacts["selective-int8"]
+    report = json.loads(selective.sensitivity_path.read_text())
+    assert report["layers"] and {"tensor_name", "op_name", "rmse_over_scale", "mean_error"} <= set(report["layers"][0])
+    assert report["denylist_source"] == "automatic" and report["search"]
+    assert selective.manifest["selective"]["top_layers"]

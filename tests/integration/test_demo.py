@@ -86,3 +86,25 @@ def test_report_command_rerenders_from_the_store(demo_run, run_cli):
     assert len(json.loads(result.stdout)) == len(DEFAULT_VARIANTS)
     csv_out = run_cli("report", "--format", "csv", env={"HARNESS_REPORTS": str(reports)})
     assert csv_out.stdout.count("\n") == len(DEFAULT_VARIANTS) + 1
+
+
+def test_quantization_workbench_done_when(demo_run):
+    """Issue 3: QAT within 0.5 pt of int8; selective recovers half of int8's
+    loss, or the report says int8 lost under 0.3 points."""
+    _, run_dir, proc = demo_run
+    records = {r["model"]["variant"]: r for r in json.loads((run_dir / "results.json").read_text())["records"]}
+    maps = {v: r["accuracy"]["map"] for v, r in records.items()}
+    assert maps["qat-int8"] >= maps["int8"] - 0.005
+    int8_loss = maps["fp32"] - maps["int8"]
+    md, html = (run_dir / "report.md").read_text(), (run_dir / "report.html").read_text()
+    if int8_loss < 0.003:
+        for text in (md, html, proc.stdout):
+            assert "int8 lost under 0.3 points" in text and "nothing for selective quantization to recover" in text
+    else:
+        assert maps["fp32"] - maps["selective-int8"] <= int8_loss / 2
+    q = records["selective-int8"]["quantization"]
+    assert q["top_layers"] and q["sensitivity_report"]
+    for r in records.values():
+        assert set(r["quantization"]["loadability"]) == {"ai-edge-litert", "tflite-runtime", "tensorflow"}
+    for text in (md, html):
+        assert "RMSE" in text and "loads in" in text and q["top_layers"][0]["layer"] in text

@@ -93,3 +93,57 @@ def test_non_coco_json_names_file_and_place(tmp_path, document, place):
         load_coco(path, tmp_path)
     assert str(path) in err.value.render()
     assert place in err.value.render()
+
+
+def test_empty_calibration_folder_is_named_with_its_field(tmp_path):
+    (tmp_path / "calib").mkdir()
+    (tmp_path / "calib.json").write_text("{}")
+    path = write_recipe(tmp_path, dataset={"calibration": {"annotations": "calib.json", "images": "calib"}})
+    with pytest.raises(InputError) as err:
+        load_recipe(path)
+    text = err.value.render()
+    assert str(path) in text and "dataset.calibration.images" in text and "empty" in text and "fix:" in text
+
+
+def test_qat_without_a_training_section_is_refused(tmp_path):
+    path = write_recipe(tmp_path, variants=["fp32", "qat-int8"])
+    with pytest.raises(InputError) as err:
+        load_recipe(path)
+    assert "training" in err.value.render() and "qat-int8" in err.value.render()
+
+
+def test_default_variants_leave_out_qat_without_training(tmp_path):
+    path = write_recipe(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    del data["variants"]
+    path.write_text(yaml.safe_dump(data))
+    variants = load_recipe(path).variants
+    assert "qat-int8" not in variants and "selective-int8" in variants
+
+
+def test_unknown_variant_option_suggests_the_close_key(tmp_path):
+    path = write_recipe(tmp_path, variant_options={"selective-int8": {"max_layer": 3}})
+    with pytest.raises(InputError) as err:
+        load_recipe(path)
+    assert "variant_options.selective-int8.max_layer" in err.value.render() and "max_layers" in err.value.render()
+
+
+def test_training_options_are_merged_with_qat_overrides(tmp_path):
+    path = write_recipe(
+        tmp_path,
+        dataset={"generator": "synthetic", "seed": 3, "splits": {"calib": 4, "val": 4}},
+        training={"dataset": {"split": "train", "size": 8}, "epochs": 3, "learning_rate": 0.001},
+        variant_options={"qat-int8": {"epochs": 1, "steps": 5}},
+        variants=["qat-int8"],
+    )
+    recipe = load_recipe(path)
+    assert recipe.qat.epochs == 1 and recipe.qat.steps == 5 and recipe.qat.learning_rate == 0.001
+    assert recipe.qat.dataset.synthetic_size == 8
+
+
+def test_tflite_source_is_benchmark_only(tmp_path):
+    (tmp_path / "m.tflite").write_bytes(b"x")
+    path = write_recipe(tmp_path, source="m.tflite", variants=["fp32", "int8"])
+    with pytest.raises(InputError) as err:
+        load_recipe(path)
+    assert "benchmark-only" in err.value.render()

@@ -1,0 +1,204 @@
+"""Selective int8 (`selective-int8`): per-layer sensitivity from TFLite's
+QuantizationDebugger, and the layers kept in float.
+
+Sensitivity of a layer is the RMSE between its quantised output and the
+float output it replaces, divided by the quantisation scale of that output
+(``sqrt(mean_squared_error) / scale``): an error of about 0.29 is what
+rounding alone gives (a uniform error over one step has RMS 1/sqrt(12)), and
+much more means the layer's range or distribution quantises badly.
+
+The denylist is either the user's (node names, Keras layer names, or op
+types such as ``CONV_2D``) or found automatically: layers are added in
+order of sensitivity, and the first (smallest) list whose model scores an
+mAP on the calibration split within ``max_map_drop`` of fp32's wins; the
+search stops at ``max_layers`` and then keeps the best list it saw.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from harness.errors import InputError
+from harness.recipe import SelectiveOptions
+
+DENYLIST_PLACE = "variant_options.selective-int8.denylist"
+
+
+@dataclass(frozen=True)
+class LayerError:
+    tensor_name: str
+    op_name: str
+    rmse_over_scale: float
+    mean_error: float
+    max_abs_error: float
+    mean_squared_error: float
+    scale: float
+    num_elements: int
+
+    @property
+    def layer(self) -> str:
+        """A short, readable name: the Keras layer of the op's first fused name."""
+        first = self.tensor_name.split(";")[0]
+        parts = [p for p in first.split("/") if p]
+        return parts[-2] if len(parts) >= 2 else first
+
+
+def parse_statistics(dump_csv: str) -> list[LayerError]:
+    """QuantizationDebugger.layer_statistics_dump() CSV -> rows, most sensitive first."""
+    rows: list[LayerError] = []
+    for raw in csv.DictReader(io.StringIO(dump_csv)):
+        mse = _number(raw.get("mean_squared_error"))
+        scale = _number(raw.get("scale"))
+        rows.append(
+            LayerError(
+                tensor_name=raw["tensor_name"],
+                op_name=raw["op_name"],
+                rmse_over_scale=math.sqrt(mse) / scale if scale > 0 and mse >= 0 else 0.0,
+                mean_error=_number(raw.get("mean_error")),
+                max_abs_error=_number(raw.get("max_abs_error")),
+                mean_squared_error=mse,
+                scale=scale,
+                num_elements=int(_number(raw.get("num_elements"))),
+            )
+        )
+    rows.sort(key=lambda r: -r.rmse_over_scale)
+    return rows
+
+
+def _number(text: str | None) -> float:
+    try:
+        value = float(text) if text not in (None, "") else 0.0
+    except ValueError:
+        return 0.0
+    return value if math.isfinite(value) else 0.0
+
+
+def _components(tensor_name: str) -> set[str]:
+    return {part for part in re.split(r"[/;]", tensor_name) if part}
+
+
+@dataclass(frozen=True)
+class Denylist:
+    nodes: tuple[str, ...] = ()
+    ops: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.nodes) + len(self.ops)
+
+    def entries(self) -> list[str]:
+        return [*self.ops, *self.nodes]
+
+
+def resolve_user_denylist(entries: Sequence[str], rows: Sequence[LayerError], *, recipe_path: Path) -> Denylist:
+    """Each entry is an op type (CONV_2D), an exact tensor name, or a Keras
+    layer name found in tensor names; anything else is an input error that
+    lists the close matches."""
+    op_types = sorted({r.op_name for r in rows})
+    nodes: list[str] = []
+    ops: list[str] = []
+    for entry in entries:
+        if entry in op_types:
+            ops.append(entry)
+            continue
+        exact = [r.tensor_name for r in rows if r.tensor_name == entry]
+        by_layer = exact or [r.tensor_name for r in rows if entry in _components(r.tensor_name)]
+        if by_layer:
+            nodes.extend(n for n in by_layer if n not in nodes)
+            continue
+        vocabulary = sorted(set(op_types) | {c for r in rows for c in _components(r.tensor_name)} | {r.layer for r in rows})
+        close = difflib.get_close_matches(entry, vocabulary, n=5, cutoff=0.5)
+        raise InputError(
+            f"{entry!r} is not a layer, node or op type of the quantised model",
+            source=recipe_path,
+            place=DENYLIST_PLACE,
+            hint=(f"close matches: {', '.join(close)}" if close else f"op types here: {', '.join(op_types)}")
+            + "; every node is listed in the variant's sensitivity.json",
+        )
+    return Denylist(tuple(nodes), tuple(ops))
+
+
+@dataclass(frozen=True)
+class SearchStep:
+    layers: int
+    calibration_map: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    denylist: Denylist
+    steps: tuple[SearchStep, ...]
+    stop_reason: str
+
+
+def search_denylist(
+    rows: Sequence[LayerError],
+    options: SelectiveOptions,
+    fp32_map: float,
+    score: Callable[[Denylist], float],
+) -> SearchResult:
+    """Greedy by sensitivity: 0, 1, 2, ... most sensitive layers in float."""
+    ranked = [r.tensor_name for r in rows]
+    steps: list[SearchStep] = []
+    best: tuple[float, Denylist] | None = None
+    limit = min(options.max_layers, len(ranked))
+    for k in range(limit + 1):
+        candidate = Denylist(tuple(ranked[:k]))
+        value = score(candidate)
+        steps.append(SearchStep(k, round(value, 6)))
+        if best is None or value > best[0] + 1e-9:
+            best = (value, candidate)
+        if fp32_map - value <= options.max_map_drop:
+            return SearchResult(candidate, tuple(steps), f"within max_map_drop {options.max_map_drop} of fp32 with {k} layer(s) in float")
+    assert best is not None
+    return SearchResult(
+        best[1], tuple(steps), f"max_layers {options.max_layers} reached; kept the best list tried ({best[1].size} layer(s))"
+    )
+
+
+def report(
+    rows: Sequence[LayerError],
+    options: SelectiveOptions,
+    denylist: Denylist,
+    *,
+    source: str,
+    fp32_map: float | None = None,
+    search: SearchResult | None = None,
+) -> dict[str, Any]:
+    """The sensitivity report (sensitivity.json next to the variant's manifest)."""
+    return {
+        "metric": "rmse_over_scale = sqrt(mean_squared_error) / scale of the quantised output (rounding alone: ~0.29)",
+        "denylist_source": source,
+        "denylist": denylist.entries(),
+        "denylisted_nodes": list(denylist.nodes),
+        "denylisted_ops": list(denylist.ops),
+        "max_map_drop": options.max_map_drop,
+        "max_layers": options.max_layers,
+        "fp32_calibration_map": fp32_map,
+        "search": [asdict(s) for s in search.steps] if search else [],
+        "stop_reason": search.stop_reason if search else None,
+        "layers": [{**asdict(r), "layer": r.layer} for r in rows],
+    }
+
+
+def summary(full_report: dict[str, Any], top: int) -> dict[str, Any]:
+    """What the manifest and results carry: the top layers and the decision."""
+    return {
+        "denylist": full_report["denylist"],
+        "denylist_source": full_report["denylist_source"],
+        "fp32_calibration_map": full_report["fp32_calibration_map"],
+        "search": full_report["search"],
+        "stop_reason": full_report["stop_reason"],
+        "max_map_drop": full_report["max_map_drop"],
+        "top_layers": [
+            {k: layer[k] for k in ("layer", "op_name", "rmse_over_scale", "mean_error", "tensor_name")}
+            for layer in full_report["layers"][:top]
+        ],
+    }
