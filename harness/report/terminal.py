@@ -47,6 +47,7 @@ def render_terminal(records: Sequence[Record], console: Console, *, title: str) 
             box=box.SIMPLE_HEAD,
             padding=(0, 1),
             pad_edge=False,
+            collapse_padding=True,
         )
         for key, header in headers:
             table.add_column(header, justify="left" if key in ("variant", "flags") else "right", no_wrap=key != "flags")
@@ -65,7 +66,7 @@ def render_terminal(records: Sequence[Record], console: Console, *, title: str) 
                 values[0].stylize("bold red")
             table.add_row(*values)
         console.print(table)
-        for line in notes + findings(section):
+        for line in _fold_common(notes, len(section.rows)) + findings(section):
             console.print(Text("• " + line))
         if has_quantization(section):
             _quantization(section, console)
@@ -102,3 +103,20 @@ def _quantization(section: DeviceSection, console: Console) -> None:
         console.print(top)
     for line in quantization_findings(section):
         console.print(Text("• " + line))
+
+
+def _fold_common(notes: list[str], n_rows: int) -> list[str]:
+    """A flag every row carries (say `under load`) is said once, not per row."""
+    per_row = [(n.split(": ", 1)[0], n.split(": ", 1)[1].split(", ")) for n in notes]
+    if len(per_row) < n_rows or n_rows < 2:
+        return notes
+    common = [f for f in per_row[0][1] if all(f in flags for _, flags in per_row)]
+    if not common:
+        return notes
+    out = [f"every variant: {', '.join(common)}"]
+    for variant, flags in per_row:
+        rest = [f for f in flags if f not in common]
+        if rest:
+            out.append(f"{variant}: {', '.join(rest)}")
+    return out
+

@@ -132,7 +132,7 @@ def ratio_words(ratio: float | None) -> str:
         return "—"
     if abs(ratio - 1.0) < 0.005:
         return "1.00x"
-    return f"{ratio:.2f}x " + ("slower" if ratio > 1 else "faster")
+    return (f"{ratio:.2f}x " if ratio < 10 else f"{ratio:.1f}x ") + ("slower" if ratio > 1 else "faster")
 
 
 def fmt_ms(value: float | None) -> str:
