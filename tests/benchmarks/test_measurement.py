@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from harness import paths
+from harness.adapters import AdapterSpec
 from harness.agent_client import AgentClient
 from harness.inventory import load_inventory
 from harness.measure.pair import PairContext, run_round
@@ -35,6 +36,8 @@ from harness.transport import open_transport
 from tests.benchmarks.conftest import RATIOS
 
 ROUNDS = 4
+# Latency only: no detections are read back.
+NO_ADAPTER = AdapterSpec("none")
 RUNS_PER_ROUND = 300
 
 # The bare loop: what anyone would write to time a TFLite model. The input is
@@ -150,12 +153,12 @@ def test_c_constant_overhead_per_pair_on_a_lab_device(benchmark, lab_inventory, 
     client = AgentClient(transport)
     artifact = demo_artifacts["fp32"]
     ctx = pair_context("lab-a", tmp_path)
-    run_round(ctx, client, artifact, None, "none", round_index=0)  # deploy: model now cached
+    run_round(ctx, client, artifact, None, NO_ADAPTER, round_index=0)  # deploy: model now cached
     overheads_s: list[float] = []
 
     def one_pair() -> None:
         start = time.perf_counter()
-        reply = run_round(ctx, client, artifact, None, "none", round_index=0)
+        reply = run_round(ctx, client, artifact, None, NO_ADAPTER, round_index=0)
         overheads_s.append(time.perf_counter() - start - reply["warmup"]["seconds"] - reply["loop_seconds"])
 
     try:
@@ -180,7 +183,7 @@ def test_d_two_pinned_devices_in_parallel_vs_one(benchmark, lab_inventory, demo_
     def measure(device_name: str) -> None:
         cpus = next(d.cpus for d in devices if d.name == device_name)
         ctx = PairContext("bench", tmp_path, DeviceInfo(device_name, "x86-cpu"), threads=1, plan=plan, cpus=cpus, runtime=None)
-        run_round(ctx, clients[device_name], artifact, None, "none", round_index=1)
+        run_round(ctx, clients[device_name], artifact, None, NO_ADAPTER, round_index=1)
 
     for name in clients:  # deploy first: transfer time is not what (d) is about
         measure(name)
