@@ -6,6 +6,7 @@ html.escape: device and model names are user input.
 
 from __future__ import annotations
 
+import math
 from html import escape
 from typing import Sequence
 
@@ -28,6 +29,7 @@ body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;colo
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
 table{border-collapse:collapse;margin:.5rem 0;font-variant-numeric:tabular-nums}
 th,td{padding:.3rem .6rem;border-bottom:1px solid #dde3ea;text-align:right;white-space:nowrap}
+.scroll{overflow-x:auto;max-width:100%}
 th{background:#f3f6f9}td.l,th.l{text-align:left}
 tr.failed td{color:#b00020}.slower{color:#b00020}.faster{color:#137333}
 .note{color:#4a5562;font-size:.9rem}td.wrap{white-space:normal;max-width:28rem}.charts{display:flex;gap:2rem;flex-wrap:wrap}
@@ -59,7 +61,7 @@ def render_html(records: Sequence[Record], *, title: str) -> str:
 def _section(section: DeviceSection) -> str:
     out = [
         f"<h3>{escape(section.heading)}</h3>",
-        "<table><thead><tr>",
+        "<div class='scroll'><table><thead><tr>",
     ]
     out += [f"<th class='{'l' if k in ('variant', 'flags') else ''}'>{escape(h)}</th>" for k, h in HEADERS]
     out.append("</tr></thead><tbody>")
@@ -75,7 +77,7 @@ def _section(section: DeviceSection) -> str:
             title = f" title='{escape(c.error, quote=True)}'" if key == "variant" and c.error else ""
             out.append(f"<td class='{klass}'{title}>{value}</td>")
         out.append("</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     notes = findings(section)
     if notes:
         out.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")
@@ -132,14 +134,18 @@ def _scatter(section: DeviceSection) -> str:
     ]
     if not points:
         return ""
-    w, h, pad = 420, 260, 45
+    w, h, pad = 460, 280, 45
     xs, ys = [p[1] for p in points], [p[2] for p in points]
-    x0, x1 = 0.0, max(xs) * 1.1
+    # Log latency axis: variants span 0.5 ms to 100+ ms (int16x8), and a
+    # linear axis would pile every fast variant onto the origin.
+    lx0 = math.floor(math.log10(min(xs)) * 4) / 4
+    lx1 = math.ceil(math.log10(max(xs)) * 4) / 4
+    lx1 = lx1 if lx1 > lx0 else lx0 + 0.25
     y0, y1 = max(0.0, min(ys) - 0.05), min(1.0, max(ys) + 0.05)
     y1 = y1 if y1 > y0 else y0 + 0.1
 
     def sx(v: float) -> float:
-        return pad + (v - x0) / (x1 - x0) * (w - 2 * pad)
+        return pad + (math.log10(v) - lx0) / (lx1 - lx0) * (w - 2 * pad - 60)
 
     def sy(v: float) -> float:
         return h - pad - (v - y0) / (y1 - y0) * (h - 2 * pad)
@@ -148,18 +154,37 @@ def _scatter(section: DeviceSection) -> str:
         f"<svg width='{w}' height='{h}' role='img' aria-label='latency versus mAP'>",
         f"<line x1='{pad}' y1='{h - pad}' x2='{w - pad}' y2='{h - pad}' stroke='#888'/>",
         f"<line x1='{pad}' y1='{pad}' x2='{pad}' y2='{h - pad}' stroke='#888'/>",
-        f"<text x='{w / 2}' y='{h - 8}' text-anchor='middle'>p50 latency (ms)</text>",
+        f"<text x='{w / 2}' y='{h - 8}' text-anchor='middle'>p50 latency (ms, log scale)</text>",
         f"<text x='12' y='{h / 2}' transform='rotate(-90 12 {h / 2})' text-anchor='middle'>mAP</text>",
-        f"<text x='{pad}' y='{h - pad + 14}' text-anchor='middle'>0</text>",
-        f"<text x='{w - pad}' y='{h - pad + 14}' text-anchor='middle'>{x1:.1f}</text>",
         f"<text x='{pad - 4}' y='{sy(y0) + 4:.1f}' text-anchor='end'>{y0:.2f}</text>",
         f"<text x='{pad - 4}' y='{sy(y1) + 4:.1f}' text-anchor='end'>{y1:.2f}</text>",
     ]
-    for name, x, y in points:
-        svg.append(f"<circle cx='{sx(x):.1f}' cy='{sy(y):.1f}' r='4' fill='#1f6feb'><title>{escape(name)}</title></circle>")
-        svg.append(f"<text x='{sx(x) + 6:.1f}' y='{sy(y) - 6:.1f}'>{escape(name)}</text>")
+    for tick in _log_ticks(10**lx0, 10**lx1):
+        svg.append(f"<line x1='{sx(tick):.1f}' y1='{h - pad}' x2='{sx(tick):.1f}' y2='{h - pad + 4}' stroke='#888'/>")
+        svg.append(f"<text x='{sx(tick):.1f}' y='{h - pad + 16}' text-anchor='middle'>{tick:g}</text>")
+    placed: list[tuple[float, float, float]] = []  # (x, y, width) of labels drawn
+    for name, x, y in sorted(points, key=lambda p: (-p[2], p[1])):
+        cx, cy = sx(x), sy(y)
+        svg.append(f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='4' fill='#1f6feb'><title>{escape(name)}</title></circle>")
+        # Nudge the label down until it clears the labels already drawn.
+        label_w, ly = 6.2 * len(name), cy - 6
+        while any(abs(ly - py) < 12 and cx + 6 < px + pw and px < cx + 6 + label_w for px, py, pw in placed):
+            ly += 12
+        placed.append((cx + 6, ly, label_w))
+        svg.append(f"<text x='{cx + 6:.1f}' y='{ly:.1f}'>{escape(name)}</text>")
     svg.append("</svg>")
     return "".join(svg)
+
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """1, 2, 5 x powers of ten inside [lo, hi]."""
+    ticks = []
+    for exponent in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
+        for mantissa in (1, 2, 5):
+            value = mantissa * 10.0**exponent
+            if lo <= value <= hi:
+                ticks.append(value)
+    return ticks
 
 
 def _size_bars(section: DeviceSection) -> str:
