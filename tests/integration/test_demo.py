@@ -59,11 +59,12 @@ def test_raw_samples_and_detections_are_kept(demo_run):
     for r in records:
         samples = json.loads((run_dir / "devices" / "local" / f"demo-detector-{r['model']['variant']}.samples.json").read_text())
         assert len(samples["samples"]) == r["latency_ms"]["n"]
-        (blob,) = db.execute(
-            "SELECT s.samples_ns FROM samples s JOIN records r ON r.id = s.record_id WHERE r.variant = ?",
+        (size_bytes,) = db.execute(
+            "SELECT SUM(LENGTH(b.samples_ns)) FROM sample_batches b JOIN records r ON r.id = b.record_id"
+            " WHERE r.variant = ?",
             (r["model"]["variant"],),
         ).fetchone()
-        assert len(blob) == 8 * r["latency_ms"]["n"]
+        assert size_bytes == 8 * r["latency_ms"]["n"]
         detections = json.loads(open(r["accuracy"]["detections"]).read())
         assert detections and set(detections[0]) == {"image_id", "category_id", "bbox", "score"}
 
