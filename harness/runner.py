@@ -429,9 +429,11 @@ def _cannot_load(artifact: Artifact, runtime: tuple[str, str] | None) -> str | N
 
 
 def _save(store: ResultsStore, outcome: RunOutcome, record: Record, samples: list[int], meta: dict) -> None:
-    store.add_record(record, samples)
+    # The run folder first: if a shared store (PostgreSQL) is lost mid-run,
+    # the pair in hand is still saved before the run stops with exit 3.
     if samples:
         write_samples(outcome.run_dir, record.device.name, record.model.name, record.model.variant, samples)
     # A pair measured again (next round, or --resume) replaces its record.
     outcome.records[:] = [r for r in outcome.records if r.key != record.key] + [record]
     write_results(outcome.run_dir, outcome.run_id, outcome.records, meta)
+    store.add_record(record, samples)

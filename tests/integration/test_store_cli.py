@@ -4,13 +4,14 @@ store says (exit 2 / 3, never the password)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import json
+import shutil
+from pathlib import Path
 
 import pytest
 
 from harness.results.open import STORE_ENV
+from harness.variants import DEFAULT_VARIANTS
 from tests.integration.test_cli_errors import assert_clean_input_error
 
 
@@ -30,40 +31,31 @@ def _pg_counts(url: str) -> tuple[int, int, int]:
         )
 
 
-@pytest.fixture(scope="module")
-def demo_sqlite_run(demo_artifacts, session_cache, tmp_path_factory):
-    """A real demo run (fp32 and int8, variants from the session cache) in
-    the default SQLite store."""
-    reports = tmp_path_factory.mktemp("reports")
-    env = dict(os.environ, HARNESS_REPORTS=str(reports), HARNESS_CACHE=str(session_cache), COLUMNS="200")
-    env.pop(STORE_ENV, None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "demo", "--variants", "fp32,int8"],
-        cwd=reports, env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (run_dir,) = [p for p in reports.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    return reports, run_dir.name
+@pytest.fixture
+def exported_demo(demo_run, run_cli, tmp_path):
+    """The session's demo run (in its SQLite store), exported to a file."""
+    reports, run_dir, _ = demo_run
+    exported = tmp_path / "runs.jsonl"
+    result = run_cli("store", "export", "latest", "--out", str(exported), env={"HARNESS_REPORTS": str(reports), STORE_ENV: ""})
+    assert result.exit_code == 0, result.stderr
+    assert f"exported 1 run(s), {len(DEFAULT_VARIANTS)} record(s)" in result.stderr
+    return reports, run_dir.name, exported
 
 
 @pytest.mark.slow
 def test_demo_run_moved_from_sqlite_into_postgresql_twice_is_stored_once_and_renders_identically(
-    demo_sqlite_run, pg_cluster, pg_url, run_cli, tmp_path
+    exported_demo, pg_cluster, pg_url, run_cli
 ):
-    reports, run_id = demo_sqlite_run
+    reports, run_id, exported = exported_demo
     sqlite = {"HARNESS_REPORTS": str(reports), STORE_ENV: ""}
     postgres = {STORE_ENV: pg_url}
-    exported = tmp_path / "runs.jsonl"
-    result = run_cli("store", "export", "latest", "--out", str(exported), env=sqlite)
-    assert result.exit_code == 0 and "exported 1 run(s), 2 record(s)" in result.stderr, result.stderr
-
     first = run_cli("store", "import", str(exported), env=postgres)
-    assert first.exit_code == 0 and "1 new run(s)" in first.stderr and "2 record(s) written" in first.stderr, first.stderr
+    assert first.exit_code == 0 and "1 new run(s)" in first.stderr, first.stderr
     second = run_cli("store", "import", str(exported), env=postgres)
     assert second.exit_code == 0 and "1 already present; 0 record(s) written" in second.stderr, second.stderr
     assert pg_cluster.password not in first.stderr + second.stderr and "harness:***@" in first.stderr
     runs, records, batches = _pg_counts(pg_url)
-    assert (runs, records) == (1, 2) and batches >= 2
+    assert (runs, records) == (1, len(DEFAULT_VARIANTS)) and batches >= records
 
     for fmt in ("md", "json", "html", "csv"):
         from_sqlite = run_cli("report", run_id, "--format", fmt, env=sqlite)
@@ -77,25 +69,33 @@ def test_demo_run_moved_from_sqlite_into_postgresql_twice_is_stored_once_and_ren
 
 
 @pytest.mark.slow
-def test_a_run_writes_to_postgresql_and_resumes_from_it(demo_artifacts, session_cache, pg_url, run_cli, tmp_path):
+def test_resume_against_postgresql_measures_only_the_missing_pair(exported_demo, session_cache, pg_url, run_cli, tmp_path):
     import psycopg
 
-    model = demo_artifacts["fp32"].path  # a bare .tflite: latency and memory only, quick
+    _, run_id, exported = exported_demo
+    # The run's folder moves with it (a laptop's run, resumed on a CI runner).
+    moved = tmp_path / "moved" / run_id
+    shutil.copytree(Path(json.loads(exported.read_text().splitlines()[1])["run"]["run_dir"]), moved)
+    lines = exported.read_text().splitlines()
+    run_line = json.loads(lines[1])
+    run_line["run"]["run_dir"] = str(moved)
+    exported.write_text("\n".join([lines[0], json.dumps(run_line), *lines[2:]]) + "\n")
     env = {STORE_ENV: pg_url, "HARNESS_CACHE": str(session_cache)}
-    first = run_cli("run", "--model", str(model), env=env)
-    assert first.exit_code == 0, first.stderr
-    assert not (tmp_path / "reports" / "results.sqlite").exists()  # nothing went to the default store
+    assert run_cli("store", "import", str(exported), env=env).exit_code == 0
     with psycopg.connect(pg_url, autocommit=True) as db:
-        (run_id,) = db.execute("SELECT run_id FROM runs").fetchone()
-        db.execute("DELETE FROM records")  # as if the controller died before measuring its pair
+        # As if the controller had died before measuring fp32.
+        (old_created_at,) = db.execute("SELECT created_at FROM records WHERE variant = 'fp32'").fetchone()
+        db.execute("DELETE FROM records WHERE variant = 'fp32'")
 
-    resumed = run_cli("run", "--resume", "latest", env=env)
+    resumed = run_cli("run", "--resume", run_id, env=env)
     assert resumed.exit_code == 0, resumed.stderr
-    assert _pg_counts(pg_url)[:2] == (1, 1)
     with psycopg.connect(pg_url) as db:
         assert db.execute("SELECT status FROM runs").fetchone() == ("finished",)
-        (status, variant) = db.execute("SELECT status, variant FROM records WHERE run_id = %s", (run_id,)).fetchone()
-    assert (status, variant) == ("ok", "fp32")
+        rows = db.execute("SELECT variant, status, created_at FROM records WHERE run_id = %s", (run_id,)).fetchall()
+    assert sorted(v for v, _, _ in rows) == sorted(DEFAULT_VARIANTS) and {s for _, s, _ in rows} == {"ok"}
+    (fp32_created_at,) = [c for v, _, c in rows if v == "fp32"]
+    assert fp32_created_at > old_created_at  # measured again, the others kept
+    assert json.loads((moved / "results.json").read_text())["run_id"] == run_id
 
 
 def test_a_password_on_the_command_line_is_refused_and_never_printed(run_cli, pg_cluster, pg_url):
