@@ -36,6 +36,7 @@ class PostgresStore(SqlStore):
                 hint="pip install 'edge-harness[postgres]'",
             ) from None
         self._errors = psycopg.OperationalError
+        self._conflicts = psycopg.IntegrityError
         try:
             params = conninfo_to_dict(url)
             extra: dict[str, Any] = {} if "connect_timeout" in params else {"connect_timeout": _CONNECT_TIMEOUT_S}
@@ -64,6 +65,11 @@ class PostgresStore(SqlStore):
             yield
         except self._errors as exc:
             raise InfraError(f"lost the results store {self.location}: {self._mask(exc)}") from None
+        except self._conflicts as exc:  # another controller wrote the same run at the same moment
+            raise InfraError(
+                f"a concurrent write to the same run in {self.location}: {self._mask(exc)}",
+                hint="run the command again (imports and resumes are idempotent)",
+            ) from None
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
