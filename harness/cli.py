@@ -40,12 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     inventory_help = "device inventory YAML (default: $HARNESS_INVENTORY; without one only `local` exists)"
     out_help = "output folder for runs, reports and the results database (default: $HARNESS_REPORTS or ./reports)"
+    store_help = (
+        "results store: sqlite:///PATH or postgresql://USER@HOST/DB (default: $HARNESS_STORE, else "
+        "sqlite:///<reports>/results.sqlite); a password belongs in $HARNESS_STORE or a libpq service file"
+    )
 
     demo = sub.add_parser("demo", help="the whole pipeline on the bundled demo detector and this machine")
     demo.add_argument(
         "--variants", help="comma list (default: fp32,fp16,dynamic-int8,int8,uint8,int16x8,qat-int8,selective-int8)"
     )
     demo.add_argument("--out", type=Path, help=out_help)
+    demo.add_argument("--store", metavar="URL", help=store_help)
     demo.set_defaults(handler=_cmd_demo)
 
     convert = sub.add_parser("convert", help="convert a model recipe into its TFLite variants")
@@ -67,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--variants", help="comma list (default: the recipe's)")
     run.add_argument("--out", type=Path, help=out_help)
+    run.add_argument("--store", metavar="URL", help=store_help)
     run.add_argument(
         "--resume",
         metavar="RUN_ID",
@@ -96,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("table", "md", "html", "json", "csv"), default="table")
     report.add_argument("--out", type=Path, help="write to this file instead of the terminal")
     report.add_argument("--reports", type=Path, help=out_help)
+    report.add_argument("--store", metavar="URL", help=store_help)
     report.set_defaults(handler=_cmd_report)
 
     gate = sub.add_parser(
@@ -118,7 +125,22 @@ def build_parser() -> argparse.ArgumentParser:
                       help="let inconclusive checks pass (default: they fail the gate)")
     gate.add_argument("--inventory", type=Path, help=inventory_help + " (for --remeasure)")
     gate.add_argument("--reports", type=Path, help=out_help)
+    gate.add_argument("--store", metavar="URL", help=store_help)
     gate.set_defaults(handler=_cmd_gate)
+
+    store = sub.add_parser("store", help="move runs between results stores (a laptop's SQLite into the team database)")
+    store_actions = store.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser, required=True)
+    export = store_actions.add_parser("export", help="write runs to a JSON-lines file")
+    export.add_argument("runs", nargs="*", metavar="RUN_ID", help="runs to export ('latest' works; default: every run)")
+    export.add_argument("--out", required=True, metavar="FILE", help="the export file ('-' for standard output)")
+    export.add_argument("--reports", type=Path, help=out_help)
+    export.add_argument("--store", metavar="URL", help=store_help)
+    export.set_defaults(handler=_cmd_store)
+    imp = store_actions.add_parser("import", help="merge an export file into the store (runs already there are not duplicated)")
+    imp.add_argument("file", type=Path, metavar="FILE", help="a file written by `harness store export`")
+    imp.add_argument("--reports", type=Path, help=out_help)
+    imp.add_argument("--store", metavar="URL", help=store_help)
+    imp.set_defaults(handler=_cmd_store)
     return parser
 
 
@@ -151,7 +173,9 @@ def _reports_dir(out: Path | None) -> Path:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from harness import paths
 
-    return _run_pipeline(paths.demo_recipe_path(), args.variants, "local", _reports_dir(args.out), command="demo")
+    return _run_pipeline(
+        paths.demo_recipe_path(), args.variants, "local", _reports_dir(args.out), command="demo", store_url=args.store
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -163,31 +187,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     recipe = args.model or paths.demo_recipe_path()
     return _run_pipeline(
         recipe, args.variants, args.devices or "local", reports,
-        command="run", inventory_path=args.inventory, lock_wait_s=args.lock_wait,
+        command="run", inventory_path=args.inventory, lock_wait_s=args.lock_wait, store_url=args.store,
     )
 
 
 def _resume(args: argparse.Namespace, reports: Path) -> int:
     """A resumed run keeps the plan it was started with."""
     from harness.results.files import read_run_meta
-    from harness.results.store import SqliteStore
+    from harness.results.open import open_store
 
     for flag, value in (("--model", args.model), ("--variants", args.variants), ("--devices", args.devices)):
         if value:
             raise InputError(
                 "a resumed run keeps the plan it was started with", source=flag, hint=f"drop {flag}, or start a new run"
             )
-    db = reports / "results.sqlite"
-    if not db.is_file():
-        raise InputError("no results database", source=db, hint="pass the --out folder the run was written to")
-    with SqliteStore(db) as store:
+    with open_store(args.store, reports, must_exist=True, missing_hint="pass the --out folder the run was written to") as store:
         run_id = store.resolve_run(args.resume)
         run_dir = Path(store.run(run_id).run_dir)  # type: ignore[union-attr]
     meta = read_run_meta(run_dir)
     inventory = args.inventory or (Path(meta["inventory"]) if meta.get("inventory") else None)
     return _run_pipeline(
         Path(meta["recipe"]), ",".join(meta["variants"]), ",".join(meta["devices"]), reports,
-        command="run", inventory_path=inventory, lock_wait_s=args.lock_wait, resume=run_id,
+        command="run", inventory_path=inventory, lock_wait_s=args.lock_wait, resume=run_id, store_url=args.store,
     )
 
 
@@ -204,6 +225,7 @@ def _run_pipeline(
     remeasure: frozenset[tuple[str, str]] = frozenset(),
     measure_scale: float = 1.0,
     show: bool = True,
+    store_url: str | None = None,
 ) -> int:
     from rich.console import Console
 
@@ -211,7 +233,7 @@ def _run_pipeline(
     from harness.recipe import bare_tflite_recipe, load_recipe
     from harness.report.terminal import render_terminal
     from harness.report.write import write_run_reports
-    from harness.results.store import SqliteStore
+    from harness.results.open import open_store
     from harness.runner import RunPlan, execute
     from harness.ui import ProgressEvents
     from harness.variants import parse_variant_names
@@ -236,7 +258,7 @@ def _run_pipeline(
         remeasure=remeasure, measure_scale=measure_scale,
     )
     console = Console(stderr=True)
-    with SqliteStore(reports / "results.sqlite") as store:
+    with open_store(store_url, reports) as store:
         with ProgressEvents(console) as events:
             outcome = execute(plan, store, events, resume=resume)
     # Re-measuring for the gate prints the gate's table, not the run's.
@@ -430,13 +452,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from harness.report.write import render, write_text
-    from harness.results.store import SqliteStore
+    from harness.results.open import open_store
 
-    reports = _reports_dir(args.reports)
-    db = reports / "results.sqlite"
-    if not db.is_file():
-        raise InputError("no results database", source=db, hint="run `harness demo` first, or pass --reports DIR")
-    with SqliteStore(db) as store:
+    with open_store(args.store, _reports_dir(args.reports), must_exist=True) as store:
         run_id = store.resolve_run(args.run)
         records = store.records(run_id)
         if args.baseline:
@@ -475,9 +493,9 @@ def _cmd_gate(args: argparse.Namespace) -> int:
 def _remeasure(args: argparse.Namespace, reports: Path, run_id: str, pairs: set[tuple[str, str, str]], scale: float) -> None:
     """Measure the given pairs of a stored run again, longer, into that run."""
     from harness.results.files import read_run_meta
-    from harness.results.store import SqliteStore
+    from harness.results.open import open_store
 
-    with SqliteStore(reports / "results.sqlite") as store:
+    with open_store(args.store, reports, must_exist=True) as store:
         run_dir = Path(store.run(run_id).run_dir)  # type: ignore[union-attr]
     meta = read_run_meta(run_dir)
     inventory = args.inventory or (Path(meta["inventory"]) if meta.get("inventory") else None)
@@ -486,7 +504,7 @@ def _remeasure(args: argparse.Namespace, reports: Path, run_id: str, pairs: set[
     code = _run_pipeline(
         Path(meta["recipe"]), ",".join(variants), ",".join(devices), reports, command="run",
         inventory_path=inventory, resume=run_id, remeasure=frozenset((d, v) for d, _, v in pairs),
-        measure_scale=scale, show=False,
+        measure_scale=scale, show=False, store_url=args.store,
     )
     if code != EXIT_OK:
         sys.stderr.write(f"harness gate: re-measurement ended with exit {code}; deciding on what is stored\n")
@@ -523,6 +541,44 @@ def _report_comparison(store: Any, baseline: str, candidate: str, args: argparse
             num(r.ratio, ".3f"), num(r.p_value, ".2g"), num(r.effect, "+.2f"), f"[{style}]{r.verdict}[/{style}]" if style else r.verdict,
         )
     Console().print(table)
+    return EXIT_OK
+
+
+def _cmd_store(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from harness.results.open import open_store
+
+    console = Console(stderr=True)
+    if args.action == "export":
+        from harness.results.transfer import export_runs
+
+        with open_store(args.store, _reports_dir(args.reports), must_exist=True) as store:
+            run_ids = [store.resolve_run(ref) for ref in args.runs] or [r.run_id for r in store.runs()]
+            if args.out == "-":
+                count = export_runs(store, run_ids, sys.stdout)
+            else:
+                try:
+                    with open(args.out, "w", encoding="utf-8") as out:
+                        count = export_runs(store, run_ids, out)
+                except OSError as exc:
+                    raise InputError(f"cannot write: {exc.strerror or exc}", source=args.out,
+                                     hint="choose a writable path for --out") from None
+            console.print(f"exported {len(run_ids)} run(s), {count} record(s) from {store.location}")
+        return EXIT_OK
+    from harness.results.transfer import import_runs
+
+    try:
+        lines = open(args.file, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", source=args.file,
+                         hint="pass a file written by `harness store export`") from None
+    with lines, open_store(args.store, _reports_dir(args.reports)) as store:
+        summary = import_runs(store, args.file, lines)
+        console.print(
+            f"imported into {store.location}: {summary.runs_new} new run(s), {summary.runs_updated} updated, "
+            f"{summary.runs_unchanged} already present; {summary.records_written} record(s) written"
+        )
     return EXIT_OK
 
 

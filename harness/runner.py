@@ -5,7 +5,8 @@ before the next pair starts. A pair that fails is recorded with its reason
 and the run goes on; a device that is lost fails its remaining pairs, never
 the other devices'. Devices run in parallel (a worker thread each), one
 pair at a time per device under the device lock; only the main thread
-writes results, so the store needs no locking.
+writes results, so the store needs no locking (other controllers may
+write other runs to the same store at once: each pair is one transaction).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from harness.profiles import load_profile, scaled_plan
 from harness.recipe import Recipe
 from harness.results.files import make_run_dir, new_run_id, read_run_meta, write_results, write_samples
 from harness.results.record import DeviceInfo, Record, utc_now_iso
-from harness.results.store import RunInfo, SqliteStore
+from harness.results.store import ResultsStore, RunInfo
 from harness.transport import open_transport
 
 
@@ -80,7 +81,7 @@ class RunOutcome:
         return self.run_dir / "results.json"
 
 
-def execute(plan: RunPlan, store: SqliteStore, events: RunEvents | None = None, *, resume: str | None = None) -> RunOutcome:
+def execute(plan: RunPlan, store: ResultsStore, events: RunEvents | None = None, *, resume: str | None = None) -> RunOutcome:
     """Run the plan; with ``resume`` (a run id), measure only the pairs that
     run has no complete `ok` record for, into the same run."""
     events = events or RunEvents()
@@ -254,7 +255,7 @@ class _Finished:
     crash: BaseException | None = None
 
 
-def _measure_devices(plan: RunPlan, store: SqliteStore, events: RunEvents, outcome: RunOutcome, jobs: list[DeviceJob], meta: dict) -> None:
+def _measure_devices(plan: RunPlan, store: ResultsStore, events: RunEvents, outcome: RunOutcome, jobs: list[DeviceJob], meta: dict) -> None:
     """One worker thread per device, one pair at a time on each; a device
     that fails never stops the others."""
     inbox: queue.Queue = queue.Queue()
@@ -434,10 +435,12 @@ def _cannot_load(artifact: Artifact, runtime: tuple[str, str] | None) -> str | N
     )
 
 
-def _save(store: SqliteStore, outcome: RunOutcome, record: Record, samples: list[int], meta: dict) -> None:
-    store.add_record(record, samples)
+def _save(store: ResultsStore, outcome: RunOutcome, record: Record, samples: list[int], meta: dict) -> None:
+    # The run folder first: if a shared store (PostgreSQL) is lost mid-run,
+    # the pair in hand is still saved before the run stops with exit 3.
     if samples:
         write_samples(outcome.run_dir, record.device.name, record.model.name, record.model.variant, samples)
     # A pair measured again (next round, or --resume) replaces its record.
     outcome.records[:] = [r for r in outcome.records if r.key != record.key] + [record]
     write_results(outcome.run_dir, outcome.run_id, outcome.records, meta)
+    store.add_record(record, samples)

@@ -142,6 +142,42 @@ def isolated_lab(tmp_path_factory):
         yield lab
 
 
+# -- the PostgreSQL results store (tests/pg.py) -----------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One throw-away PostgreSQL server for the session (about 1 s to start);
+    skipped where the server is not installed, a failure in CI."""
+    from tests.pg import PgCluster, pg_bin_dir
+
+    if pg_bin_dir() is None:
+        message = "the PostgreSQL store tests need the server (apt-get install postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail(message + "; CI must install it (.ci/run does)")
+        pytest.skip(message)
+    with PgCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_url(pg_cluster, request) -> str:
+    """A fresh, empty database on the session's cluster (with its password)."""
+    import re
+    import secrets
+
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40] + "_" + secrets.token_hex(3)
+    return pg_cluster.create_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """Each back end in turn: the store test suite runs on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'results.sqlite'}"
+    return request.getfixturevalue("pg_url")
+
+
 # --- the bundled demo detector, converted once per session ------------------
 # Converting the six variants costs a TensorFlow import and about a minute, so
 # one session converts them once into a shared cache; CLI tests point
@@ -180,3 +216,21 @@ def demo_artifacts(demo_recipe, demo_datasets, session_cache):
     calibration, _ = demo_datasets
     return convert_variants(demo_recipe, DEFAULT_VARIANTS, calibration, session_cache)
 
+
+@pytest.fixture(scope="session")
+def demo_run(demo_artifacts, session_cache, tmp_path_factory):
+    """One real demo run (variants come from the session's conversion cache),
+    shared by the demo and store tests: treat its folder and database as read-only."""
+    import os
+    import subprocess
+    import sys
+
+    reports = tmp_path_factory.mktemp("reports")
+    env = dict(os.environ, HARNESS_REPORTS=str(reports), HARNESS_CACHE=str(session_cache), COLUMNS="220")
+    env.pop("HARNESS_STORE", None)  # the default store: reports/results.sqlite
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "demo"], cwd=reports, env=env, capture_output=True, text=True, timeout=1200
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = [p for p in reports.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return reports, run_dir, proc

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Callable
 
 from harness.budgets import Budget, load_budgets
-from harness.errors import InputError
 from harness.gate.evaluate import GateResult, evaluate
 
 EXIT_PASS, EXIT_FAIL = 0, 1
@@ -29,14 +28,11 @@ def run_gate(
 ) -> int:
     from rich.console import Console
 
-    from harness.results.store import SqliteStore
+    from harness.results.open import open_store
 
     budgets = load_budgets(args.budgets)  # bad file: exit 2 before touching results
-    db = reports / "results.sqlite"
-    if not db.is_file():
-        raise InputError("no results database", source=db, hint="run `harness run` first, or pass --reports DIR")
     inconclusive_fails = not args.allow_inconclusive
-    with SqliteStore(db) as store:
+    with open_store(args.store, reports, must_exist=True) as store:
         run_id = store.resolve_run(args.run)
         baseline = store.resolve_run(args.baseline) if args.baseline else None
         result = evaluate(budgets, store, run_id, baseline)
@@ -46,7 +42,7 @@ def run_gate(
         err.print(f"re-measuring {len(pending)} inconclusive pair(s) {REMEASURE_SCALE:g}x longer: "
                   + ", ".join("/".join(k) for k in sorted(pending)), markup=False, soft_wrap=True)
         remeasure(run_id, pending, REMEASURE_SCALE)
-        with SqliteStore(db) as store:
+        with open_store(args.store, reports, must_exist=True) as store:
             result = evaluate(budgets, store, run_id, baseline)
     _publish(args, result, budgets, inconclusive_fails)
     return EXIT_FAIL if result.failed(inconclusive_fails=inconclusive_fails) else EXIT_PASS

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from harness.measure.stats import compare_samples
-from harness.results.store import SqliteStore
+from harness.results.store import ResultsStore
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class PairComparison:
         return asdict(self)
 
 
-def compare_runs(store: SqliteStore, baseline_run: str, candidate_run: str) -> list[PairComparison]:
+def compare_runs(store: ResultsStore, baseline_run: str, candidate_run: str) -> list[PairComparison]:
     baseline = {r.key: r for r in store.records(baseline_run)}
     candidate = {r.key: r for r in store.records(candidate_run)}
     out: list[PairComparison] = []

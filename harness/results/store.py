@@ -1,8 +1,12 @@
-"""The results database (SQLite by default: reports/results.sqlite).
+"""The results store: one interface, two back ends (SQLite, PostgreSQL).
+
+SQLite (reports/results.sqlite) is the embedded default; a team points
+every controller at one PostgreSQL (harness/results/postgres.py). Both share
+the SQL below; harness/results/open.py picks one from a URL.
 
 Every measured pair is committed before the next one starts, so a crash or
 Ctrl-C loses nothing already measured. Raw samples are stored as packed
-little-endian int64 nanoseconds next to the record.
+little-endian int64 nanoseconds, in batches of schema.SAMPLE_BATCH values.
 """
 
 from __future__ import annotations
@@ -11,41 +15,21 @@ import json
 import sqlite3
 from array import array
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
+from typing import Any, ContextManager, Iterable, Iterator, Protocol, Sequence
+
 from harness.errors import InputError
 from harness.results.record import Record, utc_now_iso
+from harness.results.schema import (
+    QUERY_COLUMNS,
+    SAMPLE_BATCH,
+    STORE_SCHEMA_VERSION,
+    apply_migration,
+    query_columns,
+)
 
-# PRAGMA user_version: bump with a migration below when the schema changes.
-STORE_SCHEMA_VERSION = 1
-
-_MIGRATIONS: dict[int, str] = {
-    1: """
-    CREATE TABLE runs (
-        run_id TEXT PRIMARY KEY,
-        created_at TEXT NOT NULL,
-        finished_at TEXT,
-        harness_version TEXT NOT NULL,
-        status TEXT NOT NULL,
-        command TEXT NOT NULL,
-        run_dir TEXT NOT NULL
-    );
-    CREATE TABLE records (
-        id INTEGER PRIMARY KEY,
-        run_id TEXT NOT NULL REFERENCES runs(run_id),
-        device TEXT NOT NULL,
-        model TEXT NOT NULL,
-        variant TEXT NOT NULL,
-        status TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        record_json TEXT NOT NULL,
-        UNIQUE (run_id, device, model, variant)
-    );
-    CREATE TABLE samples (
-        record_id INTEGER PRIMARY KEY REFERENCES records(id) ON DELETE CASCADE,
-        samples_ns BLOB NOT NULL
-    );
-    """,
-}
+__all__ = ["STORE_SCHEMA_VERSION", "ResultsStore", "RunInfo", "SqlStore", "SqliteStore", "TrendPoint"]
 
 
 @dataclass(frozen=True)
@@ -59,9 +43,245 @@ class RunInfo:
     finished_at: str | None = None
 
 
-class SqliteStore:
+@dataclass(frozen=True)
+class TrendPoint:
+    """One ok record of one run, for history and trend views."""
+
+    run_id: str
+    created_at: str  # the run's
+    device: str
+    model: str
+    variant: str
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    map: float | None
+    map50: float | None
+    peak_memory_mb: float | None
+    size_bytes: int | None
+
+
+class ResultsStore(Protocol):
+    """What the runner, the reports and the CLI may ask of a store."""
+
+    location: str  # a path or a URL with its password masked, for messages
+
+    def begin_run(self, run: RunInfo) -> None: ...
+    def reopen_run(self, run_id: str) -> None: ...
+    def finish_run(self, run_id: str, status: str) -> None: ...
+    def add_record(self, record: Record, samples_ns: Iterable[int] | None = None) -> None: ...
+    def import_run(self, run: RunInfo, records: Iterable[tuple[Record, Sequence[int]]]) -> int: ...
+    def runs(self) -> list[RunInfo]: ...
+    def run(self, run_id: str) -> RunInfo | None: ...
+    def resolve_run(self, ref: str | None) -> str: ...
+    def records(self, run_id: str) -> list[Record]: ...
+    def samples_ns(self, run_id: str, device: str, model: str, variant: str) -> list[int]: ...
+    def trend(self, device: str | None = None, model: str | None = None, variant: str | None = None) -> list[TrendPoint]: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> "ResultsStore": ...
+    def __exit__(self, *exc: object) -> None: ...
+
+
+_RUN_COLUMNS = "run_id, created_at, harness_version, status, command, run_dir, finished_at"
+
+
+class SqlStore:
+    """The queries both back ends share, written with `?` parameters.
+
+    A subclass provides the connection (``_db``, a DB-API connection in
+    autocommit mode), ``dialect``, ``_transaction`` and the schema version
+    bookkeeping.
+    """
+
+    dialect: str
+    location: str
+    _db: Any
+
+    # -- back-end hooks ----------------------------------------------------
+
+    def _transaction(self) -> ContextManager[None]:
+        raise NotImplementedError
+
+    def _schema_version(self) -> int:
+        raise NotImplementedError
+
+    def _set_schema_version(self, version: int) -> None:
+        raise NotImplementedError
+
+    def _lock_schema(self) -> None:
+        """Serialise migrations between controllers opening the store at once."""
+
+    def _sql(self, text: str) -> str:
+        return text
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._db.execute(self._sql(sql), params)
+
+    def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._db.cursor().executemany(self._sql(sql), rows)
+
+    # -- schema ------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._transaction():
+            self._lock_schema()
+            current = self._schema_version()
+            if current > STORE_SCHEMA_VERSION:
+                raise InputError(
+                    f"database schema {current} is newer than this harness ({STORE_SCHEMA_VERSION})",
+                    source=self.location,
+                    hint="upgrade edge-harness",
+                )
+            for version in range(current + 1, STORE_SCHEMA_VERSION + 1):
+                apply_migration(self, version)
+                self._set_schema_version(version)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "SqlStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -----------------------------------------------------------
+
+    def begin_run(self, run: RunInfo) -> None:
+        with self._transaction():
+            self._insert_run(run)
+
+    def _insert_run(self, run: RunInfo) -> None:
+        self._execute(
+            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run.run_id, run.created_at, run.harness_version, run.status, run.command, run.run_dir, run.finished_at),
+        )
+
+    def reopen_run(self, run_id: str) -> None:
+        with self._transaction():
+            self._execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = ?", (run_id,))
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        with self._transaction():
+            self._execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", (status, utc_now_iso(), run_id))
+
+    def add_record(self, record: Record, samples_ns: Iterable[int] | None = None) -> None:
+        """Insert or replace the record of one (device, model, variant)."""
+        device, model, variant = record.key
+        data = record.to_dict()
+        columns = ", ".join(QUERY_COLUMNS)
+        marks = ", ".join("?" for _ in QUERY_COLUMNS)
+        with self._transaction():
+            self._execute(
+                "DELETE FROM records WHERE run_id = ? AND device = ? AND model = ? AND variant = ?",
+                (record.run_id, device, model, variant),
+            )
+            ((record_id,),) = self._execute(
+                f"INSERT INTO records (run_id, device, model, variant, status, created_at, record_json, {columns})"
+                f" VALUES (?, ?, ?, ?, ?, ?, ?, {marks}) RETURNING id",
+                (record.run_id, device, model, variant, record.status, record.created_at, json.dumps(data),
+                 *query_columns(data)),
+            ).fetchall()  # fetch all: SQLite finishes a RETURNING statement only then
+            self._executemany(
+                "INSERT INTO sample_batches (record_id, batch, samples_ns) VALUES (?, ?, ?)",
+                ((record_id, n, batch) for n, batch in enumerate(_packed_batches(samples_ns or ()))),
+            )
+
+    def import_run(self, run: RunInfo, records: Iterable[tuple[Record, Sequence[int]]]) -> int:
+        """Merge a run from another store in one transaction; returns how many
+        records were written (0: it was already here, unchanged)."""
+        written = 0
+        with self._transaction():
+            existing = self.run(run.run_id)
+            if existing is None:
+                self._insert_run(run)
+                stored: dict[tuple[str, str, str], Record] = {}
+            else:
+                self._execute(
+                    "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
+                    (run.status, run.finished_at, run.run_id),
+                )
+                stored = {r.key: r for r in self.records(run.run_id)}
+            for record, samples in records:
+                if stored.get(record.key) != record:
+                    self.add_record(record, samples)
+                    written += 1
+        return written
+
+    # -- reading -----------------------------------------------------------
+
+    def runs(self) -> list[RunInfo]:
+        rows = self._execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created_at, run_id").fetchall()
+        return [RunInfo(*row) for row in rows]
+
+    def run(self, run_id: str) -> RunInfo | None:
+        row = self._execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else RunInfo(*row)
+
+    def resolve_run(self, ref: str | None) -> str:
+        """`latest` (or nothing) means the newest run; otherwise an exact id."""
+        if ref not in (None, "", "latest") and self.run(ref) is not None:  # type: ignore[arg-type]
+            return ref  # type: ignore[return-value]
+        runs = self.runs()
+        if not runs:
+            raise InputError("no runs recorded yet", source=self.location, hint="run `harness demo` or `harness run` first")
+        if ref in (None, "", "latest"):
+            return runs[-1].run_id
+        known = ", ".join(r.run_id for r in runs[-5:])
+        raise InputError(f"no run {ref!r}", source=self.location, hint=f"recent runs: {known}")
+
+    def records(self, run_id: str) -> list[Record]:
+        rows = self._execute("SELECT record_json FROM records WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
+        return [Record.from_dict(json.loads(row[0])) for row in rows]
+
+    def samples_ns(self, run_id: str, device: str, model: str, variant: str) -> list[int]:
+        values = array("q")
+        for blob in self.iter_sample_batches(run_id, device, model, variant):
+            values.frombytes(blob)
+        return values.tolist()
+
+    def iter_sample_batches(self, run_id: str, device: str, model: str, variant: str) -> Iterator[bytes]:
+        """The packed batches of one pair, in order (for streaming exports)."""
+        rows = self._execute(
+            "SELECT b.samples_ns FROM sample_batches b JOIN records r ON r.id = b.record_id"
+            " WHERE r.run_id = ? AND r.device = ? AND r.model = ? AND r.variant = ? ORDER BY b.batch",
+            (run_id, device, model, variant),
+        )
+        for (blob,) in rows:
+            yield bytes(blob)
+
+    def trend(self, device: str | None = None, model: str | None = None, variant: str | None = None) -> list[TrendPoint]:
+        """Every ok record of every run, oldest run first, optionally for one
+        device, model and/or variant: the series behind history views."""
+        where, params = ["r.status = 'ok'"], []
+        for column, value in (("device", device), ("model", model), ("variant", variant)):
+            if value is not None:
+                where.append(f"r.{column} = ?")
+                params.append(value)
+        rows = self._execute(
+            "SELECT r.run_id, u.created_at, r.device, r.model, r.variant, r.p50_ms, r.p90_ms, r.p99_ms,"
+            " r.map, r.map50, r.peak_memory_mb, r.size_bytes"
+            " FROM records r JOIN runs u ON u.run_id = r.run_id"
+            f" WHERE {' AND '.join(where)} ORDER BY u.created_at, u.run_id, r.id",
+            params,
+        ).fetchall()
+        return [TrendPoint(*row) for row in rows]
+
+
+def _packed_batches(samples_ns: Iterable[int]) -> Iterator[bytes]:
+    it = iter(samples_ns)
+    while batch := list(islice(it, SAMPLE_BATCH)):
+        yield array("q", batch).tobytes()  # native order: little-endian on our hosts
+
+
+class SqliteStore(SqlStore):
+    """The embedded default: one file, reports/results.sqlite."""
+
+    dialect = "sqlite"
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.location = str(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
@@ -71,145 +291,44 @@ class SqliteStore:
                 source=self.path,
                 hint="pass a writable folder with --out, or fix the folder's permissions",
             ) from exc
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._migrate()
-
-    def _migrate(self) -> None:
         try:
-            current = self._db.execute("PRAGMA user_version").fetchone()[0]
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
         except sqlite3.DatabaseError as exc:
+            self._db.close()
             raise InputError(
                 f"not a results database ({exc})",
                 source=self.path,
                 hint="move the file away; a new database is created on the next run",
             ) from exc
-        if current > STORE_SCHEMA_VERSION:
-            raise InputError(
-                f"database schema {current} is newer than this harness ({STORE_SCHEMA_VERSION})",
-                source=self.path,
-                hint="upgrade edge-harness",
-            )
-        for version in range(current + 1, STORE_SCHEMA_VERSION + 1):
-            # executescript commits first; the script is its own transaction.
-            self._db.executescript(
-                "BEGIN IMMEDIATE;" + _MIGRATIONS[version] + f"PRAGMA user_version = {version}; COMMIT;"
-            )
 
     def _transaction(self) -> "_Tx":
         return _Tx(self._db)
 
-    def close(self) -> None:
-        self._db.close()
+    def _schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
-    def __enter__(self) -> "SqliteStore":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- writing ---------------------------------------------------------
-
-    def begin_run(self, run: RunInfo) -> None:
-        with self._transaction():
-            self._db.execute(
-                "INSERT INTO runs (run_id, created_at, finished_at, harness_version, status, command, run_dir)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run.run_id, run.created_at, run.finished_at, run.harness_version, run.status, run.command, run.run_dir),
-            )
-
-    def reopen_run(self, run_id: str) -> None:
-        with self._transaction():
-            self._db.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = ?", (run_id,))
-
-    def finish_run(self, run_id: str, status: str) -> None:
-        with self._transaction():
-            self._db.execute(
-                "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", (status, utc_now_iso(), run_id)
-            )
-
-    def add_record(self, record: Record, samples_ns: list[int] | None = None) -> None:
-        """Insert or replace the record of one (device, model, variant)."""
-        device, model, variant = record.key
-        packed = array("q", samples_ns or []).tobytes()  # native order: little-endian on our hosts
-        with self._transaction():
-            self._db.execute(
-                "DELETE FROM records WHERE run_id = ? AND device = ? AND model = ? AND variant = ?",
-                (record.run_id, device, model, variant),
-            )
-            cursor = self._db.execute(
-                "INSERT INTO records (run_id, device, model, variant, status, created_at, record_json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (record.run_id, device, model, variant, record.status, record.created_at, json.dumps(record.to_dict())),
-            )
-            if samples_ns:
-                self._db.execute(
-                    "INSERT INTO samples (record_id, samples_ns) VALUES (?, ?)", (cursor.lastrowid, packed)
-                )
-
-    # -- reading ---------------------------------------------------------
-
-    def runs(self) -> list[RunInfo]:
-        rows = self._db.execute(
-            "SELECT run_id, created_at, harness_version, status, command, run_dir, finished_at"
-            " FROM runs ORDER BY created_at, run_id"
-        ).fetchall()
-        return [RunInfo(*row) for row in rows]
-
-    def run(self, run_id: str) -> RunInfo | None:
-        for info in self.runs():
-            if info.run_id == run_id:
-                return info
-        return None
-
-    def resolve_run(self, ref: str | None) -> str:
-        """`latest` (or nothing) means the newest run; otherwise an exact id."""
-        runs = self.runs()
-        if not runs:
-            raise InputError(
-                "no runs recorded yet", source=self.path, hint="run `harness demo` or `harness run` first"
-            )
-        if ref in (None, "", "latest"):
-            return runs[-1].run_id
-        for info in runs:
-            if info.run_id == ref:
-                return ref
-        known = ", ".join(r.run_id for r in runs[-5:])
-        raise InputError(f"no run {ref!r}", source=self.path, hint=f"recent runs: {known}")
-
-    def records(self, run_id: str) -> list[Record]:
-        rows = self._db.execute(
-            "SELECT record_json FROM records WHERE run_id = ? ORDER BY id", (run_id,)
-        ).fetchall()
-        return [Record.from_dict(json.loads(row[0])) for row in rows]
-
-    def samples_ns(self, run_id: str, device: str, model: str, variant: str) -> list[int]:
-        row = self._db.execute(
-            "SELECT s.samples_ns FROM samples s JOIN records r ON r.id = s.record_id"
-            " WHERE r.run_id = ? AND r.device = ? AND r.model = ? AND r.variant = ?",
-            (run_id, device, model, variant),
-        ).fetchone()
-        if row is None:
-            return []
-        values = array("q")
-        values.frombytes(row[0])
-        return values.tolist()
+    def _set_schema_version(self, version: int) -> None:
+        self._db.execute(f"PRAGMA user_version = {int(version)}")
 
 
 class _Tx:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception; nested use
+    joins the outer transaction."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        self._outer = False
 
     def __enter__(self) -> None:
         if not self._db.in_transaction:
             self._db.execute("BEGIN IMMEDIATE")
+            self._outer = True
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        if not self._db.in_transaction:
+        if not self._outer or not self._db.in_transaction:
             return
         if exc_type is None:
             self._db.execute("COMMIT")
         else:
             self._db.execute("ROLLBACK")
-

@@ -12,23 +12,6 @@ from harness.variants import DEFAULT_VARIANTS
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def demo_run(demo_artifacts, session_cache, tmp_path_factory):
-    """One real demo run (variants come from the session's conversion cache)."""
-    import os
-    import subprocess
-    import sys
-
-    reports = tmp_path_factory.mktemp("reports")
-    env = dict(os.environ, HARNESS_REPORTS=str(reports), HARNESS_CACHE=str(session_cache), COLUMNS="220")
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "demo"], cwd=reports, env=env, capture_output=True, text=True, timeout=1200
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (run_dir,) = [p for p in reports.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    return reports, run_dir, proc
-
-
 def test_every_variant_has_an_ok_record_with_all_measurements(demo_run):
     _, run_dir, _ = demo_run
     records = json.loads((run_dir / "results.json").read_text())["records"]
@@ -59,11 +42,12 @@ def test_raw_samples_and_detections_are_kept(demo_run):
     for r in records:
         samples = json.loads((run_dir / "devices" / "local" / f"demo-detector-{r['model']['variant']}.samples.json").read_text())
         assert len(samples["samples"]) == r["latency_ms"]["n"]
-        (blob,) = db.execute(
-            "SELECT s.samples_ns FROM samples s JOIN records r ON r.id = s.record_id WHERE r.variant = ?",
+        (size_bytes,) = db.execute(
+            "SELECT SUM(LENGTH(b.samples_ns)) FROM sample_batches b JOIN records r ON r.id = b.record_id"
+            " WHERE r.variant = ?",
             (r["model"]["variant"],),
         ).fetchone()
-        assert len(blob) == 8 * r["latency_ms"]["n"]
+        assert size_bytes == 8 * r["latency_ms"]["n"]
         detections = json.loads(open(r["accuracy"]["detections"]).read())
         assert detections and set(detections[0]) == {"image_id", "category_id", "bbox", "score"}
 

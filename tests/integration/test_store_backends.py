@@ -1,0 +1,184 @@
+"""The results store suite, run on both back ends: SQLite (a file in tmp) and
+a real PostgreSQL server the tests start themselves (tests/pg.py)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from array import array
+from contextlib import closing
+
+import pytest
+
+from harness.errors import InputError
+from harness.results.open import STORE_ENV, open_store
+from harness.results.schema import MIGRATIONS, SAMPLE_BATCH, STORE_SCHEMA_VERSION, statements
+from harness.results.store import RunInfo
+from harness.results.urls import url_password
+from tests.store_records import make_record
+
+
+@pytest.fixture
+def opened(store_url, monkeypatch, tmp_path):
+    """Open the store the way every command does: from $HARNESS_STORE."""
+    monkeypatch.setenv(STORE_ENV, store_url)
+    stores = []
+
+    def open_():
+        store = open_store(None, tmp_path / "unused-reports")
+        stores.append(store)
+        return store
+
+    yield open_
+    for store in stores:
+        store.close()
+
+
+def run_info(run_id: str, created_at: str = "2025-01-01T00:00:00Z") -> RunInfo:
+    return RunInfo(run_id, created_at, "0.1.0", "running", "run", f"/runs/{run_id}")
+
+
+def test_records_and_batched_samples_survive_reopening(opened):
+    store = opened()
+    store.begin_run(run_info("r1"))
+    samples = list(range(1_000_000, 1_000_000 + 2 * SAMPLE_BATCH + 5))  # three batches
+    records = [make_record("r1", "fp32"), make_record("r1", "int8", p50_ms=1.5)]
+    store.add_record(records[0], iter(samples))  # a generator: nothing needs the whole list at once
+    store.add_record(records[1], [7, 8])
+    store.finish_run("r1", "finished")
+    store.close()
+
+    again = opened()
+    assert again.records("r1") == records
+    assert again.samples_ns("r1", "local", "demo", "fp32") == samples
+    assert len(list(again.iter_sample_batches("r1", "local", "demo", "fp32"))) == 3
+    assert again.samples_ns("r1", "local", "demo", "int8") == [7, 8]
+    assert again.samples_ns("r1", "local", "demo", "uint8") == []
+    info = again.run("r1")
+    assert info.status == "finished" and info.finished_at and info.run_dir == "/runs/r1"
+
+
+def test_measuring_a_pair_again_replaces_it_and_its_samples(opened):
+    store = opened()
+    store.begin_run(run_info("r1"))
+    store.add_record(make_record(status="failed"), [])
+    store.add_record(make_record(), [5] * (SAMPLE_BATCH + 1))
+    store.add_record(make_record(), [5])
+    assert [r.status for r in store.records("r1")] == ["ok"]
+    assert store.samples_ns("r1", "local", "demo", "fp32") == [5]
+
+
+def test_runs_resolve_latest_and_unknown_ids_are_input_errors(opened, store_url):
+    store = opened()
+    with pytest.raises(InputError, match="no runs recorded yet"):
+        store.resolve_run("latest")
+    store.begin_run(run_info("r1", "2025-01-01T00:00:00Z"))
+    store.begin_run(run_info("r2", "2999-01-01T00:00:00Z"))
+    assert [r.run_id for r in store.runs()] == ["r1", "r2"]
+    assert store.resolve_run("latest") == store.resolve_run(None) == "r2"
+    assert store.resolve_run("r1") == "r1"
+    with pytest.raises(InputError, match="no run 'nope'") as err:
+        store.resolve_run("nope")
+    assert "r1, r2" in err.value.render()
+    password = url_password(store_url)
+    assert password is None or (password not in err.value.render() and "***" in err.value.render())
+
+
+def test_resumed_run_is_reopened_then_finished(opened):
+    store = opened()
+    store.begin_run(run_info("r1"))
+    store.finish_run("r1", "interrupted")
+    store.reopen_run("r1")
+    assert (store.run("r1").status, store.run("r1").finished_at) == ("running", None)
+    store.finish_run("r1", "finished")
+    assert store.run("r1").status == "finished"
+
+
+def test_trend_lists_ok_records_oldest_run_first_with_filters(opened):
+    store = opened()
+    for n, p50 in enumerate((2.0, 2.2, 2.6)):
+        run_id = f"r{n}"
+        store.begin_run(run_info(run_id, f"2025-01-0{n + 1}T00:00:00Z"))
+        store.add_record(make_record(run_id, "int8", p50_ms=p50, map_=0.5 - n / 100), [1])
+        store.add_record(make_record(run_id, "fp32", p50_ms=9.0), [1])
+        store.add_record(make_record(run_id, "fp32", device="pi-5", status="failed"), [])
+    series = store.trend(device="local", variant="int8")
+    assert [(p.run_id, p.p50_ms, p.map) for p in series] == [("r0", 2.0, 0.5), ("r1", 2.2, 0.49), ("r2", 2.6, 0.48)]
+    point = series[0]
+    assert (point.created_at, point.p90_ms, point.p99_ms, point.map50, point.peak_memory_mb, point.size_bytes) == (
+        "2025-01-01T00:00:00Z", 2.9, 2.99, 0.8, 70.0, 1234)
+    assert len(store.trend()) == 6  # failed records are not points of a trend
+    assert store.trend(device="pi-5") == []
+    assert {p.variant for p in store.trend(model="demo")} == {"int8", "fp32"}
+
+
+def test_importing_a_run_twice_writes_it_once(opened):
+    store = opened()
+    run = RunInfo("laptop-1", "2025-01-01T00:00:00Z", "0.1.0", "finished", "demo", "/laptop/r", "2025-01-01T00:05:00Z")
+    items = [(make_record("laptop-1", "fp32"), [1, 2, 3]), (make_record("laptop-1", "int8"), [4])]
+    assert store.import_run(run, iter(items)) == 2
+    assert store.import_run(run, iter(items)) == 0
+    changed = [(make_record("laptop-1", "int8", p50_ms=1.0), [9])]
+    assert store.import_run(run, iter(changed)) == 1
+    assert store.runs() == [run]
+    assert [r.model.variant for r in store.records("laptop-1")] == ["fp32", "int8"]
+    assert store.samples_ns("laptop-1", "local", "demo", "int8") == [9]
+
+
+def _first_schema(url: str):
+    """A raw connection holding the first schema (version 1), as old
+    harness versions wrote it, with one run, one record and its samples."""
+    if url.startswith("sqlite:///"):
+        db = sqlite3.connect(url[len("sqlite:///"):], isolation_level=None)
+        mark = "?"
+    else:
+        import psycopg
+
+        db = psycopg.connect(url, autocommit=True)
+        mark = "%s"
+    for statement in statements(MIGRATIONS[1][0], "sqlite" if mark == "?" else "postgresql"):
+        db.execute(statement)
+    if mark == "?":
+        db.execute("PRAGMA user_version = 1")
+    else:
+        db.execute("CREATE TABLE harness_schema (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO harness_schema VALUES (1)")
+    record = make_record("old", "int8", p50_ms=3.25)
+    db.execute(f"INSERT INTO runs VALUES ({', '.join([mark] * 7)})",
+               ("old", "2024-06-01T00:00:00Z", None, "0.0.9", "finished", "demo", "/old"))
+    ((record_id,),) = db.execute(
+        f"INSERT INTO records (run_id, device, model, variant, status, created_at, record_json)"
+        f" VALUES ({', '.join([mark] * 7)}) RETURNING id",
+        ("old", "local", "demo", "int8", "ok", record.created_at, json.dumps(record.to_dict())),
+    ).fetchall()
+    db.execute(f"INSERT INTO samples VALUES ({mark}, {mark})", (record_id, array("q", [11, 12, 13]).tobytes()))
+    return db, record
+
+
+def test_a_store_at_the_first_schema_is_migrated_on_open(store_url, opened):
+    db, record = _first_schema(store_url)
+    db.close()
+    store = opened()
+    assert store.records("old") == [record]
+    assert store.samples_ns("old", "local", "demo", "int8") == [11, 12, 13]
+    (point,) = store.trend(variant="int8")  # query columns filled from the old JSON
+    assert (point.run_id, point.p50_ms, point.map, point.size_bytes) == ("old", 3.25, 0.5, 1234)
+    store.add_record(make_record("old", "fp32"), [1, 2])  # and it takes new records
+    assert [r.model.variant for r in store.records("old")] == ["int8", "fp32"]
+    store.close()
+    assert opened().samples_ns("old", "local", "demo", "fp32") == [1, 2]  # migrations ran once
+
+
+def test_a_store_newer_than_this_harness_is_refused(store_url, opened):
+    opened().close()
+    if store_url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(store_url[len("sqlite:///"):])) as db:
+            db.execute(f"PRAGMA user_version = {STORE_SCHEMA_VERSION + 1}")
+    else:
+        import psycopg
+
+        with psycopg.connect(store_url, autocommit=True) as db:
+            db.execute("UPDATE harness_schema SET version = version + 1")
+    with pytest.raises(InputError, match=f"schema {STORE_SCHEMA_VERSION + 1} is newer") as err:
+        opened()
+    assert "upgrade edge-harness" in err.value.render()
