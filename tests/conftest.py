@@ -180,3 +180,18 @@ def demo_artifacts(demo_recipe, demo_datasets, session_cache):
     calibration, _ = demo_datasets
     return convert_variants(demo_recipe, DEFAULT_VARIANTS, calibration, session_cache)
 
+
+
+@pytest.fixture(scope="session")
+def demo_run(demo_artifacts, session_cache, tmp_path_factory):
+    """One real `harness demo` per session (variants come from the session's
+    conversion cache): (reports folder, run folder, the finished process).
+    Treat it as read-only; copy the reports folder to add runs to it."""
+    reports = tmp_path_factory.mktemp("reports")
+    env = dict(os.environ, HARNESS_REPORTS=str(reports), HARNESS_CACHE=str(session_cache), COLUMNS="220")
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "demo"], cwd=reports, env=env, capture_output=True, text=True, timeout=1200
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = [p for p in reports.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return reports, run_dir, proc

@@ -12,23 +12,6 @@ from harness.variants import DEFAULT_VARIANTS
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def demo_run(demo_artifacts, session_cache, tmp_path_factory):
-    """One real demo run (variants come from the session's conversion cache)."""
-    import os
-    import subprocess
-    import sys
-
-    reports = tmp_path_factory.mktemp("reports")
-    env = dict(os.environ, HARNESS_REPORTS=str(reports), HARNESS_CACHE=str(session_cache), COLUMNS="220")
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "demo"], cwd=reports, env=env, capture_output=True, text=True, timeout=1200
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (run_dir,) = [p for p in reports.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    return reports, run_dir, proc
-
-
 def test_every_variant_has_an_ok_record_with_all_measurements(demo_run):
     _, run_dir, _ = demo_run
     records = json.loads((run_dir / "results.json").read_text())["records"]
