@@ -42,7 +42,8 @@ def cell_text(row: PairComparison, key: str) -> str:
     if key == "ratio":
         return f"{value:.3f}x"
     if key == "p_value":
-        return f"{value:.2g}"
+        # erfc underflows to 0 for thousands of fully separated samples.
+        return f"{value:.2g}" if value > 0 else "<1e-300"
     if key == "effect":
         return f"{value:+.2f}"
     return str(value)
@@ -130,7 +131,7 @@ def render_html(report: ComparisonReport) -> str:
         f"<p><strong>{escape(summary_line(report))}</strong></p>",
         html_table(report),
         f"<div class='charts'>{ratio_dots(report)}</div>",
-        f"<p class='note'>{escape(NOTE)}</p>",
+        f"<p class='note'>{escape(NOTE.replace('`', ''))}</p>",
     ]
     return page(report.title, body)
 
