@@ -20,6 +20,9 @@ from harness import __version__
 from harness.errors import HarnessError, InputError
 
 EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
+# Kept here (not imported from harness.report) so `--help` stays fast.
+REPORT_FORMATS = ("table", "md", "html", "json", "csv", "benchmark-json")
+TREND_METRICS = ("p50", "p90", "p99", "mean", "peak_mb", "size_mb", "map", "map50", "load_ms")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,10 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--yes", action="store_true", help="accept the shown host keys without asking")
         p.set_defaults(handler=_cmd_devices)
 
-    report = sub.add_parser("report", help="render a stored run")
+    report = sub.add_parser("report", help="render a stored run, or compare runs, variants or devices")
     report.add_argument("run", nargs="?", default="latest", metavar="RUN_ID|latest")
     report.add_argument("--baseline", metavar="RUN_ID", help="compare with this run (statistical test per pair)")
-    report.add_argument("--format", choices=("table", "md", "html", "json", "csv"), default="table")
+    report.add_argument(
+        "--versus", choices=("variants", "devices"),
+        help="inside the run: every variant against --reference (default fp32) on the same device, "
+        "or every device against --reference (default: the run's first device) for the same variant",
+    )
+    report.add_argument("--reference", metavar="NAME", help="the variant or device --versus compares with")
+    report.add_argument("--format", choices=REPORT_FORMATS, default="table",
+                        help="benchmark-json: pytest-benchmark's format (`pytest-benchmark compare FILE`)")
     report.add_argument("--out", type=Path, help="write to this file instead of the terminal")
     report.add_argument("--reports", type=Path, help=out_help)
     report.add_argument("--store", metavar="URL", help=store_help)
@@ -141,6 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--reports", type=Path, help=out_help)
     imp.add_argument("--store", metavar="URL", help=store_help)
     imp.set_defaults(handler=_cmd_store)
+
+    history = sub.add_parser("history", help="list stored runs, or one metric's trend across runs")
+    history.add_argument("--trend", choices=TREND_METRICS, metavar="METRIC",
+                         help=f"show this metric per run: {', '.join(TREND_METRICS)}")
+    history.add_argument("--model", default="*", help="model name or glob (default: all)")
+    history.add_argument("--variant", default="*", help="variant name or glob (default: all)")
+    history.add_argument("--device", default="*", help="device name or glob (default: all)")
+    history.add_argument("--format", choices=("table", "md", "json", "csv"), default="table")
+    history.add_argument("--reports", type=Path, help=out_help)
+    history.add_argument("--store", metavar="URL", help=store_help)
+    history.set_defaults(handler=_cmd_history)
     return parser
 
 
@@ -257,14 +278,19 @@ def _run_pipeline(
         inventory=inventory_path.resolve() if inventory_path else None,
         remeasure=remeasure, measure_scale=measure_scale,
     )
+    from harness.report.context import load_context
+
     console = Console(stderr=True)
     with open_store(store_url, reports) as store:
         with ProgressEvents(console) as events:
             outcome = execute(plan, store, events, resume=resume)
+        context = load_context(store, outcome.run_id, outcome.records)
     # Re-measuring for the gate prints the gate's table, not the run's.
     out = Console() if show else Console(stderr=True, quiet=True)
     render_terminal(outcome.records, out, title=f"run {outcome.run_id}")
-    md, html = write_run_reports(outcome.records, outcome.run_dir, title=f"Edge Harness run {outcome.run_id}")
+    md, html = write_run_reports(
+        outcome.records, outcome.run_dir, title=f"Edge Harness run {outcome.run_id}", context=context
+    )
     out.print(f"\nresults: {outcome.results_json}\nreport:  {md}\n         {html}")
     for device in plan.devices:
         transfer = outcome.transfers.get(device.name)
@@ -448,99 +474,78 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return exit_code
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from harness.report.write import render, write_text
+def _open_store(args: argparse.Namespace) -> Any:
+    """The results store a reading command uses (--store, $HARNESS_STORE, or
+    <reports>/results.sqlite), which must already exist."""
     from harness.results.open import open_store
 
-    with open_store(args.store, _reports_dir(args.reports), must_exist=True) as store:
+    return open_store(args.store, _reports_dir(args.reports), must_exist=True)
+
+
+def _emit(text: str, out: Path | None) -> None:
+    from harness.report.write import write_text
+
+    if out:
+        write_text(out, text)
+        sys.stderr.write(f"wrote {out}\n")
+    else:
+        sys.stdout.write(text)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from harness.report.context import load_context
+    from harness.report.write import render
+
+    if args.baseline and args.versus:
+        raise InputError("--baseline compares two runs, --versus compares inside one run", source="--versus",
+                         hint="pass one of them")
+    if args.reference and not args.versus:
+        raise InputError("--reference names what --versus compares with", source="--reference",
+                         hint="add --versus variants or --versus devices")
+    with _open_store(args) as store:
         run_id = store.resolve_run(args.run)
+        if args.baseline or args.versus:
+            return _report_comparison(store, run_id, args)
         records = store.records(run_id)
-        if args.baseline:
-            return _report_comparison(store, store.resolve_run(args.baseline), run_id, args)
+        context = load_context(store, run_id, records)
     title = f"Edge Harness run {run_id}"
     if args.format == "table":
+        from rich.console import Console
+
         from harness.report.terminal import render_terminal
 
         if args.out:
-            console = Console(file=open(args.out, "w", encoding="utf-8"), width=200)  # noqa: SIM115
-            render_terminal(records, console, title=f"run {run_id}")
-            console.file.close()
+            with open(args.out, "w", encoding="utf-8") as handle:
+                render_terminal(records, Console(file=handle, width=200), title=f"run {run_id}")
         else:
             render_terminal(records, Console(), title=f"run {run_id}")
         return EXIT_OK
-    text = render(records, args.format, title=title)
-    if args.out:
-        write_text(args.out, text)
-        Console(stderr=True).print(f"wrote {args.out}")
-    else:
-        sys.stdout.write(text)
+    _emit(render(records, args.format, title=title, context=context), args.out)
     return EXIT_OK
 
 
-def _cmd_gate(args: argparse.Namespace) -> int:
-    from harness.gate.command import run_gate
+def _report_comparison(store: Any, run_id: str, args: argparse.Namespace) -> int:
+    from harness.report import compare, compare_render
 
-    reports = _reports_dir(args.reports)
-
-    def remeasure(run_id: str, pairs: set[tuple[str, str, str]], scale: float) -> None:
-        _remeasure(args, reports, run_id, pairs, scale)
-
-    return run_gate(args, reports, remeasure)
-
-
-def _remeasure(args: argparse.Namespace, reports: Path, run_id: str, pairs: set[tuple[str, str, str]], scale: float) -> None:
-    """Measure the given pairs of a stored run again, longer, into that run."""
-    from harness.results.files import read_run_meta
-    from harness.results.open import open_store
-
-    with open_store(args.store, reports, must_exist=True) as store:
-        run_dir = Path(store.run(run_id).run_dir)  # type: ignore[union-attr]
-    meta = read_run_meta(run_dir)
-    inventory = args.inventory or (Path(meta["inventory"]) if meta.get("inventory") else None)
-    devices = sorted({device for device, _, _ in pairs})
-    variants = sorted({variant for _, _, variant in pairs})
-    code = _run_pipeline(
-        Path(meta["recipe"]), ",".join(variants), ",".join(devices), reports, command="run",
-        inventory_path=inventory, resume=run_id, remeasure=frozenset((d, v) for d, _, v in pairs),
-        measure_scale=scale, show=False, store_url=args.store,
-    )
-    if code != EXIT_OK:
-        sys.stderr.write(f"harness gate: re-measurement ended with exit {code}; deciding on what is stored\n")
-
-
-def _report_comparison(store: Any, baseline: str, candidate: str, args: argparse.Namespace) -> int:
-    import json
-
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
-    from harness.report.compare import compare_runs
-    from harness.report.write import write_text
-
-    rows = compare_runs(store, baseline, candidate)
-    if args.format == "json":
-        text = json.dumps({"baseline": baseline, "candidate": candidate, "pairs": [r.to_dict() for r in rows]}, indent=1) + "\n"
-        if args.out:
-            write_text(args.out, text)
-        else:
-            sys.stdout.write(text)
-        return EXIT_OK
+    if args.format == "benchmark-json":
+        raise InputError("a comparison has no pytest-benchmark form", source="--format",
+                         hint="export each run with --format benchmark-json and run `pytest-benchmark compare A B`")
+    if args.baseline:
+        report = compare.run_comparison(store, store.resolve_run(args.baseline), run_id)
+    elif args.versus == "variants":
+        report = compare.compare_variants(store, run_id, args.reference or "fp32")
+    else:
+        report = compare.compare_devices(store, run_id, args.reference)
     if args.format != "table":
-        raise InputError("comparisons render as table or json for now", source="--format", hint="use --format table or json")
-    table = Table(title=f"{candidate} vs baseline {baseline}", title_justify="left", box=box.SIMPLE_HEAD)
-    for header in ("device", "model", "variant", "base p50 ms", "cand p50 ms", "ratio", "p-value", "effect", "verdict"):
-        table.add_column(header, justify="left" if header in ("device", "model", "variant", "verdict") else "right")
-    for r in rows:
-        num = (lambda v, f: "—" if v is None else format(v, f))  # noqa: E731
-        style = {"slower": "red", "faster": "green"}.get(r.verdict, "")
-        table.add_row(
-            r.device, r.model, r.variant, num(r.baseline_p50_ms, ".3f"), num(r.candidate_p50_ms, ".3f"),
-            num(r.ratio, ".3f"), num(r.p_value, ".2g"), num(r.effect, "+.2f"), f"[{style}]{r.verdict}[/{style}]" if style else r.verdict,
-        )
-    Console().print(table)
+        _emit(compare_render.render(report, args.format), args.out)
+        return EXIT_OK
+    from rich.console import Console
+
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            compare_render.render_table(report, Console(file=handle, width=200))
+    else:
+        compare_render.render_table(report, Console())
     return EXIT_OK
 
 
@@ -580,6 +585,69 @@ def _cmd_store(args: argparse.Namespace) -> int:
             f"{summary.runs_unchanged} already present; {summary.records_written} record(s) written"
         )
     return EXIT_OK
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from harness.report import history, history_render
+
+    with _open_store(args) as store:
+        if not args.trend:
+            for flag in ("model", "variant", "device"):
+                if getattr(args, flag) != "*":
+                    raise InputError(f"--{flag} selects what --trend shows", source=f"--{flag}",
+                                     hint="add --trend METRIC (e.g. --trend p90), or drop the filter")
+            runs = history.run_summaries(store)
+            if not runs:
+                raise InputError("no runs recorded yet", source=store.location, hint="run `harness demo` or `harness run` first")
+            if args.format == "table":
+                _print(history_render.runs_table(runs))
+            else:
+                sys.stdout.write(history_render.render_runs(runs, args.format))
+            return EXIT_OK
+        found = history.trends(store, args.trend, device=args.device, model=args.model, variant=args.variant)
+        history.require_trends(found, store, device=args.device, model=args.model, variant=args.variant)
+    if args.format == "table":
+        _print(*history_render.trend_tables(found))
+    else:
+        sys.stdout.write(history_render.render_trends(found, args.format))
+    return EXIT_OK
+
+
+def _print(*renderables: Any) -> None:
+    from rich.console import Console
+
+    Console().print(*renderables)
+
+
+def _cmd_gate(args: argparse.Namespace) -> int:
+    from harness.gate.command import run_gate
+
+    reports = _reports_dir(args.reports)
+
+    def remeasure(run_id: str, pairs: set[tuple[str, str, str]], scale: float) -> None:
+        _remeasure(args, reports, run_id, pairs, scale)
+
+    return run_gate(args, reports, remeasure)
+
+
+def _remeasure(args: argparse.Namespace, reports: Path, run_id: str, pairs: set[tuple[str, str, str]], scale: float) -> None:
+    """Measure the given pairs of a stored run again, longer, into that run."""
+    from harness.results.files import read_run_meta
+    from harness.results.open import open_store
+
+    with open_store(args.store, reports, must_exist=True) as store:
+        run_dir = Path(store.run(run_id).run_dir)  # type: ignore[union-attr]
+    meta = read_run_meta(run_dir)
+    inventory = args.inventory or (Path(meta["inventory"]) if meta.get("inventory") else None)
+    devices = sorted({device for device, _, _ in pairs})
+    variants = sorted({variant for _, _, variant in pairs})
+    code = _run_pipeline(
+        Path(meta["recipe"]), ",".join(variants), ",".join(devices), reports, command="run",
+        inventory_path=inventory, resume=run_id, remeasure=frozenset((d, v) for d, _, v in pairs),
+        measure_scale=scale, show=False, store_url=args.store,
+    )
+    if code != EXIT_OK:
+        sys.stderr.write(f"harness gate: re-measurement ended with exit {code}; deciding on what is stored\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -217,14 +217,12 @@ def demo_artifacts(demo_recipe, demo_datasets, session_cache):
     return convert_variants(demo_recipe, DEFAULT_VARIANTS, calibration, session_cache)
 
 
+
 @pytest.fixture(scope="session")
 def demo_run(demo_artifacts, session_cache, tmp_path_factory):
-    """One real demo run (variants come from the session's conversion cache),
-    shared by the demo and store tests: treat its folder and database as read-only."""
-    import os
-    import subprocess
-    import sys
-
+    """One real `harness demo` per session (variants come from the session's
+    conversion cache): (reports folder, run folder, the finished process).
+    Treat it as read-only; copy the reports folder to add runs to it."""
     reports = tmp_path_factory.mktemp("reports")
     env = dict(os.environ, HARNESS_REPORTS=str(reports), HARNESS_CACHE=str(session_cache), COLUMNS="220")
     env.pop("HARNESS_STORE", None)  # the default store: reports/results.sqlite

@@ -4,7 +4,7 @@ can be re-run on any stored run, as often as needed."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 from harness.budgets import LATENCY_BOUNDS, Budget
 from harness.gate.checks import (
@@ -16,14 +16,9 @@ from harness.gate.checks import (
     check_regression,
 )
 from harness.results.record import Record
+from harness.results.store import ResultsStore as ResultsReader  # any back end
 
 
-class ResultsReader(Protocol):
-    """What the gate needs from a results store (any back end)."""
-
-    def records(self, run_id: str) -> list[Record]: ...
-
-    def samples_ns(self, run_id: str, device: str, model: str, variant: str) -> list[int]: ...
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,23 @@
-"""Two runs side by side: per (device, model, variant), is the candidate
-slower than the baseline? Decided on the raw samples with the Mann–Whitney
-test of harness/measure/stats.py, never by comparing two medians."""
+"""Comparisons on the raw samples, decided with the Mann–Whitney test of
+harness/measure/stats.py, never by comparing two medians:
+
+- two runs (baseline vs candidate), pair by pair;
+- inside one run, every variant against a reference variant on the same
+  device (variant vs variant), or every device against a reference device
+  for the same variant (device vs device).
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NoReturn, Sequence
 
+from harness.errors import InputError
 from harness.measure.stats import compare_samples
-from harness.results.store import ResultsStore
+from harness.report.history import Key, ResultsReader
+from harness.results.record import Record
+
+VERDICTS = ("slower", "faster", "same", "added", "removed", "failed")
 
 
 @dataclass(frozen=True)
@@ -24,33 +33,103 @@ class PairComparison:
     effect: float | None = None
     n_baseline: int | None = None
     n_candidate: int | None = None
+    # What this pair is compared with: the baseline run id, the reference
+    # variant or the reference device.
+    against: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def compare_runs(store: ResultsStore, baseline_run: str, candidate_run: str) -> list[PairComparison]:
+@dataclass(frozen=True)
+class ComparisonReport:
+    kind: str  # runs | variants | devices
+    baseline: str  # run id, reference variant or reference device
+    candidate: str  # the (candidate) run id
+    rows: tuple[PairComparison, ...]
+
+    @property
+    def title(self) -> str:
+        if self.kind == "runs":
+            return f"run {self.candidate} vs baseline run {self.baseline}"
+        if self.kind == "variants":
+            return f"run {self.candidate}: every variant vs {self.baseline} on the same device"
+        return f"run {self.candidate}: every device vs {self.baseline} for the same variant"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "baseline": self.baseline, "candidate": self.candidate,
+                "pairs": [r.to_dict() for r in self.rows]}
+
+    def counts(self) -> dict[str, int]:
+        return {v: n for v in VERDICTS if (n := sum(1 for r in self.rows if r.verdict == v))}
+
+
+def _pair(shown: Key, against: str, base_ns: Sequence[int], cand_ns: Sequence[int]) -> PairComparison:
+    device, model, variant = shown
+    if not base_ns or not cand_ns:
+        return PairComparison(device, model, variant, "failed", against=against)
+    c = compare_samples([v / 1e6 for v in base_ns], [v / 1e6 for v in cand_ns])
+    return PairComparison(
+        device, model, variant, c.verdict, c.baseline_p50, c.candidate_p50, c.ratio, c.p_value, c.effect,
+        c.n_baseline, c.n_candidate, against,
+    )
+
+
+def compare_runs(store: ResultsReader, baseline_run: str, candidate_run: str) -> list[PairComparison]:
     baseline = {r.key: r for r in store.records(baseline_run)}
     candidate = {r.key: r for r in store.records(candidate_run)}
     out: list[PairComparison] = []
     for key in sorted(set(baseline) | set(candidate)):
-        device, model, variant = key
-        if key not in baseline:
-            out.append(PairComparison(device, model, variant, "added"))
+        if key not in baseline or key not in candidate:
+            out.append(PairComparison(*key, "added" if key not in baseline else "removed", against=baseline_run))
             continue
-        if key not in candidate:
-            out.append(PairComparison(device, model, variant, "removed"))
-            continue
-        base_ns = store.samples_ns(baseline_run, *key)
-        cand_ns = store.samples_ns(candidate_run, *key)
-        if not base_ns or not cand_ns:
-            out.append(PairComparison(device, model, variant, "failed"))
-            continue
-        c = compare_samples([v / 1e6 for v in base_ns], [v / 1e6 for v in cand_ns])
-        out.append(
-            PairComparison(
-                device, model, variant, c.verdict, c.baseline_p50, c.candidate_p50, c.ratio, c.p_value, c.effect,
-                c.n_baseline, c.n_candidate,
-            )
-        )
+        out.append(_pair(key, baseline_run, store.samples_ns(baseline_run, *key), store.samples_ns(candidate_run, *key)))
     return out
+
+
+def run_comparison(store: ResultsReader, baseline_run: str, candidate_run: str) -> ComparisonReport:
+    return ComparisonReport("runs", baseline_run, candidate_run, tuple(compare_runs(store, baseline_run, candidate_run)))
+
+
+def compare_variants(store: ResultsReader, run_id: str, reference: str = "fp32") -> ComparisonReport:
+    """Every variant against ``reference`` on the same device and model."""
+    records = store.records(run_id)
+    refs = {(r.device.name, r.model.name): r for r in records if r.model.variant == reference}
+    if not refs:
+        _no_reference("--reference", reference, sorted({r.model.variant for r in records}), run_id)
+    rows = []
+    for record in records:
+        ref = refs.get((record.device.name, record.model.name))
+        if ref is None or record is ref:
+            continue
+        rows.append(_pair(record.key, reference, _samples(store, run_id, ref), _samples(store, run_id, record)))
+    return ComparisonReport("variants", reference, run_id, tuple(rows))
+
+
+def compare_devices(store: ResultsReader, run_id: str, reference: str | None = None) -> ComparisonReport:
+    """Every device against ``reference`` (default: the run's first device)
+    for the same model and variant."""
+    records = store.records(run_id)
+    devices = list(dict.fromkeys(r.device.name for r in records))
+    reference = reference or (devices[0] if devices else "")
+    if reference not in devices:
+        _no_reference("--reference", reference, devices, run_id)
+    refs = {(r.model.name, r.model.variant): r for r in records if r.device.name == reference}
+    rows = []
+    for record in records:
+        ref = refs.get((record.model.name, record.model.variant))
+        if ref is None or record.device.name == reference:
+            continue
+        rows.append(_pair(record.key, reference, _samples(store, run_id, ref), _samples(store, run_id, record)))
+    return ComparisonReport("devices", reference, run_id, tuple(rows))
+
+
+def _samples(store: ResultsReader, run_id: str, record: Record) -> list[int]:
+    return store.samples_ns(run_id, *record.key) if record.status == "ok" else []
+
+
+def _no_reference(flag: str, name: str, known: Sequence[str], run_id: str) -> NoReturn:
+    raise InputError(
+        f"run {run_id} has no {name!r} to compare with", source=flag,
+        hint=f"pass one of: {', '.join(known) or 'none (the run has no records)'}",
+    )

@@ -1,4 +1,5 @@
-"""One self-contained HTML file: tables and inline SVG charts, no network.
+"""One self-contained HTML file: tables, inline SVG charts and an inline
+script for tooltips and variant toggles; nothing is fetched.
 
 Every string that came from a record, an inventory or a recipe goes through
 html.escape: device and model names are user input.
@@ -6,11 +7,18 @@ html.escape: device and model names are user input.
 
 from __future__ import annotations
 
-import math
+from dataclasses import replace
 from html import escape
 from typing import Sequence
 
+from harness.report import charts
+from harness.report.compare import ComparisonReport
+from harness.report.compare_render import html_table, ratio_dots, summary_line
+from harness.report.context import ReportContext
+from harness.report.history import METRICS
+from harness.report.page import page, toggles
 from harness.report.view import (
+    SensitiveLayer,
     HEADERS,
     DeviceSection,
     cells,
@@ -22,43 +30,103 @@ from harness.report.view import (
     sections,
     sensitive_layers,
 )
-from harness.results.record import Record
+from harness.results.record import LatencyMs, Record
 
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#1d232a;max-width:1200px}
-h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
-table{border-collapse:collapse;margin:.5rem 0;font-variant-numeric:tabular-nums}
-th,td{padding:.3rem .6rem;border-bottom:1px solid #dde3ea;text-align:right;white-space:nowrap}
-.scroll{overflow-x:auto;max-width:100%}
-th{background:#f3f6f9}td.l,th.l{text-align:left}
-tr.failed td{color:#b00020}.slower{color:#b00020}.faster{color:#137333}
-.note{color:#4a5562;font-size:.9rem}td.wrap{white-space:normal;max-width:28rem}.charts{display:flex;gap:2rem;flex-wrap:wrap}
-svg text{font:11px system-ui,sans-serif;fill:#1d232a}
-"""
+NOTE = (
+    "<p class='note'>Latency: <code>invoke()</code> only, every sample kept; the p90 interval is the "
+    "distribution-free 95% order-statistic bound. Ratios compare with fp32 on the same device in the same "
+    "run. mAP is COCO mAP@[.5:.95] on the device's own detections; its change against fp32 in points (0.01 mAP; "
+    "negative = lost). Hover a mark for its numbers; untick a variant to hide it everywhere.</p>"
+)
 
 
-def render_html(records: Sequence[Record], *, title: str) -> str:
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
-    ]
+def render_html(records: Sequence[Record], *, title: str, context: ReportContext | None = None) -> str:
+    context = context or ReportContext()
+    body = [toggles(r.model.variant for section in sections(records) for r in (row.record for row in section.rows))]
     group = None
     for section in sections(records):
         if section.group != group:
             group = section.group
-            parts.append(f"<h2>{escape(group)}</h2>")
-        parts.append(_section(section))
-    parts.append(
-        "<p class='note'>Latency: <code>invoke()</code> only, every sample kept; the p90 interval is the "
-        "distribution-free 95% order-statistic bound. Ratios compare with fp32 on the same device in the same "
-        "run. mAP is COCO mAP@[.5:.95] on the device's own detections; its change against fp32 in points (0.01 mAP; negative = lost).</p>"
-    )
-    parts.append("</body></html>")
-    return "\n".join(parts)
+            body.append(f"<h2>{escape(group)}</h2>")
+        body.append(_section(section, context))
+    for comparison in context.comparisons:
+        if comparison.kind == "devices":
+            body.append(_comparison(comparison, "Device vs device (same variant, Mann–Whitney on the raw samples)"))
+    body.append(NOTE)
+    return page(title, body)
 
 
-def _section(section: DeviceSection) -> str:
+def _comparison(report: ComparisonReport, heading: str) -> str:
+    if not report.rows:
+        return ""
+    return (f"<h3>{escape(heading)}</h3><p>{escape(summary_line(report))}</p>" + html_table(report)
+            + f"<div class='charts'>{ratio_dots(report)}</div>")
+
+
+def _section_comparison(section: DeviceSection, context: ReportContext) -> str:
+    for report in context.comparisons:
+        if report.kind == "variants":
+            rows = tuple(r for r in report.rows if r.device == section.device and r.model == section.model)
+            return _comparison(replace(report, rows=rows), f"Each variant vs {report.baseline} on {section.device} "
+                               "(Mann–Whitney on the raw samples)")
+    return ""
+
+
+def _charts(section: DeviceSection, context: ReportContext) -> str:
+    ok = [row.record for row in section.rows if row.record.status == "ok"]
+    points = [charts.TradeOff(r.model.variant, r.latency_ms.p50, r.accuracy.map) for r in ok if r.latency_ms and r.accuracy]
+    dists = [
+        charts.Distribution(r.model.variant, context.samples_ms.get(r.key) or _summary_points(r.latency_ms))
+        for r in ok if r.latency_ms
+    ]
+    memory = [
+        charts.Bar(r.model.variant, r.model.variant, r.memory_mb.peak, f"{r.memory_mb.peak:.1f}",
+                   f"{r.model.variant}: peak RSS {r.memory_mb.peak:.1f} MiB (after load "
+                   f"{_num(r.memory_mb.after_load)}, before {_num(r.memory_mb.baseline)})")
+        for r in ok if r.memory_mb and r.memory_mb.peak is not None
+    ]
+    sizes = [
+        charts.Bar(row.variant, row.variant, row.record.model.size_bytes / 1e6, f"{row.record.model.size_bytes / 1e6:.2f}",
+                   f"{row.variant}: {row.record.model.size_bytes} bytes")
+        for row in section.rows if row.record.model.size_bytes
+    ]
+    return "<div class='charts'>" + "".join([
+        charts.tradeoff_chart(points, device=section.device),
+        charts.distribution_chart(dists, device=section.device),
+        charts.bar_chart(memory, title="peak resident memory (MiB)"),
+        charts.bar_chart(sizes, title="model size (MB)"),
+    ]) + "</div>"
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def _summary_points(lat: LatencyMs) -> tuple[float, ...]:
+    """Without raw samples, the record's own quantiles stand in for them."""
+    return tuple(sorted((lat.min, lat.p50, lat.p50, lat.p90, lat.p99, lat.max)))
+
+
+def _trend(section: DeviceSection, context: ReportContext) -> str:
+    mine = [t for t in context.trends if t.key[:2] == (section.device, section.model)]
+    if not mine:
+        return ""
+    runs = sorted({p.run_id: p.created_at for t in mine for p in t.points}.items(), key=lambda kv: (kv[1], kv[0]))
+    index = {run_id: i for i, (run_id, _) in enumerate(runs)}
+    series = [
+        charts.Series(
+            t.key[2], f"{t.key[2]}: p50 over {len(t.points)} runs",
+            tuple((index[p.run_id], p.value, f"{t.key[2]} in run {p.run_id} ({p.created_at}): p50 {p.value:.3f} ms")
+                  for p in t.points if p.value is not None),
+        )
+        for t in mine
+    ]
+    metric = METRICS["p50"]
+    return charts.trend_chart(series, [r for r, _ in runs], title=f"{metric.label} across runs on {section.device}",
+                              unit=metric.unit)
+
+
+def _section(section: DeviceSection, context: ReportContext) -> str:
     out = [
         f"<h3>{escape(section.heading)}</h3>",
         "<div class='scroll'><table><thead><tr>",
@@ -68,7 +136,7 @@ def _section(section: DeviceSection) -> str:
     for row in section.rows:
         c = cells(row)
         cls = "failed" if row.record.status != "ok" else ""
-        out.append(f"<tr class='{cls}'>")
+        out.append(f"<tr class='{cls}' data-variant='{escape(row.variant, quote=True)}'>")
         for key, _ in HEADERS:
             value = escape(str(getattr(c, key)))
             klass = "l" if key in ("variant", "flags") else ""
@@ -81,9 +149,11 @@ def _section(section: DeviceSection) -> str:
     notes = findings(section)
     if notes:
         out.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")
-    out.append("<div class='charts'>" + _scatter(section) + _size_bars(section) + "</div>")
+    out.append(_charts(section, context))
+    out.append(_section_comparison(section, context))
     if has_quantization(section):
         out.append(_quantization(section))
+    out.append(_trend(section, context))
     return "\n".join(out)
 
 
@@ -97,7 +167,8 @@ def _quantization(section: DeviceSection) -> str:
     out += [f"<th>loads in {escape(r)}</th>" for r in runtimes]
     out.append("<th class='l'>how it was made</th></tr></thead><tbody>")
     for row in rows:
-        out.append(f"<tr><td class='l'>{escape(row.variant)}</td><td>{row.size_mb}</td><td>{row.map}</td><td>{escape(row.map_drop)}</td>")
+        out.append(f"<tr data-variant='{escape(row.variant, quote=True)}'><td class='l'>{escape(row.variant)}</td>"
+                   f"<td>{row.size_mb}</td><td>{row.map}</td><td>{escape(row.map_drop)}</td>")
         for r in runtimes:
             word = row.loads.get(r, "—")
             klass = "slower" if word == "FAILS" else "faster" if word == "ok" else ""
@@ -122,84 +193,24 @@ def _quantization(section: DeviceSection) -> str:
                 f"<td class='l'>{layer.in_float}</td></tr>"
             )
         out.append("</tbody></table>")
+        out.append(_sensitivity(layers))
     return "\n".join(out)
 
 
-def _scatter(section: DeviceSection) -> str:
-    """p50 latency (x) against mAP (y): the deployment trade-off at a glance."""
-    points = [
-        (row.variant, row.record.latency_ms.p50, row.record.accuracy.map)
-        for row in section.rows
-        if row.record.latency_ms and row.record.accuracy
+# Rounding alone (a uniform error of one quantisation step) gives an RMSE of
+# 1/sqrt(12) = 0.29 of the scale: layers near it lose nothing to int8.
+ROUNDING_RMSE_OVER_SCALE = 12 ** -0.5
+
+
+def _sensitivity(layers: Sequence[SensitiveLayer]) -> str:
+    bars = [
+        charts.Bar("", layer.layer, float(layer.rmse_over_scale), layer.rmse_over_scale,
+                   f"#{layer.rank} {layer.layer} ({layer.op}): RMSE/scale {layer.rmse_over_scale}, mean error "
+                   f"{layer.mean_error}, kept in float: {layer.in_float}; tensor {layer.tensor_name}",
+                   highlight=layer.in_float == "yes")
+        for layer in layers
     ]
-    if not points:
-        return ""
-    w, h, pad = 460, 280, 45
-    xs, ys = [p[1] for p in points], [p[2] for p in points]
-    # Log latency axis: variants span 0.5 ms to 100+ ms (int16x8), and a
-    # linear axis would pile every fast variant onto the origin.
-    lx0 = math.floor(math.log10(min(xs)) * 4) / 4
-    lx1 = math.ceil(math.log10(max(xs)) * 4) / 4
-    lx1 = lx1 if lx1 > lx0 else lx0 + 0.25
-    y0, y1 = max(0.0, min(ys) - 0.05), min(1.0, max(ys) + 0.05)
-    y1 = y1 if y1 > y0 else y0 + 0.1
-
-    def sx(v: float) -> float:
-        return pad + (math.log10(v) - lx0) / (lx1 - lx0) * (w - 2 * pad - 60)
-
-    def sy(v: float) -> float:
-        return h - pad - (v - y0) / (y1 - y0) * (h - 2 * pad)
-
-    svg = [
-        f"<svg width='{w}' height='{h}' role='img' aria-label='latency versus mAP'>",
-        f"<line x1='{pad}' y1='{h - pad}' x2='{w - pad}' y2='{h - pad}' stroke='#888'/>",
-        f"<line x1='{pad}' y1='{pad}' x2='{pad}' y2='{h - pad}' stroke='#888'/>",
-        f"<text x='{w / 2}' y='{h - 8}' text-anchor='middle'>p50 latency (ms, log scale)</text>",
-        f"<text x='12' y='{h / 2}' transform='rotate(-90 12 {h / 2})' text-anchor='middle'>mAP</text>",
-        f"<text x='{pad - 4}' y='{sy(y0) + 4:.1f}' text-anchor='end'>{y0:.2f}</text>",
-        f"<text x='{pad - 4}' y='{sy(y1) + 4:.1f}' text-anchor='end'>{y1:.2f}</text>",
-    ]
-    for tick in _log_ticks(10**lx0, 10**lx1):
-        svg.append(f"<line x1='{sx(tick):.1f}' y1='{h - pad}' x2='{sx(tick):.1f}' y2='{h - pad + 4}' stroke='#888'/>")
-        svg.append(f"<text x='{sx(tick):.1f}' y='{h - pad + 16}' text-anchor='middle'>{tick:g}</text>")
-    placed: list[tuple[float, float, float]] = []  # (x, y, width) of labels drawn
-    for name, x, y in sorted(points, key=lambda p: (-p[2], p[1])):
-        cx, cy = sx(x), sy(y)
-        svg.append(f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='4' fill='#1f6feb'><title>{escape(name)}</title></circle>")
-        # Nudge the label down until it clears the labels already drawn.
-        label_w, ly = 6.2 * len(name), cy - 6
-        while any(abs(ly - py) < 12 and cx + 6 < px + pw and px < cx + 6 + label_w for px, py, pw in placed):
-            ly += 12
-        placed.append((cx + 6, ly, label_w))
-        svg.append(f"<text x='{cx + 6:.1f}' y='{ly:.1f}'>{escape(name)}</text>")
-    svg.append("</svg>")
-    return "".join(svg)
-
-
-def _log_ticks(lo: float, hi: float) -> list[float]:
-    """1, 2, 5 x powers of ten inside [lo, hi]."""
-    ticks = []
-    for exponent in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
-        for mantissa in (1, 2, 5):
-            value = mantissa * 10.0**exponent
-            if lo <= value <= hi:
-                ticks.append(value)
-    return ticks
-
-
-def _size_bars(section: DeviceSection) -> str:
-    bars = [(row.variant, row.record.model.size_bytes) for row in section.rows if row.record.model.size_bytes]
-    if not bars:
-        return ""
-    w, bar_h, label_w = 420, 20, 110
-    top = max(b[1] for b in bars)
-    svg = [f"<svg width='{w}' height='{len(bars) * (bar_h + 6) + 24}' role='img' aria-label='model size'>"]
-    svg.append("<text x='0' y='12'>model size (MB)</text>")
-    for i, (name, size) in enumerate(bars):
-        y = 20 + i * (bar_h + 6)
-        length = (w - label_w - 60) * size / top
-        svg.append(f"<text x='0' y='{y + 14}'>{escape(name)}</text>")
-        svg.append(f"<rect x='{label_w}' y='{y}' width='{length:.1f}' height='{bar_h}' fill='#8fb8f0'/>")
-        svg.append(f"<text x='{label_w + length + 4:.1f}' y='{y + 14}'>{size / 1e6:.2f}</text>")
-    svg.append("</svg>")
-    return "".join(svg)
+    return "<div class='charts'>" + charts.bar_chart(
+        bars, title="quantization sensitivity per layer (RMSE / scale; red: kept in float)",
+        reference=(ROUNDING_RMSE_OVER_SCALE, "rounding alone"),
+    ) + "</div>"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
+from harness.report.compare_render import markdown_table, summary_line
+from harness.report.context import ReportContext
 from harness.report.view import (
     HEADERS,
     DeviceSection,
     cells,
+    fmt_ms,
     findings,
     has_quantization,
     quantization_findings,
@@ -48,7 +52,33 @@ def _quantization(section: DeviceSection) -> list[str]:
     return out
 
 
-def render_markdown(records: Sequence[Record], *, title: str) -> str:
+def _variant_verdicts(section: DeviceSection, context: ReportContext) -> list[str]:
+    for report in context.comparisons:
+        if report.kind == "variants":
+            rows = tuple(r for r in report.rows if r.device == section.device and r.model == section.model)
+            if rows:
+                report = replace(report, rows=rows)
+                return [f"Each variant vs {report.baseline} (Mann–Whitney on the raw samples): "
+                        f"{_escape(summary_line(report))}", "", *markdown_table(report), ""]
+    return []
+
+
+def _trend(section: DeviceSection, context: ReportContext, last: int = 6) -> list[str]:
+    """p50 of each variant in the last runs that measured it, oldest first."""
+    mine = [t for t in context.trends if t.key[:2] == (section.device, section.model)]
+    if not mine:
+        return []
+    runs = sorted({p.run_id: p.created_at for t in mine for p in t.points}.items(), key=lambda kv: (kv[1], kv[0]))[-last:]
+    out = [f"p50 ms across runs on `{_escape(section.device)}`:", "",
+           "| variant | " + " | ".join(_escape(r) for r, _ in runs) + " |", "|:--|" + "--:|" * len(runs)]
+    for t in mine:
+        values = {p.run_id: p.value for p in t.points}
+        out.append(f"| {_escape(t.key[2])} | " + " | ".join(fmt_ms(values.get(r)) for r, _ in runs) + " |")
+    return out + [""]
+
+
+def render_markdown(records: Sequence[Record], *, title: str, context: ReportContext | None = None) -> str:
+    context = context or ReportContext()
     out = [f"# {_escape(title)}", ""]
     group = None
     for section in sections(records):
@@ -67,8 +97,13 @@ def render_markdown(records: Sequence[Record], *, title: str) -> str:
             out.append("")
             out.extend(f"- {_escape(line)}" for line in notes)
         out.append("")
+        out.extend(_variant_verdicts(section, context))
         if has_quantization(section):
             out.extend(_quantization(section))
+        out.extend(_trend(section, context))
+    for report in context.comparisons:
+        if report.kind == "devices" and report.rows:
+            out += [f"## Device vs device: {_escape(summary_line(report))}", "", *markdown_table(report), ""]
     out.append(
         "Latency: `invoke()` only, every sample kept; p90 interval is the distribution-free 95% "
         "order-statistic bound. Ratios compare with fp32 on the same device in the same run. "

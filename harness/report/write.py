@@ -9,21 +9,28 @@ from pathlib import Path
 from typing import Sequence
 
 from harness.errors import InputError
+from harness.report.context import ReportContext
 from harness.report.view import sections
 from harness.results.record import Record
 
-FORMATS = ("table", "md", "html", "json", "csv")
+FORMATS = ("table", "md", "html", "json", "csv", "benchmark-json")
 
 
-def render(records: Sequence[Record], fmt: str, *, title: str) -> str:
+def render(records: Sequence[Record], fmt: str, *, title: str, context: ReportContext | None = None) -> str:
     if fmt == "md":
         from harness.report.markdown import render_markdown
 
-        return render_markdown(records, title=title)
+        return render_markdown(records, title=title, context=context)
     if fmt == "html":
         from harness.report.html import render_html
 
-        return render_html(records, title=title)
+        return render_html(records, title=title, context=context)
+    if fmt == "benchmark-json":
+        from harness.report.benchmark_json import render_benchmark_json
+
+        run_id = records[0].run_id if records else ""
+        created = min((r.created_at for r in records), default="")
+        return render_benchmark_json(run_id, created, records, (context or ReportContext()).samples_ms)
     if fmt == "json":
         return json.dumps([r.to_dict() for r in records], indent=1) + "\n"
     if fmt == "csv":
@@ -61,7 +68,9 @@ def write_text(path: Path, text: str) -> Path:
     return path
 
 
-def write_run_reports(records: Sequence[Record], run_dir: Path, *, title: str) -> tuple[Path, Path]:
-    md = write_text(run_dir / "report.md", render(records, "md", title=title))
-    html = write_text(run_dir / "report.html", render(records, "html", title=title))
+def write_run_reports(
+    records: Sequence[Record], run_dir: Path, *, title: str, context: ReportContext | None = None
+) -> tuple[Path, Path]:
+    md = write_text(run_dir / "report.md", render(records, "md", title=title, context=context))
+    html = write_text(run_dir / "report.html", render(records, "html", title=title, context=context))
     return md, html

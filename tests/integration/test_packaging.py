@@ -27,6 +27,7 @@ def test_wheel_ships_agent_profiles_and_demo_model(tmp_path):
         "harness/_models/demo-detector/model.yaml",
         "harness/_models/demo-detector/detector.h5",
         "harness/_models/demo-detector/anchors.npy",
+        "harness/report/report.js",  # inlined into every HTML report
     ):
         assert required in names, required
     assert not any("__pycache__" in n for n in names)

@@ -1,0 +1,145 @@
+"""Reports of the session's real demo run: the HTML in a real browser,
+comparisons on real measurements, history, pytest-benchmark's compare.
+
+The demo run is shared (tests/conftest.py `demo_run`); tests that add runs
+work on a copy of its reports folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from harness.results.record import DeviceInfo, ModelInfo
+from harness.results.store import RunInfo, SqliteStore
+from harness.variants import DEFAULT_VARIANTS
+from tests import browser
+from tests.unit.test_reports import samples_ns
+from tests.unit.test_store import make_record
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def with_slower_run(demo_run, demo_artifacts, session_cache, tmp_path_factory):
+    """A copy of the demo's reports plus one `harness run --model
+    demo-detector.tflite` whose file is really the int16x8 variant: the same
+    (device, model, variant) key as the demo's fp32, really measured slower."""
+    reports, run_dir, _ = demo_run
+    copy = tmp_path_factory.mktemp("reports-copy") / "reports"
+    shutil.copytree(reports, copy, ignore=shutil.ignore_patterns(".cache"))
+    model = copy.parent / "demo-detector.tflite"
+    shutil.copyfile(demo_artifacts["int16x8"].path, model)
+    env = dict(os.environ, HARNESS_REPORTS=str(copy), HARNESS_CACHE=str(session_cache), COLUMNS="200")
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--model", str(model)], cwd=copy.parent, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (candidate,) = [p.name for p in copy.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != run_dir.name]
+    return copy, run_dir.name, candidate
+
+
+def report_json(run_cli, reports: Path, *argv: str) -> dict:
+    result = run_cli(*argv, "--format", "json", "--reports", str(reports))
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_demo_html_renders_its_charts_in_chromium_without_network(demo_run, tmp_path):
+    _, run_dir, _ = demo_run
+    page = browser.load(run_dir / "report.html", tmp_path / "chromium", fragment="#hide=int16x8")
+    assert page.page_requests == ()
+    body = re.search(r"<body[^>]*>", page.dom).group(0)
+    charts = int(re.search(r"data-charts=\"(\d+)\"", body).group(1))  # set by the report's script once it ran
+    assert charts >= 5, body  # trade-off, distributions, memory, size, sensitivity
+    assert page.dom.count("class=\"front\"") >= 1 and "Pareto" in page.dom
+    for variant in DEFAULT_VARIANTS:
+        assert f"data-variant=\"{variant}\"" in page.dom, variant
+    # The URL fragment unticked int16x8: its rows and marks are hidden, the others are not.
+    hidden = re.findall(r"<(?:tr|g)[^>]*class=\"[^\"]*\boff\b[^\"]*\"[^>]*>", page.dom)
+    assert hidden and all("data-variant=\"int16x8\"" in tag for tag in hidden)
+
+
+def test_the_network_check_catches_a_page_that_fetches(tmp_path):
+    """The detector above can fail: a page that loads an image over http is caught."""
+    leaky = tmp_path / "leaky.html"
+    leaky.write_text("<!doctype html><title>t</title><img src='http://127.0.0.1:9/x.png'>")
+    assert browser.load(leaky, tmp_path / "chromium").page_requests == ("http://127.0.0.1:9/x.png",)
+
+
+def test_a_script_in_a_name_is_shown_as_text_not_run(run_cli, tmp_path):
+    hostile = "<script>document.title='pwned'</script>\"'><img src=x onerror=\"document.title='pwned'\">"
+    with SqliteStore(tmp_path / "results.sqlite") as store:
+        store.begin_run(RunInfo("h1", "2026-01-01T00:00:00Z", "0.1.0", "finished", "run", str(tmp_path)))
+        for variant in ("fp32", "int8"):
+            base = make_record(run_id="h1", variant=variant)
+            store.add_record(replace(base, device=DeviceInfo(hostile, "x86-cpu"), model=ModelInfo(hostile, variant, size_bytes=9)),
+                             samples_ns(2.0))
+    out = tmp_path / "hostile.html"
+    assert run_cli("report", "--format", "html", "--out", str(out), "--reports", str(tmp_path)).exit_code == 0
+    page = browser.load(out, tmp_path / "chromium")
+    assert "<title>Edge Harness run h1</title>" in page.dom and "pwned</title>" not in page.dom
+    assert "&lt;script&gt;document.title='pwned'&lt;/script&gt;" in page.dom  # shown as text
+    assert "data-charts=" in page.dom  # the report's own script still ran
+
+
+def test_a_run_compared_with_itself_is_same_for_every_pair(demo_run, run_cli):
+    reports, run_dir, _ = demo_run
+    pairs = report_json(run_cli, reports, "report", run_dir.name, "--baseline", run_dir.name)["pairs"]
+    assert len(pairs) == len(DEFAULT_VARIANTS)
+    assert {p["verdict"] for p in pairs} == {"same"} and {p["ratio"] for p in pairs} == {1.0}
+
+
+def test_a_really_slower_model_is_flagged_slower_in_every_form(with_slower_run, run_cli):
+    reports, baseline, candidate = with_slower_run
+    pairs = {p["variant"]: p for p in report_json(run_cli, reports, "report", candidate, "--baseline", baseline)["pairs"]}
+    fp32 = pairs.pop("fp32")
+    assert fp32["verdict"] == "slower" and fp32["ratio"] > 5 and fp32["p_value"] < 1e-6 and fp32["effect"] > 0.9, fp32
+    assert {p["verdict"] for p in pairs.values()} == {"removed"}  # the candidate ran one model only
+    for fmt, needle in (("md", "| **slower** |"), ("html", "class='verdict-slower'"), ("csv", ",slower,"),
+                        ("table", "slower")):
+        result = run_cli("report", candidate, "--baseline", baseline, "--format", fmt, "--reports", str(reports))
+        assert result.exit_code == 0 and needle in result.stdout, (fmt, result.stdout[-2000:])
+
+
+def test_history_lists_both_runs_and_the_trend_rises(with_slower_run, run_cli):
+    reports, baseline, candidate = with_slower_run
+    runs = report_json(run_cli, reports, "history")["runs"]
+    assert [(r["run_id"], r["command"], r["ok"]) for r in runs] == [(baseline, "demo", len(DEFAULT_VARIANTS)), (candidate, "run", 1)]
+    (trend,) = report_json(run_cli, reports, "history", "--trend", "p90", "--model", "demo-detector",
+                           "--variant", "fp32", "--device", "local")["trends"]
+    first, second = trend["points"]
+    assert second["value"] > 5 * first["value"] and second["vs_previous"] > 5
+    html = (reports / candidate / "report.html").read_text()
+    assert "p50 latency across runs on local" in html  # the run's own report draws the trend
+
+
+def test_variant_vs_variant_inside_the_demo_run(demo_run, run_cli):
+    reports, run_dir, _ = demo_run
+    report = report_json(run_cli, reports, "report", run_dir.name, "--versus", "variants")
+    verdicts = {p["variant"]: p["verdict"] for p in report["pairs"]}
+    assert report["kind"] == "variants" and verdicts["int16x8"] == "slower" and "fp32" not in verdicts
+
+
+def test_pytest_benchmark_compare_reads_the_exported_runs(with_slower_run, run_cli, tmp_path):
+    reports, baseline, candidate = with_slower_run
+    files = []
+    for run in (baseline, candidate):
+        out = tmp_path / f"{run}.json"
+        assert run_cli("report", run, "--format", "benchmark-json", "--out", str(out), "--reports", str(reports)).exit_code == 0
+        files.append(str(out))
+    tool = Path(sys.executable).with_name("pytest-benchmark")
+    proc = subprocess.run([str(tool), "compare", *files], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, COLUMNS="240"))
+    assert proc.returncode == 0, proc.stderr
+    assert "Failed to load" not in proc.stdout + proc.stderr
+    assert "benchmark 'demo-detector on local'" in proc.stdout
+    for variant in DEFAULT_VARIANTS:
+        assert f"demo-detector[local-{variant}]" in proc.stdout, variant

@@ -1,0 +1,177 @@
+"""Reports, comparisons and history from a store built in the test (no
+device): pure logic, escaping, the CLI's error paths. The real-measurement
+and real-browser checks are in tests/integration/test_reports.py."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from html import unescape
+
+import pytest
+
+from harness.cli import main
+from harness.errors import InputError
+from harness.report import charts, compare, history
+from harness.report.benchmark_json import render_benchmark_json, stats_s
+from harness.report.compare_render import COLUMNS, render_html as render_comparison_html, render_markdown
+from harness.report.context import load_context
+from harness.report.html import render_html
+from harness.report.page import script
+from harness.results.record import DeviceInfo, ModelInfo
+from harness.results.store import RunInfo, SqliteStore
+from tests.unit.test_store import make_record
+
+HOSTILE = "<script>document.title='pwned'</script>\"'|x"
+
+
+def samples_ns(median_ms: float, n: int = 400, seed: int = 1) -> list[int]:
+    """Deterministic spread of +-5% around a median (a Weyl sequence)."""
+    return [int(median_ms * 1e6 * (0.95 + 0.1 * ((i * 0.6180339887 * seed) % 1.0))) for i in range(n)]
+
+
+def fill(store: SqliteStore, run_id: str, when: str, latency_ms: dict[tuple[str, str], float], model: str = "demo") -> None:
+    store.begin_run(RunInfo(run_id, when, "0.1.0", "finished", "run", "/tmp"))
+    for (device, variant), ms in latency_ms.items():
+        base = make_record(run_id=run_id, variant=variant)
+        record = replace(base, device=replace(base.device, name=device), model=replace(base.model, name=model),
+                         latency_ms=replace(base.latency_ms, p50=ms, p90=ms * 1.04))
+        store.add_record(record, samples_ns(ms))
+
+
+@pytest.fixture
+def store(tmp_path):
+    with SqliteStore(tmp_path / "results.sqlite") as s:
+        fill(s, "r1", "2026-01-01T00:00:00Z", {("local", "fp32"): 2.0, ("local", "int8"): 1.0})
+        fill(s, "r2", "2026-01-02T00:00:00Z", {("local", "fp32"): 2.0, ("local", "int8"): 1.5, ("pi", "fp32"): 9.0})
+        yield s
+
+
+def test_pareto_front_keeps_only_undominated_variants():
+    pts = [charts.TradeOff("fp32", 2.0, 0.36), charts.TradeOff("int8", 1.0, 0.35),
+           charts.TradeOff("fp16", 2.1, 0.36), charts.TradeOff("int16x8", 50.0, 0.36)]
+    assert [p.variant for p in charts.pareto_front(pts)] == ["int8", "fp32"]
+
+
+def test_benchmark_stats_match_pytest_benchmarks_own_definitions():
+    from pytest_benchmark.stats import Stats
+
+    for n in (1, 2, 7, 9, 10, 401):
+        ms = [v / 1e6 for v in samples_ns(3.0, n)] + ([40.0] if n > 2 else [])  # one far outlier
+        ours, theirs = stats_s(ms), Stats()
+        for v in ms:
+            theirs.update(v / 1e3)
+        for field in Stats.fields:
+            expected = getattr(theirs, field)
+            assert ours[field] == (pytest.approx(expected) if isinstance(expected, float) else expected), (n, field)
+
+
+def test_history_counts_pairs_and_trends_stop_at_the_asked_run(store):
+    runs = history.run_summaries(store)
+    assert [(r.run_id, r.ok, r.devices) for r in runs] == [("r1", 2, ("local",)), ("r2", 3, ("local", "pi"))]
+    (trend,) = history.trends(store, "p50", device="local", variant="int8")
+    assert [p.value for p in trend.points] == [1.0, 1.5]
+    assert [len(t.points) for t in history.trends(store, "p50", until_run="r1")] == [1, 1]
+    with pytest.raises(InputError) as info:
+        history.require_trends(history.trends(store, "p50", model="nope"), store, device="*", model="nope", variant="*")
+    assert "models: demo" in info.value.render() and info.value.exit_code == 2
+
+
+def test_comparisons_between_runs_variants_and_devices(store):
+    same = compare.run_comparison(store, "r2", "r2")
+    assert {r.verdict for r in same.rows} == {"same"}
+    runs = {(r.device, r.variant): r for r in compare.run_comparison(store, "r1", "r2").rows}
+    assert runs["local", "int8"].verdict == "slower" and runs["local", "int8"].ratio == pytest.approx(1.5, rel=0.02)
+    assert runs["local", "fp32"].verdict == "same" and runs["pi", "fp32"].verdict == "added"
+    variants = compare.compare_variants(store, "r2")
+    assert [(r.device, r.variant, r.verdict, r.against) for r in variants.rows] == [("local", "int8", "faster", "fp32")]
+    devices = compare.compare_devices(store, "r2", "local")
+    assert [(r.device, r.variant, r.verdict) for r in devices.rows] == [("pi", "fp32", "slower")]
+    with pytest.raises(InputError) as info:
+        compare.compare_devices(store, "r2", "nope")
+    assert "pass one of: local, pi" in info.value.render()
+
+
+def test_html_report_has_every_chart_and_the_trend(store):
+    records = store.records("r2")
+    html = render_html(records, title="t", context=load_context(store, "r2", records))
+    for label in ("latency distribution per variant on local", "peak resident memory", "model size",
+                  "latency vs mAP on local", "p50 latency across runs on local", "Each variant vs fp32 on local",
+                  "Device vs device"):
+        assert label in html, label
+    assert html.count("class='variant-toggle'") == 2 and "data-variant='int8'" in html
+
+
+def test_report_js_never_closes_its_script_element():
+    assert "</" not in script()
+
+
+def hostile_store(tmp_path) -> SqliteStore:
+    s = SqliteStore(tmp_path / "hostile.sqlite")
+    s.begin_run(RunInfo("h1", "2026-01-01T00:00:00Z", "0.1.0", "finished", "run", "/tmp"))
+    for variant in ("fp32", HOSTILE):
+        base = make_record(run_id="h1", variant=variant)
+        s.add_record(replace(base, device=DeviceInfo(HOSTILE, "x86-cpu"), model=ModelInfo(HOSTILE, variant, size_bytes=1000)),
+                     samples_ns(2.0 if variant == "fp32" else 4.0))
+    return s
+
+
+def test_every_html_and_markdown_form_escapes_user_names(tmp_path):
+    s = hostile_store(tmp_path)
+    records = s.records("h1")
+    run_html = render_html(records, title=HOSTILE, context=load_context(s, "h1", records))
+    cmp = compare.compare_variants(s, "h1")
+    for html in (run_html, render_comparison_html(cmp)):
+        assert html.count("<script>") == 1 and "document.title='pwned'</script>" not in html
+        assert "<script>document" not in html and "'pwned'" not in html
+        # Every attribute value stays one attribute: no quote from user text survives unescaped.
+        for value in re.findall(r"data-(?:tip|variant)='([^']*)'", html):
+            assert "<" not in value and '"' not in value
+        assert HOSTILE in unescape(html)
+    md = render_markdown(cmp)
+    rows = [line for line in md.splitlines() if line.startswith("|")]
+    assert "<script>" not in md and rows
+    for line in rows:
+        assert len(re.findall(r"(?<!\\)\|", line)) == len(COLUMNS) + 1, line
+
+
+def test_benchmark_json_lists_measured_pairs_and_names_the_rest(store):
+    records = store.records("r1")
+    failed = replace(records[0], model=replace(records[0].model, variant="uint8"), status="failed")
+    ctx = load_context(store, "r1", records)
+    doc = json.loads(render_benchmark_json("r1", "2026-01-01T00:00:00Z", [*records, failed], ctx.samples_ms))
+    assert [b["name"] for b in doc["benchmarks"]] == ["demo[local-fp32]", "demo[local-int8]"]
+    assert doc["benchmarks"][0]["stats"]["median"] == pytest.approx(0.002, rel=0.05)
+    assert doc["edge_harness"]["not_measured"][0]["variant"] == "uint8"
+
+
+def cli(tmp_path, capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([*argv, "--reports", str(tmp_path)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_history_command_lists_runs_and_trends(store, tmp_path, capsys):
+    code, out, _ = cli(tmp_path, capsys, "history", "--format", "json")
+    assert code == 0 and [r["run_id"] for r in json.loads(out)["runs"]] == ["r1", "r2"]
+    code, out, _ = cli(tmp_path, capsys, "history", "--trend", "p90", "--model", "demo", "--variant", "int8",
+                       "--device", "local", "--format", "csv")
+    assert code == 0 and out.splitlines()[1:] == [
+        "local,demo,int8,p90,r1,2026-01-01T00:00:00Z,ok,1.04,1.5,3.0,", f"local,demo,int8,p90,r2,2026-01-02T00:00:00Z,ok,{1.5 * 1.04},1.5,3.0,1.5"
+    ]
+
+
+@pytest.mark.parametrize(("argv", "names"), [
+    (("history", "--trend", "p90", "--model", "nope"), ("--trend", "models: demo")),
+    (("history", "--model", "demo"), ("--model", "--trend")),
+    (("report", "--versus", "variants", "--reference", "nope"), ("--reference", "fp32, int8")),
+    (("report", "--baseline", "r1", "--versus", "devices"), ("--versus",)),
+    (("report", "--reference", "fp32"), ("--reference", "--versus")),
+    (("report", "--baseline", "r1", "--format", "benchmark-json"), ("--format", "pytest-benchmark compare")),
+])
+def test_bad_report_and_history_flags_exit_2_with_the_fix(store, tmp_path, capsys, argv, names):
+    code, _, err = cli(tmp_path, capsys, *argv)
+    assert code == 2 and "fix:" in err and "Traceback" not in err
+    for name in names:
+        assert name in err, err
