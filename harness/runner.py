@@ -336,7 +336,7 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
         nonlocal transport, client, lock, runtime
         inbox.put(_Status(name, "connecting"))
         transport = open_transport(job.device)
-        client = AgentClient(transport)
+        client = AgentClient(transport, timeout_s=plan.command_timeout_s)
         lock = DeviceLock(client, wait_s=job.lock_wait_s, command=job.command)
         lock.acquire(on_wait=lambda why: inbox.put(_Status(name, f"waiting for lock: {why}")))
         runtime = _device_runtime(client, job.ctx.runtime)
@@ -385,7 +385,10 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
                 pair = progress.setdefault(variant, PairAccumulator(artifact))
                 pair.add(reply, job.ctx, job.evaluation, job.category_ids)
                 record, samples = pair.record(job.ctx)
-                inbox.put(_Pair(record, samples, None, final=round_index == rounds - 1, units=1))
+                final = round_index == rounds - 1
+                if final:  # its raw samples are in the store now: free them
+                    del progress[variant]
+                inbox.put(_Pair(record, samples, None, final=final, units=1))
     except Exception as exc:  # a bug: keep the other devices going, re-raised at the end
         crash = exc
         for variant in job.variants:

@@ -29,7 +29,7 @@ import paramiko
 
 from harness.device import Device
 from harness.errors import DeviceLost, DeviceUnreachable, HostKeyError, InfraError
-from harness.transport.base import CommandResult
+from harness.transport.base import KILLED_BY_SIGNAL, CommandResult
 
 # Every failure is mapped to a HarnessError with a fix; paramiko's own
 # thread logs would only repeat it as noise on stderr.
@@ -42,6 +42,7 @@ KEEPALIVE_S = 15
 DEFAULT_COMMAND_TIMEOUT_S = 600.0
 PUT_TIMEOUT_S = 120.0
 READ_CHUNK_BYTES = 1 << 16
+REACH_HINT = "check that the device is on and sshd listens on that address and port"
 
 
 def known_hosts_name(host: str, port: int) -> str:
@@ -73,7 +74,7 @@ def open_socket(device: Device, timeout_s: float) -> socket.socket:
         raise DeviceUnreachable(
             f"cannot connect to {device.address}: {reason}",
             device=device.name,
-            hint="check that the device is on and sshd listens on that address and port",
+            hint=REACH_HINT,
         ) from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
@@ -175,10 +176,12 @@ class SshTransport:
                     device=device.name,
                     hint=trust_hint(device),
                 ) from None
-            raise DeviceUnreachable(f"SSH handshake with {device.address} failed: {exc}", device=device.name) from None
+            raise DeviceUnreachable(f"SSH handshake with {device.address} failed: {exc}", device=device.name,
+                                    hint=REACH_HINT) from None
         except (OSError, EOFError) as exc:
             _close(client, sock)
-            raise DeviceUnreachable(f"connection to {device.address} failed: {exc}", device=device.name) from None
+            raise DeviceUnreachable(f"connection to {device.address} failed: {exc}", device=device.name,
+                                    hint=REACH_HINT) from None
         transport = client.get_transport()
         assert transport is not None
         transport.set_keepalive(KEEPALIVE_S)
@@ -236,6 +239,10 @@ class SshTransport:
             raise DeviceLost(f"connection lost during a command: {exc}", device=self.device.name, command=command) from None
         finally:
             channel.close()
+        if status == -1 and self._client is not None and (live := self._client.get_transport()) is not None and live.is_active():
+            # The session outlived the command: the process died of a signal
+            # (a crash, the OOM killer); the device itself is fine.
+            status = KILLED_BY_SIGNAL
         if status == -1:
             # The server went away mid-command: its session is gone too.
             self._drop()
