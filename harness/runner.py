@@ -376,7 +376,7 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
                         lambda: run_round(job.ctx, client, artifact, job.inputs[variant], job.adapter, round_index=round_index),
                     )
                 except AgentError as exc:
-                    emit_failure(variant, "agent", exc.message, artifact, round_index)
+                    emit_failure(variant, "agent", _with_fix(exc), artifact, round_index)
                     continue
                 except InfraError as exc:
                     lost = _with_fix(exc)

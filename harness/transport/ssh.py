@@ -295,12 +295,32 @@ class SshTransport:
             self._drop()
             raise InfraError(f"upload of {Path(local_path).name} stalled for {PUT_TIMEOUT_S:g} s", device=self.device.name) from None
         except OSError as exc:
-            raise InfraError(f"cannot upload {local_path} to {target}: {exc}", device=self.device.name) from None
+            raise self._upload_failed(local_path, target, size_bytes, exc) from None
         except (paramiko.SSHException, EOFError) as exc:
             self._drop()
             raise DeviceLost(f"connection lost during an upload: {exc}", device=self.device.name) from None
         self.bytes_uploaded += size_bytes
         self.files_uploaded += 1
+
+    def _upload_failed(self, local_path: Path, target: str, size_bytes: int, exc: OSError) -> InfraError:
+        """Remove the half-written file; say when the disk is what is full
+        (SFTP reports that as a bare 'Failure' or a short write)."""
+        folder = posixpath.dirname(target)
+        try:
+            self.run(["rm", "-f", "--", target + ".partial"], timeout_s=30)
+            df = self.run(["df", "-Pk", "--", folder], timeout_s=30)
+            free_kib = int(df.stdout.decode().splitlines()[-1].split()[3]) if df.exit_status == 0 else None
+        except (InfraError, ValueError, IndexError):
+            free_kib = None
+        if free_kib is not None and free_kib * 1024 < size_bytes:
+            return InfraError(
+                f"no space left on the device for {Path(local_path).name}: {free_kib} KiB free in {folder}, "
+                f"it needs {-(-size_bytes // 1024)} KiB",
+                device=self.device.name,
+                hint="free space on the device, or point the inventory's `cache_dir` at a larger disk",
+            )
+        return InfraError(f"cannot upload {local_path} to {target}: {exc}", device=self.device.name,
+                          hint="check the device's free disk space and the cache folder's permissions")
 
     def close(self) -> None:
         self._drop()
