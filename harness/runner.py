@@ -143,6 +143,9 @@ def execute(plan: RunPlan, store: SqliteStore, events: RunEvents | None = None, 
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
+        # Ctrl-C may land between a pair's commit and the file's rewrite:
+        # the store is the truth, so results.json is rebuilt from it.
+        write_results(run_dir, run_id, store.records(run_id), meta)
         raise
     finally:
         store.finish_run(run_id, status)

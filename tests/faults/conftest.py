@@ -88,6 +88,14 @@ class Stored:
         except sqlite3.OperationalError:  # polled while the controller creates it
             return {}
 
+    def db_records(self, run_id: str) -> dict[tuple[str, str], dict]:
+        """The store's records (results.json may lag it by the pair being
+        saved when the controller was killed)."""
+        from harness.results.store import SqliteStore
+
+        with SqliteStore(self.db) as store:
+            return {(r.device.name, r.model.variant): r.to_dict() for r in store.records(run_id)}
+
     def has(self, device: str, variant: str) -> bool:
         return any((d, v) == (device, variant) for (_, d, v) in self.db_counts())
 
