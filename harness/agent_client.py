@@ -138,6 +138,8 @@ class AgentClient:
             )
         if not reply.get("ok"):
             error = reply.get("error") or {}
+            if not isinstance(error, dict):  # a broken or foreign agent: still a readable failure
+                error = {"message": str(error)[:500]}
             raise AgentError(
                 f"agent {command} failed [{error.get('kind', 'unknown')}]: {error.get('message', 'no message')}",
                 device=name,
