@@ -113,6 +113,7 @@ class FaultRun:
     tmp: Path
     cache: Path
     plan: dict = field(default_factory=lambda: dict(FAST_PLAN))
+    env_extra: dict[str, str] = field(default_factory=dict)
     reports: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -121,7 +122,7 @@ class FaultRun:
     def env(self) -> dict[str, str]:
         return dict(
             os.environ, HARNESS_REPORTS=str(self.reports), HARNESS_CACHE=str(self.cache), COLUMNS="200",
-            FAULTS_PLAN=json.dumps(self.plan),
+            FAULTS_PLAN=json.dumps(self.plan), **self.env_extra,
         )
 
     def start(self, *args: str) -> subprocess.Popen:
