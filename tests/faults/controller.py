@@ -23,6 +23,15 @@ def _short_profile(name: str):
     return replace(profile, measurement=replace(profile.measurement, **plan))
 
 
+def _peak_rss_kib() -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
 if __name__ == "__main__":
     runner.load_profile = _short_profile
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    sys.stderr.write(f"faults-controller peak_rss_kib={_peak_rss_kib()}\n")  # the load test reads it
+    sys.exit(code)
