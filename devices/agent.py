@@ -54,6 +54,11 @@ RANDOM_INPUT_SEED = 1234
 TIMED_INPUT_RING = 16
 # Two-sided 95% normal quantile, for the p90 order-statistic interval.
 Z_95 = 1.959963984540054
+# TEST ONLY, never set on a real device: the harness's fault suite
+# (tests/faults) sets it to "COMMAND" or "COMMAND:TEXT" to make the agent
+# abort (SIGABRT, a real crash like a segfaulting delegate's) on that command,
+# and with TEXT only when the request's model path contains it.
+TEST_ONLY_ABORT_ENV = "EDGE_HARNESS_TEST_ONLY_AGENT_ABORT"
 
 
 class AgentFailure(Exception):
@@ -1016,6 +1021,16 @@ def hash_files(request: dict) -> dict:
     return {"ok": True, "sha256": digests}
 
 
+def test_only_abort(request: dict) -> None:
+    spec = os.environ.get(TEST_ONLY_ABORT_ENV)
+    if not spec:
+        return
+    command, _, text = spec.partition(":")
+    if request.get("command") == command and text in str(request.get("model") or ""):
+        log("aborting on purpose: %s=%s (test-only fault injection)" % (TEST_ONLY_ABORT_ENV, spec))
+        os.abort()
+
+
 def main() -> int:
     try:
         raw = sys.stdin.read()
@@ -1032,6 +1047,7 @@ def main() -> int:
                 % (request.get("protocol"), PROTOCOL_VERSION),
             )
         command = request.get("command")
+        test_only_abort(request)
         if command == "info":
             reply(info(request))
         elif command == "hash":

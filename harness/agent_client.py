@@ -15,7 +15,7 @@ from typing import Any
 
 from harness import paths
 from harness.errors import AgentError, InfraError
-from harness.transport.base import CommandResult, Transport
+from harness.transport.base import KILLED_BY_SIGNAL, CommandResult, Transport
 
 PROTOCOL_VERSION = 1
 # Largest reply we accept: an eval pass over a few thousand images fits.
@@ -56,7 +56,7 @@ class AgentClient:
         probe = self.transport.run(
             [self.device.python, "-I", "-c",
              "import os,sys; print(os.path.isfile(sys.argv[1]), os.access(sys.argv[2], os.X_OK))", remote, venv_python],
-            timeout_s=60,
+            timeout_s=min(60, self.timeout_s),
         )
         have_agent, have_venv = (probe.stdout.decode().split() + ["False", "False"])[:2]
         if have_venv == "True" and self._python is None:
@@ -78,10 +78,13 @@ class AgentClient:
     def call(self, request: dict[str, Any], *, timeout_s: float | None = None) -> dict[str, Any]:
         payload = dict(request, protocol=PROTOCOL_VERSION)
         agent = self.agent_path
+        # The client's timeout caps every call (hash, lock, info as well):
+        # a device gone silent fails within the configured time, whatever
+        # the call.
         result = self.transport.run(
             [self.python, "-I", agent],
             stdin=json.dumps(payload).encode(),
-            timeout_s=timeout_s or self.timeout_s,
+            timeout_s=min(timeout_s or self.timeout_s, self.timeout_s),
         )
         return self._parse(result, request.get("command", "?"))
 
@@ -97,6 +100,18 @@ class AgentClient:
                 hint="check that the device is up and reachable, then `--resume` the run",
             )
         lines = result.stdout.strip().splitlines()
+        if not lines and (result.exit_status < -1 or result.exit_status >= 128):
+            # Killed by a signal (or a shell's 128+N): this pair's fault, not the device's.
+            how = "a signal" if result.exit_status == KILLED_BY_SIGNAL else f"exit status {result.exit_status}"
+            raise AgentError(
+                f"agent {command} was killed ({how}): the runtime or a delegate crashed, or the device's "
+                f"out-of-memory killer stopped it; last stderr:\n{result.stderr_tail(5)}",
+                device=name,
+                command=command,
+                exit_status=result.exit_status,
+                stderr_tail=result.stderr_tail(),
+                hint="check the device's kernel log (`dmesg`) for an OOM kill or a segfault; try another variant or runtime",
+            )
         if not lines:
             raise InfraError(
                 f"agent died without a reply (exit status {result.exit_status}); last stderr:\n{result.stderr_tail()}",
@@ -123,6 +138,8 @@ class AgentClient:
             )
         if not reply.get("ok"):
             error = reply.get("error") or {}
+            if not isinstance(error, dict):  # a broken or foreign agent: still a readable failure
+                error = {"message": str(error)[:500]}
             raise AgentError(
                 f"agent {command} failed [{error.get('kind', 'unknown')}]: {error.get('message', 'no message')}",
                 device=name,

@@ -69,11 +69,11 @@ def check_runtime(runtime: str, models: Sequence[Path], cache_dir: Path, adapter
     request = {"command": "load", "models": keys, "runtime": runtime, **(adapter.request() if adapter else {})}
     try:
         reply = client.call(request)
-    except AgentError as exc:
-        if "runtime-missing" in exc.message:
-            return RuntimeReport(runtime, None, {k: f"{UNAVAILABLE}: {runtime} is not installed here" for k in keys}, {})
-        return RuntimeReport(runtime, None, {k: exc.message for k in keys}, {})
     except InfraError as exc:
+        if isinstance(exc, AgentError) and exc.exit_status in (0, 1):  # the agent answered
+            if "runtime-missing" in exc.message:
+                return RuntimeReport(runtime, None, {k: f"{UNAVAILABLE}: {runtime} is not installed here" for k in keys}, {})
+            return RuntimeReport(runtime, None, {k: exc.message for k in keys}, {})
         if len(keys) > 1:  # one model crashed the runtime: find which, one at a time
             parts = [check_runtime(runtime, [m], cache_dir, adapter) for m in models]
             return RuntimeReport(

@@ -54,6 +54,10 @@ class MeasurementPlan:
     # Eval images scored per pair (None: all); an emulated device runs ~50x
     # slower and scores a few.
     max_eval_images: int | None = None
+    # Longest one agent call may take before the pair fails: a device that
+    # goes silent mid-command (packets dropped, no RST) is noticed here, not
+    # after TCP's own ~15-minute give-up.
+    command_timeout_s: float = 600.0
 
 
 def scaled_plan(plan: MeasurementPlan, scale: float) -> MeasurementPlan:
@@ -182,6 +186,7 @@ def _plan(m: Fields, d: MeasurementPlan) -> MeasurementPlan:
         retries=m.int("retries", d.retries, minimum=0),
         retry_backoff_s=m.float("retry_backoff_s", d.retry_backoff_s, minimum=0),
         max_eval_images=m.int("max_eval_images", d.max_eval_images, minimum=1),
+        command_timeout_s=m.float("command_timeout_s", d.command_timeout_s, minimum=1),
     )
 
 

@@ -149,6 +149,9 @@ def execute(plan: RunPlan, store: ResultsStore, events: RunEvents | None = None,
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
+        # Ctrl-C may land between a pair's commit and the file's rewrite:
+        # the store is the truth, so results.json is rebuilt from it.
+        write_results(run_dir, run_id, store.records(run_id), meta)
         raise
     finally:
         store.finish_run(run_id, status)
@@ -344,7 +347,7 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
         nonlocal transport, client, lock, runtime
         inbox.put(_Status(name, "connecting"))
         transport = open_transport(job.device)
-        client = AgentClient(transport)
+        client = AgentClient(transport, timeout_s=plan.command_timeout_s)
         lock = DeviceLock(client, wait_s=job.lock_wait_s, command=job.command)
         lock.acquire(on_wait=lambda why: inbox.put(_Status(name, f"waiting for lock: {why}")))
         runtime = _device_runtime(client, job.ctx.runtime)
@@ -384,7 +387,7 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
                         lambda: run_round(job.ctx, client, artifact, job.inputs[variant], job.adapter, round_index=round_index),
                     )
                 except AgentError as exc:
-                    emit_failure(variant, "agent", exc.message, artifact, round_index)
+                    emit_failure(variant, "agent", _with_fix(exc), artifact, round_index)
                     continue
                 except InfraError as exc:
                     lost = _with_fix(exc)
@@ -393,7 +396,10 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
                 pair = progress.setdefault(variant, PairAccumulator(artifact))
                 pair.add(reply, job.ctx, job.evaluation, job.category_ids)
                 record, samples = pair.record(job.ctx)
-                inbox.put(_Pair(record, samples, None, final=round_index == rounds - 1, units=1))
+                final = round_index == rounds - 1
+                if final:  # its raw samples are in the store now: free them
+                    del progress[variant]
+                inbox.put(_Pair(record, samples, None, final=final, units=1))
     except Exception as exc:  # a bug: keep the other devices going, re-raised at the end
         crash = exc
         for variant in job.variants:

@@ -67,7 +67,7 @@ def load_coco(annotations_json: Path, images_dir: Path, *, name: str | None = No
         raise InputError(f"cannot read annotation file: {exc}", source=path) from None
     try:
         data = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InputError(f"not JSON: {exc}", source=path, hint="point to a COCO instances_*.json file") from None
     _require(isinstance(data, dict), path, "top level", "expected a JSON object")
     for key in ("images", "annotations", "categories"):
@@ -101,8 +101,11 @@ def load_coco(annotations_json: Path, images_dir: Path, *, name: str | None = No
     for i, ann in enumerate(data["annotations"]):
         place = f"annotations[{i}]"
         _require(isinstance(ann, dict), path, place, "expected an object")
-        _require(ann.get("image_id") in seen_ids, path, place + ".image_id", "refers to no image")
-        _require(ann.get("category_id") in categories, path, place + ".category_id", "refers to no category")
+        # isinstance first: a list or a mapping here is unhashable (found by the fuzz suite).
+        image_id, category_id = ann.get("image_id"), ann.get("category_id")
+        _require(isinstance(image_id, int) and image_id in seen_ids, path, place + ".image_id", "refers to no image")
+        _require(isinstance(category_id, int) and category_id in categories, path, place + ".category_id",
+                 "refers to no category")
         bbox = ann.get("bbox")
         _require(
             isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox),

@@ -116,7 +116,8 @@ def run_round(
             **_profile_request(ctx.profile, artifact),
             # The inventory's per-device cores win over the profile's default.
             **({"affinity": list(ctx.cpus)} if ctx.cpus else {}),
-        }
+        },
+        timeout_s=plan.command_timeout_s,
     )
 
 

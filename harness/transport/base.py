@@ -15,6 +15,13 @@ from typing import Protocol, Sequence
 from harness.device import Device
 
 
+# Exit status of a command that died of a signal on an SSH device whose
+# connection is still up: OpenSSH reports it with an `exit-signal` message
+# that paramiko drops, leaving -1, the same as a lost device. (The local
+# transport reports -N, the signal's number, like subprocess.)
+KILLED_BY_SIGNAL = -256
+
+
 @dataclass(frozen=True)
 class CommandResult:
     argv: tuple[str, ...]

@@ -29,7 +29,7 @@ import paramiko
 
 from harness.device import Device
 from harness.errors import DeviceLost, DeviceUnreachable, HostKeyError, InfraError
-from harness.transport.base import CommandResult
+from harness.transport.base import KILLED_BY_SIGNAL, CommandResult
 
 # Every failure is mapped to a HarnessError with a fix; paramiko's own
 # thread logs would only repeat it as noise on stderr.
@@ -42,6 +42,7 @@ KEEPALIVE_S = 15
 DEFAULT_COMMAND_TIMEOUT_S = 600.0
 PUT_TIMEOUT_S = 120.0
 READ_CHUNK_BYTES = 1 << 16
+REACH_HINT = "check that the device is on and sshd listens on that address and port"
 
 
 def known_hosts_name(host: str, port: int) -> str:
@@ -73,7 +74,7 @@ def open_socket(device: Device, timeout_s: float) -> socket.socket:
         raise DeviceUnreachable(
             f"cannot connect to {device.address}: {reason}",
             device=device.name,
-            hint="check that the device is on and sshd listens on that address and port",
+            hint=REACH_HINT,
         ) from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
@@ -175,10 +176,12 @@ class SshTransport:
                     device=device.name,
                     hint=trust_hint(device),
                 ) from None
-            raise DeviceUnreachable(f"SSH handshake with {device.address} failed: {exc}", device=device.name) from None
+            raise DeviceUnreachable(f"SSH handshake with {device.address} failed: {exc}", device=device.name,
+                                    hint=REACH_HINT) from None
         except (OSError, EOFError) as exc:
             _close(client, sock)
-            raise DeviceUnreachable(f"connection to {device.address} failed: {exc}", device=device.name) from None
+            raise DeviceUnreachable(f"connection to {device.address} failed: {exc}", device=device.name,
+                                    hint=REACH_HINT) from None
         transport = client.get_transport()
         assert transport is not None
         transport.set_keepalive(KEEPALIVE_S)
@@ -236,6 +239,10 @@ class SshTransport:
             raise DeviceLost(f"connection lost during a command: {exc}", device=self.device.name, command=command) from None
         finally:
             channel.close()
+        if status == -1 and self._client is not None and (live := self._client.get_transport()) is not None and live.is_active():
+            # The session outlived the command: the process died of a signal
+            # (a crash, the OOM killer); the device itself is fine.
+            status = KILLED_BY_SIGNAL
         if status == -1:
             # The server went away mid-command: its session is gone too.
             self._drop()
@@ -288,12 +295,32 @@ class SshTransport:
             self._drop()
             raise InfraError(f"upload of {Path(local_path).name} stalled for {PUT_TIMEOUT_S:g} s", device=self.device.name) from None
         except OSError as exc:
-            raise InfraError(f"cannot upload {local_path} to {target}: {exc}", device=self.device.name) from None
+            raise self._upload_failed(local_path, target, size_bytes, exc) from None
         except (paramiko.SSHException, EOFError) as exc:
             self._drop()
             raise DeviceLost(f"connection lost during an upload: {exc}", device=self.device.name) from None
         self.bytes_uploaded += size_bytes
         self.files_uploaded += 1
+
+    def _upload_failed(self, local_path: Path, target: str, size_bytes: int, exc: OSError) -> InfraError:
+        """Remove the half-written file; say when the disk is what is full
+        (SFTP reports that as a bare 'Failure' or a short write)."""
+        folder = posixpath.dirname(target)
+        try:
+            self.run(["rm", "-f", "--", target + ".partial"], timeout_s=30)
+            df = self.run(["df", "-Pk", "--", folder], timeout_s=30)
+            free_kib = int(df.stdout.decode().splitlines()[-1].split()[3]) if df.exit_status == 0 else None
+        except (InfraError, ValueError, IndexError):
+            free_kib = None
+        if free_kib is not None and free_kib * 1024 < size_bytes:
+            return InfraError(
+                f"no space left on the device for {Path(local_path).name}: {free_kib} KiB free in {folder}, "
+                f"it needs {-(-size_bytes // 1024)} KiB",
+                device=self.device.name,
+                hint="free space on the device, or point the inventory's `cache_dir` at a larger disk",
+            )
+        return InfraError(f"cannot upload {local_path} to {target}: {exc}", device=self.device.name,
+                          hint="check the device's free disk space and the cache folder's permissions")
 
     def close(self) -> None:
         self._drop()
