@@ -144,6 +144,28 @@ def test_fuzzed_coco_annotations(doc, as_json, tmp_path):
     expect_input_error_or_value(lambda p: load_coco(p, tmp_path), path)
 
 
+
+BUDGETS = {
+    "budgets": [
+        {"name": "int8-on-pis", "match": {"model": "*", "variant": "int8", "device": "pi-*", "tags": ["arm64"]},
+         "p90_ms": 45, "peak_memory_mb": 150, "size_mb": 4, "min_map": 0.4, "max_map_drop": 0.015,
+         "max_regression_pct": 5},
+        {"name": "any", "match": {"variant": ["fp32", "uint8"]}, "p99_ms": 80},
+    ]
+}
+
+
+@FUZZ
+@given(doc=mutated(BUDGETS))
+def test_fuzzed_budgets(doc, tmp_path):
+    from harness.budgets import load_budgets
+
+    path = tmp_path / "budgets.yaml"
+    write_doc(path, doc)
+    budgets = expect_input_error_or_value(load_budgets, path)
+    for budget in budgets or []:  # what loads is usable: a rule bounds something and can match
+        assert budget.bounds() and budget.match.matches("pi-1", "m", "int8", ("arm64",)) in (True, False)
+
 REPLY = {"ok": True, "protocol": 1, "agent_version": "0.3.0", "runtime": {"name": "ai-edge-litert", "version": "2.3"},
          "samples_ns": [1000, 1200], "error": None}
 
