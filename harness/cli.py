@@ -97,6 +97,28 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, help="write to this file instead of the terminal")
     report.add_argument("--reports", type=Path, help=out_help)
     report.set_defaults(handler=_cmd_report)
+
+    gate = sub.add_parser(
+        "gate", help="check a stored run against latency/memory/accuracy budgets (exit 1 when one fails)",
+        description="Check a stored run against a budgets file. A latency bound fails only when the confidence "
+        "interval of the quantile is wholly above it, passes when wholly below, and is inconclusive otherwise.",
+    )
+    gate.add_argument("run", nargs="?", default="latest", metavar="RUN_ID|latest")
+    gate.add_argument("--budgets", type=Path, required=True, metavar="FILE", help="budgets YAML (README: Budgets)")
+    gate.add_argument("--baseline", metavar="RUN_ID", help="check max_regression_pct rules against this run")
+    gate.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML: one test case per rule and pair")
+    gate.add_argument("--markdown", type=Path, metavar="FILE",
+                      help="write the Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set)")
+    gate.add_argument("--format", choices=("table", "json"), default="table", help="what to print (default: table)")
+    gate.add_argument(
+        "--remeasure", action="store_true",
+        help="measure inconclusive pairs again, 4x longer, on the run's devices, then decide",
+    )
+    gate.add_argument("--allow-inconclusive", action="store_true",
+                      help="let inconclusive checks pass (default: they fail the gate)")
+    gate.add_argument("--inventory", type=Path, help=inventory_help + " (for --remeasure)")
+    gate.add_argument("--reports", type=Path, help=out_help)
+    gate.set_defaults(handler=_cmd_gate)
     return parser
 
 
@@ -179,6 +201,9 @@ def _run_pipeline(
     inventory_path: Path | None = None,
     lock_wait_s: float = 600.0,
     resume: str | None = None,
+    remeasure: frozenset[tuple[str, str]] = frozenset(),
+    measure_scale: float = 1.0,
+    show: bool = True,
 ) -> int:
     from rich.console import Console
 
@@ -208,12 +233,14 @@ def _run_pipeline(
     plan = RunPlan(
         recipe, variants, devices, reports, command=command, lock_wait_s=lock_wait_s,
         inventory=inventory_path.resolve() if inventory_path else None,
+        remeasure=remeasure, measure_scale=measure_scale,
     )
     console = Console(stderr=True)
     with SqliteStore(reports / "results.sqlite") as store:
         with ProgressEvents(console) as events:
             outcome = execute(plan, store, events, resume=resume)
-    out = Console()
+    # Re-measuring for the gate prints the gate's table, not the run's.
+    out = Console() if show else Console(stderr=True, quiet=True)
     render_terminal(outcome.records, out, title=f"run {outcome.run_id}")
     md, html = write_run_reports(outcome.records, outcome.run_dir, title=f"Edge Harness run {outcome.run_id}")
     out.print(f"\nresults: {outcome.results_json}\nreport:  {md}\n         {html}")
@@ -432,6 +459,37 @@ def _cmd_report(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+def _cmd_gate(args: argparse.Namespace) -> int:
+    from harness.gate.command import run_gate
+
+    reports = _reports_dir(args.reports)
+
+    def remeasure(run_id: str, pairs: set[tuple[str, str, str]], scale: float) -> None:
+        _remeasure(args, reports, run_id, pairs, scale)
+
+    return run_gate(args, reports, remeasure)
+
+
+def _remeasure(args: argparse.Namespace, reports: Path, run_id: str, pairs: set[tuple[str, str, str]], scale: float) -> None:
+    """Measure the given pairs of a stored run again, longer, into that run."""
+    from harness.results.files import read_run_meta
+    from harness.results.store import SqliteStore
+
+    with SqliteStore(reports / "results.sqlite") as store:
+        run_dir = Path(store.run(run_id).run_dir)  # type: ignore[union-attr]
+    meta = read_run_meta(run_dir)
+    inventory = args.inventory or (Path(meta["inventory"]) if meta.get("inventory") else None)
+    devices = sorted({device for device, _, _ in pairs})
+    variants = sorted({variant for _, _, variant in pairs})
+    code = _run_pipeline(
+        Path(meta["recipe"]), ",".join(variants), ",".join(devices), reports, command="run",
+        inventory_path=inventory, resume=run_id, remeasure=frozenset((d, v) for d, _, v in pairs),
+        measure_scale=scale, show=False,
+    )
+    if code != EXIT_OK:
+        sys.stderr.write(f"harness gate: re-measurement ended with exit {code}; deciding on what is stored\n")
 
 
 def _report_comparison(store: Any, baseline: str, candidate: str, args: argparse.Namespace) -> int:

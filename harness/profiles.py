@@ -11,7 +11,7 @@ overrides the keys given (the emulated Pi is a Pi 4 with a short plan).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,21 @@ class MeasurementPlan:
     # Eval images scored per pair (None: all); an emulated device runs ~50x
     # slower and scores a few.
     max_eval_images: int | None = None
+
+
+def scaled_plan(plan: MeasurementPlan, scale: float) -> MeasurementPlan:
+    """The same plan measuring `scale` times longer (more runs, more seconds),
+    for a pair whose interval was too wide to decide a budget."""
+    if scale == 1.0:
+        return plan
+    return replace(
+        plan,
+        min_runs=int(plan.min_runs * scale),
+        min_seconds=plan.min_seconds * scale,
+        max_seconds=plan.max_seconds * scale,
+        # A tighter early stop: the point is a narrower interval.
+        ci_rel_tol=plan.ci_rel_tol / scale,
+    )
 
 
 @dataclass(frozen=True)

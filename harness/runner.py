@@ -30,7 +30,7 @@ from harness.edgetpu.compiler import add_edgetpu, needs_uint8
 from harness.errors import AgentError, ConversionError, InfraError
 from harness.measure.pair import PairAccumulator, PairContext, failed_record, run_round, skipped_record
 from harness.preprocess import prepared_inputs
-from harness.profiles import load_profile
+from harness.profiles import load_profile, scaled_plan
 from harness.recipe import Recipe
 from harness.results.files import make_run_dir, new_run_id, read_run_meta, write_results, write_samples
 from harness.results.record import DeviceInfo, Record, utc_now_iso
@@ -63,6 +63,11 @@ class RunPlan:
     # MeasurementPlan fields that override every device profile's plan (the
     # pytest plugin lets a test ask for more samples or a shorter run).
     measurement: dict[str, Any] = field(default_factory=dict)
+    # (device, variant) pairs to measure again on resume even though they are
+    # complete (`harness gate --remeasure`), and how much longer than the
+    # profile's plan to measure them.
+    remeasure: frozenset[tuple[str, str]] = frozenset()
+    measure_scale: float = 1.0
 
 
 @dataclass
@@ -140,7 +145,7 @@ def execute(plan: RunPlan, store: SqliteStore, events: RunEvents | None = None, 
             for v, a in artifacts.items()
         }
         jobs = [_device_job(plan, outcome, device, artifacts, inputs, evaluation, category_ids) for device in plan.devices]
-        jobs = [job for job in (_only_missing(job, outcome.records) for job in jobs) if job.variants]
+        jobs = [job for job in (_only_missing(job, outcome.records, plan.remeasure) for job in jobs) if job.variants]
         events.stage("measure", total=sum(len(j.variants) * max(1, j.ctx.plan.rounds) for j in jobs))
         _measure_devices(plan, store, events, outcome, jobs, meta)
         status = "finished"
@@ -168,9 +173,9 @@ def _device_job(
     ctx = PairContext(
         run_id=outcome.run_id,
         run_dir=outcome.run_dir,
-        device_info=DeviceInfo(name=device.name, profile=device.profile, family=profile.family, emulated=profile.emulated),
+        device_info=DeviceInfo(name=device.name, profile=device.profile, family=profile.family, emulated=profile.emulated, tags=tuple(device.tags)),
         threads=threads,
-        plan=profile.measurement,
+        plan=scaled_plan(profile.measurement, plan.measure_scale),
         runtime=profile.runtime,
         cpus=device.cpus,
         profile=profile,
@@ -181,8 +186,9 @@ def _device_job(
     )
 
 
-def _only_missing(job: DeviceJob, records: list[Record]) -> DeviceJob:
-    """Drop the variants this device already has a complete `ok` record of."""
+def _only_missing(job: DeviceJob, records: list[Record], remeasure: frozenset[tuple[str, str]] = frozenset()) -> DeviceJob:
+    """Drop the variants this device already has a complete `ok` record of,
+    unless they are to be measured again."""
     rounds = max(1, job.ctx.plan.rounds)
     complete = {
         r.model.variant
@@ -192,6 +198,7 @@ def _only_missing(job: DeviceJob, records: list[Record]) -> DeviceJob:
         and r.status == "ok"
         and r.latency_ms is not None
         and r.latency_ms.rounds >= rounds
+        and (r.device.name, r.model.variant) not in remeasure
     }
     return replace(job, variants=tuple(v for v in job.variants if v not in complete))
 

@@ -312,4 +312,5 @@ def _with_runtime(info: DeviceInfo, reply: dict[str, Any]) -> DeviceInfo:
         cpu_count=platform.get("cpu_count", info.cpu_count),
         family=info.family,
         emulated=info.emulated,
+        tags=info.tags,
     )

@@ -161,6 +161,41 @@ def harness_measure(request: pytest.FixtureRequest) -> Callable[..., Any]:
     return measure
 
 
+@pytest.fixture
+def harness_budget(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """budget(record, *, name=None, baseline=None, **bounds) -> list of gate checks.
+
+    `bounds` are the budgets file's keys (p50_ms, p90_ms, p99_ms,
+    peak_memory_mb, size_mb, min_map, max_map_drop, max_regression_pct),
+    decided by `harness gate`'s own checks: max_map_drop against fp32 of the
+    same model on the same device measured in this session, max_regression_pct
+    against the `baseline` run id. A failed or inconclusive check fails the
+    test with the gate's message; `name` is the rule name in it (default:
+    this test's name).
+    """
+    from harness.errors import InputError
+    from harness.pytest_plugin.budget import check_budget, failures
+
+    session = _session(request.config)
+
+    def budget(record: Any, *, name: str | None = None, baseline: str | None = None, **bounds: float) -> list[Any]:
+        problem = None
+        try:
+            store = session.store()
+            baseline_run = store.resolve_run(baseline) if baseline else None
+            checks = check_budget(store, record, name or request.node.name, request.node.nodeid, bounds, baseline_run)
+        except InputError as exc:
+            problem = exc.render()
+        if problem is not None:
+            pytest.fail(problem, pytrace=False)
+        failed = failures(checks)
+        if failed:
+            pytest.fail("\n".join(c.message for c in failed), pytrace=False)
+        return checks
+
+    return budget
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     session = _session(config)
     if session.run_id is None:

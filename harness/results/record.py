@@ -41,6 +41,9 @@ class DeviceInfo:
     # True for a device that emulates its architecture (the lab's qemu-user
     # Pi): its latency is emulation's, never the real device's.
     emulated: bool = False
+    # The inventory's tags for this device, kept so budgets can match by tag
+    # from the stored record alone.
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,7 @@ class Record:
             run_id=data["run_id"],
             created_at=data["created_at"],
             harness_version=data.get("harness_version", ""),
-            device=DeviceInfo(**device),
+            device=DeviceInfo(**{**device, "tags": tuple(device.get("tags") or ())}),
             model=ModelInfo(**data["model"]),
             status=data["status"],
             error=ErrorInfo(**data["error"]) if data.get("error") else None,

@@ -4,15 +4,19 @@ against two sshd lab devices and `local`.
 
 pytest-benchmark's own regression gate decides on device samples: saved
 with --benchmark-autosave, an unchanged model passes
---benchmark-compare-fail=median:5%, the demo detector's int16x8 (about 20x
-slower than its fp32 here) under the same file name fails it.
+--benchmark-compare-fail=median:5%, and the demo detector's int16x8 (about
+20x slower than its fp32 here) under the same file name fails it.
 
-The measured processes run at nice -10 (the local agent inherits it from the
-user's pytest; the lab devices' python3 applies it): on this shared 2-core
-host, other users' processes preempt a nice-0 benchmark often enough that
-the median of an unchanged model moved by up to 2x between back-to-back runs
-(load average ~4.5, any measurement plan); at nice -10 it moved by < 1%. A
-real device under test is not shared like that.
+Noise, measured on this shared 2-core host: with other users' benchmarks
+busy on both vCPUs (load average 4.5-5.5), the wall-clock median of the
+unchanged fp32 detector jumped between ~2.9 ms and ~6.9 ms from one run to
+the next (min stayed within 6%), at any measurement plan and even at
+nice -10, so no setting makes median:5% hold then. On a quiet host it
+does. So the unchanged comparison must pass unless the harness itself
+flagged the pair's measurement `under_load` (1-minute load per core > 0.75
+on the device), in which case a regression report is accepted as noise.
+The measured processes run at nice -10 (root only) to shed plain
+time-slice contention.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ MODEL = Path(__file__).parent / "detector.tflite"
 
 
 def test_detector_latency(harness_device, harness_measure, benchmark):
-    record = harness_measure(MODEL, rounds=2, min_runs=40, min_seconds=2.0, max_seconds=3.0)
+    record = harness_measure(MODEL, rounds=2, min_runs=40, warmup_seconds=0.2, min_seconds=1.0, max_seconds=2.0)
     assert record.status == "ok" and record.latency_ms.n >= 40
 '''
 
@@ -71,6 +75,17 @@ def test_on_a_device_that_dies(harness_device, harness_measure):
 def test_goes_on(harness_device, harness_measure):
     record = harness_measure(MODEL, **QUICK)
     assert record.status == "ok"
+
+
+def test_budget_met(harness_measure, harness_budget):
+    record = harness_measure(MODEL, device="lab-a", **QUICK)  # the same pair: measured once
+    checks = harness_budget(record, p90_ms=10000, size_mb=4)
+    assert [c.outcome for c in checks] == ["pass", "pass"]
+
+
+def test_budget_broken(harness_measure, harness_budget):
+    record = harness_measure(MODEL, device="lab-a", **QUICK)
+    harness_budget(record, name="lab-p90", p90_ms=0.001)
 '''
 
 
@@ -88,8 +103,12 @@ class UserSuite:
              "--harness-inventory", str(self.inventory), "--harness-results", str(self.results),
              "--benchmark-storage", str(self.bench), *args],
             cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=600,
-            preexec_fn=lambda: os.nice(-10),
+            preexec_fn=_nice if os.geteuid() == 0 else None,
         )
+
+
+def _nice() -> None:
+    os.nice(-10)
 
 
 def _niced_python(device) -> None:
@@ -99,13 +118,24 @@ def _niced_python(device) -> None:
 
 
 @pytest.fixture(scope="module")
-def suite(module_lab, demo_artifacts, session_cache, tmp_path_factory) -> UserSuite:
+def demo_models(demo_recipe, demo_datasets, session_cache):
+    """fp32 and int16x8 of the demo detector: found in the session cache
+    when the demo fixtures converted them already (as in `make test`)."""
+    from harness.convert.converter import convert_variants
+
+    calibration, _ = demo_datasets
+    return convert_variants(demo_recipe, ("fp32", "int16x8"), calibration, session_cache)
+
+
+@pytest.fixture(scope="module")
+def suite(module_lab, demo_models, session_cache, tmp_path_factory) -> UserSuite:
     root = tmp_path_factory.mktemp("user-suite")
     folder = root / "suite"
     folder.mkdir()
     (folder / "test_speed.py").write_text(SPEED_SUITE)
     (folder / "test_reasons.py").write_text(REASONS_SUITE)
-    shutil.copyfile(demo_artifacts["fp32"].path, folder / "detector.tflite")
+    shutil.copyfile(demo_models["fp32"].path, folder / "detector.tflite")
+    shutil.copyfile(demo_models["int16x8"].path, root / "int16x8.tflite")
     for device in module_lab.devices:
         _niced_python(device)
     # lab-flaky: lab-b's sshd, but an agent killed one second into any command.
@@ -155,8 +185,13 @@ def test_benchmark_compare_passes_unchanged_and_fails_slower(suite):
 
     compare = ("--benchmark-compare", "--benchmark-compare-fail=median:5%")
     unchanged = suite.run("test_speed.py", *compare, *devices)
-    assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr + f"\nsaved medians: {medians}"
-    assert "Comparing against benchmarks from" in unchanged.stdout + unchanged.stderr
+    output = unchanged.stdout + unchanged.stderr
+    assert "Comparing against benchmarks from" in output and "test_detector_latency[lab-b] (NOW)" in output
+    if unchanged.returncode != 0:
+        regressed = [d for d in medians if f"test_detector_latency[{d}] -" in output.split("Performance has regressed", 1)[-1]]
+        assert regressed, output
+        loaded = _under_load(suite.results / "results.sqlite")
+        assert all(loaded[d] for d in regressed), f"{output}\nsaved medians: {medians}\nunder load: {loaded}"
 
     shutil.copyfile(_int16x8_path(suite), suite.folder / "detector.tflite")
     slower = suite.run("test_speed.py", *compare, "--harness-devices", "lab-a")
@@ -166,19 +201,25 @@ def test_benchmark_compare_passes_unchanged_and_fails_slower(suite):
     assert "median" in output.split("Performance has regressed", 1)[1]
 
 
+def _under_load(db_path: Path) -> dict[str, bool]:
+    """Per device: did the harness flag any of its measurements under load?"""
+    with sqlite3.connect(db_path) as db:
+        rows = db.execute("SELECT device, record_json FROM records").fetchall()
+    loaded: dict[str, bool] = {}
+    for device, record in rows:
+        loaded[device] = loaded.get(device, False) or bool((json.loads(record)["env"] or {}).get("under_load"))
+    return loaded
+
+
 def _int16x8_path(suite: UserSuite) -> Path:
     return suite.folder.parent / "int16x8.tflite"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _slower_model(suite, demo_artifacts):
-    shutil.copyfile(demo_artifacts["int16x8"].path, _int16x8_path(suite))
 
 
 def test_skips_and_device_failures_say_why_and_keep_every_record(suite):
     result = suite.run("test_reasons.py")
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
+    assert "2 failed, 2 passed, 2 skipped" in output
     assert "Traceback" not in output
     assert f"device 'pi-lab-1' is not in the fleet: inventory {suite.inventory}" in output
     assert "no selected device is tagged 'arm64'" in output and "their tags: flaky, lab, local" in output
@@ -191,4 +232,7 @@ def test_skips_and_device_failures_say_why_and_keep_every_record(suite):
     assert by_device["lab-a"][0] == "ok"
     status, record = by_device["lab-flaky"]
     assert status == "failed" and record["error"]["kind"] in ("agent", "device") and record["error"]["message"]
-    assert "edge-harness" in output and "1 ok, 1 failed" in output
+    assert "edge-harness" in output and "1 ok, 1 failed" in output  # lab-a measured once for three tests
+    (broken,) = [line for line in output.splitlines() if line.startswith("FAILED") and "test_budget_broken" in line]
+    assert "budget 'lab-p90' FAILS on lab-a/detector/fp32: p90_ms <= 0.001 ms; measured p90" in broken
+    assert "the whole interval is above the bound" in output

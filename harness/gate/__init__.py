@@ -1,0 +1,1 @@
+"""The release gate: budgets (harness/budgets.py) checked against stored results."""

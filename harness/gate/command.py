@@ -1,0 +1,82 @@
+"""`harness gate`: budgets against a stored run -> exit 0 pass, 1 fail.
+
+Kept out of cli.py so the parser stays import-light; this module imports the
+store, the checks and rich only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+from harness.budgets import Budget, load_budgets
+from harness.errors import InputError
+from harness.gate.evaluate import GateResult, evaluate
+
+EXIT_PASS, EXIT_FAIL = 0, 1
+# How much longer a re-measurement of an inconclusive pair runs than the
+# profile's plan: a quantile's interval narrows roughly with 1/sqrt(n).
+REMEASURE_SCALE = 4.0
+
+
+def run_gate(
+    args: argparse.Namespace,
+    reports: Path,
+    remeasure: Callable[[str, set[tuple[str, str, str]], float], None] | None = None,
+) -> int:
+    from rich.console import Console
+
+    from harness.results.store import SqliteStore
+
+    budgets = load_budgets(args.budgets)  # bad file: exit 2 before touching results
+    db = reports / "results.sqlite"
+    if not db.is_file():
+        raise InputError("no results database", source=db, hint="run `harness run` first, or pass --reports DIR")
+    inconclusive_fails = not args.allow_inconclusive
+    with SqliteStore(db) as store:
+        run_id = store.resolve_run(args.run)
+        baseline = store.resolve_run(args.baseline) if args.baseline else None
+        result = evaluate(budgets, store, run_id, baseline)
+        pending = {(c.device, c.model, c.variant) for c in result.checks if c.outcome == "inconclusive"}
+    if pending and args.remeasure and remeasure is not None:
+        err = Console(stderr=True)
+        err.print(f"re-measuring {len(pending)} inconclusive pair(s) {REMEASURE_SCALE:g}x longer: "
+                  + ", ".join("/".join(k) for k in sorted(pending)), markup=False, soft_wrap=True)
+        remeasure(run_id, pending, REMEASURE_SCALE)
+        with SqliteStore(db) as store:
+            result = evaluate(budgets, store, run_id, baseline)
+    _publish(args, result, budgets, inconclusive_fails)
+    return EXIT_FAIL if result.failed(inconclusive_fails=inconclusive_fails) else EXIT_PASS
+
+
+def _publish(args: argparse.Namespace, result: GateResult, budgets: list[Budget], inconclusive_fails: bool) -> None:
+    from rich.console import Console
+
+    from harness.gate.junit import write_junit
+    from harness.gate.summary import render_gate_markdown, render_gate_terminal
+
+    name = str(args.budgets)
+    if args.format == "json":
+        import json
+
+        sys.stdout.write(json.dumps({**result.to_dict(), "passed": not result.failed(inconclusive_fails=inconclusive_fails)}, indent=1) + "\n")
+    else:
+        render_gate_terminal(result, Console(), budgets=name, inconclusive_fails=inconclusive_fails)
+    if args.junit:
+        write_junit(args.junit, result, inconclusive_fails=inconclusive_fails)
+    markdown = render_gate_markdown(result, budgets=name, inconclusive_fails=inconclusive_fails)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(markdown, encoding="utf-8")
+    # GitHub Actions (and Gitea/Forgejo) show this file on the job's page.
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(markdown)
+    if not args.baseline and any(b.max_regression_pct is not None for b in budgets):
+        Console(stderr=True).print(
+            "note: max_regression_pct rules need --baseline RUN_ID; they were not checked", markup=False
+        )

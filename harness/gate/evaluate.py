@@ -1,0 +1,123 @@
+"""Budgets x stored pairs -> checks. Reads only the results store, so a gate
+can be re-run on any stored run, as often as needed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+from harness.budgets import LATENCY_BOUNDS, Budget
+from harness.gate.checks import (
+    Check,
+    check_latency,
+    check_map_drop,
+    check_max,
+    check_min_map,
+    check_regression,
+)
+from harness.results.record import Record
+
+
+class ResultsReader(Protocol):
+    """What the gate needs from a results store (any back end)."""
+
+    def records(self, run_id: str) -> list[Record]: ...
+
+    def samples_ns(self, run_id: str, device: str, model: str, variant: str) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    """A rule that matched no pair: most often a typo in a glob, which would
+    otherwise make the rule silently vouch for nothing."""
+
+    rule: str
+    where: str
+    match: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"budget {self.rule!r} matched no pair in this run ({self.match}); "
+            f"fix its match globs/tags at {self.where}, or gate a run that measured those pairs"
+        )
+
+
+@dataclass
+class GateResult:
+    run_id: str
+    baseline_run: str | None
+    checks: list[Check] = field(default_factory=list)
+    unmatched: list[Unmatched] = field(default_factory=list)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for c in self.checks if c.outcome == outcome)
+
+    def failed(self, *, inconclusive_fails: bool = True) -> bool:
+        return bool(self.unmatched) or self.count("fail") > 0 or (inconclusive_fails and self.count("inconclusive") > 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "baseline_run": self.baseline_run,
+            "counts": {o: self.count(o) for o in ("pass", "fail", "inconclusive", "skipped")},
+            "unmatched": [{"rule": u.rule, "where": u.where, "message": u.message} for u in self.unmatched],
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+
+def evaluate(budgets: Sequence[Budget], store: ResultsReader, run_id: str, baseline_run: str | None = None) -> GateResult:
+    records = store.records(run_id)
+    baseline = {r.key: r for r in store.records(baseline_run)} if baseline_run else {}
+    fp32 = {(r.device.name, r.model.name): r for r in records if r.model.variant == "fp32"}
+    samples: dict[tuple[str, str, str], list[int]] = {}
+
+    def samples_of(run: str, key: tuple[str, str, str]) -> list[int]:
+        cache_key = (run, *key)
+        if cache_key not in samples:
+            samples[cache_key] = store.samples_ns(run, *key)  # type: ignore[index]
+        return samples[cache_key]  # type: ignore[index]
+
+    result = GateResult(run_id, baseline_run)
+    for budget in budgets:
+        matched = [r for r in records if budget.match.matches(*r.key, r.device.tags)]
+        if not matched:
+            result.unmatched.append(Unmatched(budget.name, budget.where, budget.match.describe()))
+            continue
+        for record in matched:
+            result.checks.extend(_checks(budget, record, fp32, baseline, baseline_run, run_id, samples_of))
+    return result
+
+
+def _checks(
+    budget: Budget,
+    record: Record,
+    fp32: dict[tuple[str, str], Record],
+    baseline: dict[tuple[str, str, str], Record],
+    baseline_run: str | None,
+    run_id: str,
+    samples_of: Any,
+) -> list[Check]:
+    out: list[Check] = []
+    name = budget.name
+    for key in LATENCY_BOUNDS:
+        bound = getattr(budget, key)
+        if bound is not None:
+            out.append(check_latency(name, record, samples_of(run_id, record.key), key.removesuffix("_ms"), bound))
+    if budget.peak_memory_mb is not None:
+        peak = record.memory_mb.peak if record.memory_mb else None
+        out.append(check_max(name, record, "peak_memory_mb", peak, budget.peak_memory_mb, "MB"))
+    if budget.size_mb is not None:
+        size = record.model.size_bytes / 1e6 if record.model.size_bytes is not None else None
+        out.append(check_max(name, record, "size_mb", size, budget.size_mb, "MB"))
+    if budget.min_map is not None:
+        out.append(check_min_map(name, record, budget.min_map))
+    if budget.max_map_drop is not None:
+        out.append(check_map_drop(name, record, fp32.get((record.device.name, record.model.name)), budget.max_map_drop))
+    if budget.max_regression_pct is not None and baseline_run is not None:
+        base = baseline.get(record.key)
+        base_ns = samples_of(baseline_run, record.key) if base is not None else []
+        out.append(
+            check_regression(name, record, base, base_ns, samples_of(run_id, record.key), budget.max_regression_pct)
+        )
+    return out

@@ -1,0 +1,89 @@
+"""The gate's verdict for people: a rich table on the terminal and Markdown
+for a CI step summary or a pull-request comment."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from harness.gate.checks import Check
+from harness.gate.evaluate import GateResult
+
+_ORDER = {"fail": 0, "inconclusive": 1, "pass": 2, "skipped": 3}
+_WORD = {"fail": "FAIL", "inconclusive": "INCONCLUSIVE", "pass": "pass", "skipped": "skipped"}
+
+
+def verdict_line(result: GateResult, *, budgets: str, inconclusive_fails: bool = True) -> str:
+    failed = result.failed(inconclusive_fails=inconclusive_fails)
+    counts = ", ".join(
+        f"{result.count(o)} {o}" for o in ("fail", "inconclusive", "pass", "skipped") if result.count(o)
+    ) or "no checks"
+    unmatched = f", {len(result.unmatched)} rule(s) matched nothing" if result.unmatched else ""
+    against = f" against baseline {result.baseline_run}" if result.baseline_run else ""
+    return f"gate {'FAILED' if failed else 'passed'}: {counts}{unmatched} (run {result.run_id}{against}, budgets {budgets})"
+
+
+def ordered(checks: Sequence[Check]) -> list[Check]:
+    return sorted(checks, key=lambda c: (_ORDER[c.outcome], c.rule, c.pair, c.metric))
+
+
+def _md(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace("`", "'")
+
+
+def render_gate_markdown(result: GateResult, *, budgets: str, inconclusive_fails: bool = True) -> str:
+    failed = result.failed(inconclusive_fails=inconclusive_fails)
+    lines = [f"## {'❌' if failed else '✅'} Edge Harness gate", "", _md(verdict_line(result, budgets=budgets, inconclusive_fails=inconclusive_fails)), ""]
+    for missing in result.unmatched:
+        lines.append(f"- **{_md(missing.rule)}**: {_md(missing.message)}")
+    if result.unmatched:
+        lines.append("")
+    attention = [c for c in ordered(result.checks) if c.outcome in ("fail", "inconclusive")]
+    if attention:
+        lines += _table(attention)
+        lines.append("")
+    rest = [c for c in ordered(result.checks) if c.outcome not in ("fail", "inconclusive")]
+    if rest:
+        lines += ["<details><summary>" + f"{len(rest)} other check(s)" + "</summary>", ""]
+        lines += _table(rest)
+        lines += ["", "</details>", ""]
+    lines.append(
+        "Latency bounds are judged on the 95% confidence interval of the quantile: fail when it lies wholly above "
+        "the bound, pass when wholly below, inconclusive otherwise. Regressions fail only when slower by more than "
+        "the allowed percentage and significant (Mann–Whitney)."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _table(checks: Sequence[Check]) -> list[str]:
+    out = ["| outcome | rule | device | model | variant | bound | measured |", "|---|---|---|---|---|---|---|"]
+    for c in checks:
+        out.append(
+            f"| {_WORD[c.outcome]} | {_md(c.rule)} | {_md(c.device)} | {_md(c.model)} | {_md(c.variant)} "
+            f"| {_md(c.metric)} {_md(c.bound)} | {_md(c.measured)} |"
+        )
+    return out
+
+
+def render_gate_terminal(result: GateResult, console: object, *, budgets: str, inconclusive_fails: bool = True) -> None:
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, title=f"gate: run {result.run_id}", title_justify="left")
+    for header in ("outcome", "rule", "pair", "bound", "measured"):
+        table.add_column(header, overflow="fold")
+    style = {"fail": "bold red", "inconclusive": "yellow", "pass": "green", "skipped": "dim"}
+    for c in ordered(result.checks):
+        table.add_row(
+            f"[{style[c.outcome]}]{_WORD[c.outcome]}[/]", escape(c.rule), escape(c.pair),
+            escape(f"{c.metric} {c.bound}"), escape(c.measured),
+        )
+    console.print(table)  # type: ignore[attr-defined]
+    for c in ordered(result.checks):
+        if c.outcome in ("fail", "inconclusive"):
+            console.print(escape(c.message), style=style[c.outcome], soft_wrap=True)  # type: ignore[attr-defined]
+    for missing in result.unmatched:
+        console.print(escape(missing.message), style="bold red", soft_wrap=True)  # type: ignore[attr-defined]
+    failed = result.failed(inconclusive_fails=inconclusive_fails)
+    console.print(escape(verdict_line(result, budgets=budgets, inconclusive_fails=inconclusive_fails)),  # type: ignore[attr-defined]
+                  style="bold red" if failed else "bold green", soft_wrap=True)
