@@ -219,11 +219,10 @@ def test_skips_and_device_failures_say_why_and_keep_every_record(suite):
     result = suite.run("test_reasons.py")
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
-    assert "2 failed, 2 passed, 2 skipped" in output
+    assert "2 failed, 2 passed, 2 skipped" in output, output
     assert "Traceback" not in output
     assert f"device 'pi-lab-1' is not in the fleet: inventory {suite.inventory}" in output
     assert "no selected device is tagged 'arm64'" in output and "their tags: flaky, lab, local" in output
-    assert "test_goes_on[lab-a] PASSED" in output or "1 passed" in output
     (failure,) = [line for line in output.splitlines() if line.startswith("FAILED") and "lab-flaky" in line]
     assert "detector fp32 on lab-flaky" in failure and "failed" in failure
     with sqlite3.connect(suite.results / "results.sqlite") as db:
