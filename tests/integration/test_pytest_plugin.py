@@ -188,7 +188,7 @@ def test_benchmark_compare_passes_unchanged_and_fails_slower(suite):
     output = unchanged.stdout + unchanged.stderr
     assert "Comparing against benchmarks from" in output and "test_detector_latency[lab-b] (NOW)" in output
     if unchanged.returncode != 0:
-        regressed = [d for d in medians if f"test_detector_latency[{d}] -" in output.split("Performance has regressed", 1)[-1]]
+        regressed = [d for d in medians if f"test_detector_latency[{d}] (" in output.split("Performance has regressed", 1)[-1]]
         assert regressed, output
         loaded = _under_load(suite.results / "results.sqlite")
         assert all(loaded[d] for d in regressed), f"{output}\nsaved medians: {medians}\nunder load: {loaded}"
