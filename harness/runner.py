@@ -61,6 +61,9 @@ class RunPlan:
     inventory: Path | None = None
     # How long to wait for another controller's device lock (0: fail at once).
     lock_wait_s: float = 0.0
+    # MeasurementPlan fields that override every device profile's plan (the
+    # pytest plugin lets a test ask for more samples or a shorter run).
+    measurement: dict[str, Any] = field(default_factory=dict)
     # (device, variant) pairs to measure again on resume even though they are
     # complete (`harness gate --remeasure`), and how much longer than the
     # profile's plan to measure them.
@@ -168,6 +171,8 @@ def _device_job(
     category_ids: Any,
 ) -> DeviceJob:
     profile = load_profile(device.profile)
+    if plan.measurement:
+        profile = replace(profile, measurement=replace(profile.measurement, **plan.measurement))
     threads = device.threads or profile.threads
     ctx = PairContext(
         run_id=outcome.run_id,
