@@ -84,6 +84,18 @@ def evaluate(budgets: Sequence[Budget], store: ResultsReader, run_id: str, basel
     return result
 
 
+def checks_for_record(budget: Budget, store: ResultsReader, record: Record, baseline_run: str | None = None) -> list[Check]:
+    """One budget on one stored record, found as `harness gate` finds it (the
+    fp32 reference and the samples from the record's own run): the pytest
+    plugin's assertions use this so their messages are the gate's."""
+    records = store.records(record.run_id)
+    fp32 = {(r.device.name, r.model.name): r for r in records if r.model.variant == "fp32"}
+    baseline = {r.key: r for r in store.records(baseline_run)} if baseline_run else {}
+    return _checks(
+        budget, record, fp32, baseline, baseline_run, record.run_id, lambda run, key: store.samples_ns(run, *key)
+    )
+
+
 def _checks(
     budget: Budget,
     record: Record,

@@ -15,7 +15,7 @@ from typing import Any
 from harness.budgets import BOUND_KEYS, Budget, Match
 from harness.errors import InputError
 from harness.gate.checks import Check
-from harness.gate.evaluate import _checks
+from harness.gate.evaluate import checks_for_record
 from harness.results.record import Record
 
 
@@ -34,13 +34,7 @@ def check_budget(
     if not bounds:
         raise InputError("no bound given", source=where, hint=f"pass one or more of: {', '.join(BOUND_KEYS)}")
     budget = Budget(name=name, match=Match(), where=where, **{k: float(v) for k, v in bounds.items()})
-    records = store.records(record.run_id)
-    fp32 = {(r.device.name, r.model.name): r for r in records if r.model.variant == "fp32"}
-    baseline = {r.key: r for r in store.records(baseline_run)} if baseline_run else {}
-    return _checks(
-        budget, record, fp32, baseline, baseline_run, record.run_id,
-        lambda run, key: store.samples_ns(run, *key),
-    )
+    return checks_for_record(budget, store, record, baseline_run)
 
 
 def failures(checks: list[Check]) -> list[Check]:
