@@ -59,6 +59,10 @@ Z_95 = 1.959963984540054
 # abort (SIGABRT, a real crash like a segfaulting delegate's) on that command,
 # and with TEXT only when the request's model path contains it.
 TEST_ONLY_ABORT_ENV = "EDGE_HARNESS_TEST_ONLY_AGENT_ABORT"
+# The controller's process that started this agent. If it goes away (the SSH
+# session dropped, the controller was killed), this agent is reparented and
+# stops instead of measuring on for nobody.
+PARENT_PID = os.getppid()
 
 
 class AgentFailure(Exception):
@@ -657,6 +661,8 @@ def eval_pass(interpreter, input_index: int, inputs, reader, limit=None) -> list
     count = inputs.count if limit is None else min(inputs.count, int(limit))
     detections = []
     for i in range(count):
+        if i % 16 == 0:
+            stop_if_orphaned()
         interpreter.set_tensor(input_index, inputs.read(i))
         interpreter.invoke()
         detections.append(reader.read(interpreter))
@@ -799,6 +805,7 @@ def benchmark(request: dict) -> dict:
     if inputs is not None and request.get("eval", True) and reader is not None:
         detections = eval_pass(interpreter, input_index, inputs, reader, request.get("max_eval_images"))
 
+    log("loaded %s in %.1f ms; warming up" % (os.path.basename(model), load_ms))
     # Warm-up by count and by time.
     done_runs = 0
     warm_start = time.perf_counter()
@@ -806,6 +813,8 @@ def benchmark(request: dict) -> dict:
         interpreter.set_tensor(input_index, ring[done_runs % len(ring)])
         interpreter.invoke()
         done_runs += 1
+        if done_runs % 64 == 0:
+            stop_if_orphaned()
     warmup = {"runs": done_runs, "seconds": round(time.perf_counter() - warm_start, 4)}
 
     # Timed loop: perf_counter_ns around invoke() only; every sample kept.
@@ -825,6 +834,8 @@ def benchmark(request: dict) -> dict:
             if elapsed >= max_s:
                 stop_reason = "max-seconds"
                 break
+            if n % 64 == 0:  # a cheap syscall, outside the timed window
+                stop_if_orphaned()
             if n >= min_runs and elapsed >= min_s and n % 32 == 0:
                 if p90_interval_tight(sorted(samples_ns), rel_tol):
                     stop_reason = "ci-tight"
@@ -1021,6 +1032,51 @@ def hash_files(request: dict) -> dict:
     return {"ok": True, "sha256": digests}
 
 
+def orphaned() -> bool:
+    return os.getppid() != PARENT_PID
+
+
+def stop_if_orphaned() -> None:
+    if orphaned():
+        log("the controller that started this agent is gone: stopping")
+        raise AgentFailure("orphaned", "the controller disconnected; nothing to report to")
+
+
+def request_paths(request: dict) -> list:
+    """Every file path a request names (the agent reads or writes only these)."""
+    found = [request.get(key) for key in ("model", "inputs", "path")]
+    found += list(request.get("models") or []) + list(request.get("paths") or [])
+    options = request.get("adapter_options")
+    if isinstance(options, dict):
+        found.append(options.get("anchors"))
+    return [p for p in found if p]
+
+
+def confine(request: dict, root) -> None:
+    """With --root (how the host starts it on a device), refuse any path
+    outside the agent's own cache directory, symlinks resolved: a request
+    cannot make it read or lock files elsewhere on the device."""
+    if root is None:
+        return
+    base = os.path.realpath(os.path.expanduser(root))
+    for path in request_paths(request):
+        if not isinstance(path, str):
+            raise AgentFailure("bad-request", "a path must be a string, got %r" % (path,))
+        real = os.path.realpath(os.path.expanduser(path))
+        if real != base and not real.startswith(base.rstrip(os.sep) + os.sep):
+            raise AgentFailure("outside-cache", "refusing %r: outside the agent's cache directory %s" % (path, base))
+
+
+def cache_root_arg(argv: list):
+    """`--root DIR` from the command line, or None (the host's own uses)."""
+    if "--root" in argv:
+        index = argv.index("--root")
+        if index + 1 < len(argv):
+            return argv[index + 1]
+        raise AgentFailure("bad-request", "--root needs a directory")
+    return None
+
+
 def test_only_abort(request: dict) -> None:
     spec = os.environ.get(TEST_ONLY_ABORT_ENV)
     if not spec:
@@ -1047,6 +1103,7 @@ def main() -> int:
                 % (request.get("protocol"), PROTOCOL_VERSION),
             )
         command = request.get("command")
+        confine(request, cache_root_arg(sys.argv[1:]))
         test_only_abort(request)
         if command == "info":
             reply(info(request))

@@ -38,8 +38,11 @@ def file_sha256(path: Path) -> str:
 
 
 class AgentClient:
-    def __init__(self, transport: Transport, *, timeout_s: float = 600.0) -> None:
+    def __init__(self, transport: Transport, *, timeout_s: float = 600.0, confined: bool = True) -> None:
         self.transport = transport
+        # On a device the agent may touch only its cache directory (`--root`);
+        # the host's own uses (loadability, host-side mAP) read host files.
+        self.confined = confined
         self.device = transport.device
         self.timeout_s = timeout_s
         self.cache_root = transport.expand(self.device.cache_dir)
@@ -81,8 +84,9 @@ class AgentClient:
         # The client's timeout caps every call (hash, lock, info as well):
         # a device gone silent fails within the configured time, whatever
         # the call.
+        root = ["--root", self.cache_root] if self.confined else []
         result = self.transport.run(
-            [self.python, "-I", agent],
+            [self.python, "-I", agent, *root],
             stdin=json.dumps(payload).encode(),
             timeout_s=min(timeout_s or self.timeout_s, self.timeout_s),
         )

@@ -65,7 +65,7 @@ def check_runtime(runtime: str, models: Sequence[Path], cache_dir: Path, adapter
     device = Device(
         name=f"host-{runtime}", profile="x86-cpu", kind="local", python=str(python), cache_dir=str(cache_dir / "host-agent")
     )
-    client = AgentClient(LocalTransport(device), timeout_s=600)
+    client = AgentClient(LocalTransport(device), timeout_s=600, confined=False)
     request = {"command": "load", "models": keys, "runtime": runtime, **(adapter.request() if adapter else {})}
     try:
         reply = client.call(request)

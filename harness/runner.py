@@ -335,13 +335,19 @@ def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) 
         finished.add(variant)
 
     def retrying(what: str, action: Any) -> Any:
+        first: InfraError | None = None
         for attempt in range(plan.retries + 1):
             try:
                 return action()
             except AgentError:
                 raise
             except InfraError as exc:
+                first = first or exc
                 if attempt == plan.retries or cancel.is_set():
+                    # What went wrong first (lost mid-upload) is the useful
+                    # part; the retries' own failure (cannot connect) follows.
+                    if first is not exc and first.message != exc.message:
+                        exc.message = f"{first.message}; then, after {attempt} retr{'y' if attempt == 1 else 'ies'}: {exc.message}"
                     raise
                 wait_s = plan.retry_backoff_s * 2**attempt
                 inbox.put(_Status(name, f"{what}: {exc.message}; retry {attempt + 1}/{plan.retries} in {wait_s:.0f} s"))

@@ -33,13 +33,13 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def fault_models(tmp_path_factory) -> Path:
-    """The tiny detector recipe, its fp32/fp16/int8 variants converted into a
+    """The tiny detector recipe, six of its variants converted into a
     session cache, and hog.tflite (see models.py)."""
     folder = tmp_path_factory.mktemp("fault-models")
     subprocess.run([sys.executable, str(HERE / "models.py"), str(folder)], check=True, capture_output=True, timeout=300)
     env = dict(os.environ, HARNESS_CACHE=str(folder / "cache"), HARNESS_REPORTS=str(folder / "reports"))
     subprocess.run(
-        [sys.executable, "-m", "harness", "convert", str(folder / "model.yaml"), "--variants", "fp32,fp16,int8",
+        [sys.executable, "-m", "harness", "convert", str(folder / "model.yaml"), "--variants", "fp32,fp16,dynamic-int8,int8,uint8,int16x8",
          "--out", str(folder / "variants")],
         check=True, capture_output=True, timeout=600, env=env, cwd=REPO,
     )

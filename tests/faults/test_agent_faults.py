@@ -17,7 +17,7 @@ ABORT_ENV = "EDGE_HARNESS_TEST_ONLY_AGENT_ABORT"
 
 
 def test_agent_crash_fails_that_pair_only(fault_lab, faults_run, fault_models):
-    (int8,) = (fault_models / "variants").rglob("*int8*.tflite")
+    (int8,) = (fault_models / "variants").rglob("*detector-int8.tflite")
     crash_on_int8 = python3_with(f"export {ABORT_ENV}=benchmark:{file_sha256(int8)[:16]}")
     setup = fault_lab(1, scripts={"lab-a": crash_on_int8})
     stored = faults_run.run("run", "--model", str(fault_models / "model.yaml"), "--inventory", str(setup.inventory),

@@ -171,3 +171,72 @@ def test_telemetry_uses_the_profile_sources(tmp_path):
     assert got["throttle_reasons"] == ["under-voltage", "throttled", "under-voltage occurred", "throttling occurred"]
     code, reply, _ = call_agent({"protocol": 1, "command": "info", "telemetry": {"throttling": ["sysfs"]}}, env=env)
     assert reply["env"]["throttling_source"] in (None, "sysfs")  # this VM may expose no cpufreq at all
+
+
+def test_with_root_the_agent_reads_only_its_cache(demo_artifacts, tmp_path):
+    """How the host starts it on a device: `--root CACHE`. A model outside the
+    cache, or a symlink inside it pointing out, is refused before any read."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    inside = cache / "model.tflite"
+    inside.write_bytes(demo_artifacts["fp32"].path.read_bytes())
+    (cache / "escape.tflite").symlink_to(demo_artifacts["fp32"].path)
+    argv = [sys.executable, "-I", str(AGENT), "--root", str(cache)]
+
+    def ask(request):
+        proc = subprocess.run(argv, input=json.dumps({"protocol": 1, **request}).encode(), capture_output=True, timeout=120)
+        return json.loads(proc.stdout.decode())
+
+    ok = ask({"command": "hash", "paths": [str(inside)]})
+    assert ok["ok"] and ok["sha256"][str(inside)]
+    for request in (
+        {"command": "hash", "paths": ["/etc/passwd"]},
+        {"command": "benchmark", "model": str(cache / "escape.tflite"), **FAST},
+        {"command": "benchmark", "model": str(cache / ".." / "elsewhere.tflite"), **FAST},
+        {"command": "lock", "path": "/tmp/x.lock", "action": "acquire", "token": "t"},
+        {"command": "benchmark", "model": str(inside), "adapter": "ssd-postprocess",
+         "adapter_options": {"anchors": "/etc/hostname"}, **FAST},
+    ):
+        reply = ask(request)
+        assert reply["ok"] is False and reply["error"]["kind"] == "outside-cache", (request, reply)
+
+
+def test_an_orphaned_agent_stops_instead_of_measuring_for_nobody(demo_artifacts, tmp_path):
+    """The controller (here a shell standing in for the SSH session or the
+    controller process) is killed mid-measurement: the agent notices it was
+    reparented and exits long before its 120 s plan would end."""
+    import os
+    import signal
+    import time
+
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"protocol": 1, "command": "benchmark", "model": str(demo_artifacts["fp32"].path),
+                                   "warmup_runs": 1, "warmup_seconds": 0.0, "min_runs": 10**9,
+                                   "min_seconds": 120.0, "max_seconds": 120.0}))
+    log = tmp_path / "agent.log"
+    parent = subprocess.Popen(
+        ["sh", "-c", '"$0" -I "$1" < "$2" > /dev/null 2> "$3" & echo $!; wait',
+         sys.executable, str(AGENT), str(request), str(log)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    agent_pid = int(parent.stdout.readline())
+    deadline = time.monotonic() + 120
+    while "warming up" not in log.read_text():  # started: it knows its parent
+        assert time.monotonic() < deadline and _alive(agent_pid), log.read_text()
+        time.sleep(0.05)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while _alive(agent_pid):
+        assert time.monotonic() < deadline, "the orphaned agent is still measuring"
+        time.sleep(0.05)
+    assert "controller that started this agent is gone" in log.read_text()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
