@@ -65,13 +65,15 @@ def scaled_plan(plan: MeasurementPlan, scale: float) -> MeasurementPlan:
     for a pair whose interval was too wide to decide a budget."""
     if scale == 1.0:
         return plan
+    # The minimums grow (that is what narrows the interval); the early stop
+    # and the cap stay, so a re-measurement costs about `scale` times the
+    # minimum, not `scale` times the cap.
+    min_seconds = plan.min_seconds * scale
     return replace(
         plan,
         min_runs=int(plan.min_runs * scale),
-        min_seconds=plan.min_seconds * scale,
-        max_seconds=plan.max_seconds * scale,
-        # A tighter early stop: the point is a narrower interval.
-        ci_rel_tol=plan.ci_rel_tol / scale,
+        min_seconds=min_seconds,
+        max_seconds=max(plan.max_seconds, min_seconds),
     )
 
 
