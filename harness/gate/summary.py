@@ -7,6 +7,7 @@ from typing import Sequence
 
 from harness.gate.checks import Check
 from harness.gate.evaluate import GateResult
+from harness.report.view import md_cell as _md
 
 _ORDER = {"fail": 0, "inconclusive": 1, "pass": 2, "skipped": 3}
 _WORD = {"fail": "FAIL", "inconclusive": "INCONCLUSIVE", "pass": "pass", "skipped": "skipped"}
@@ -25,9 +26,6 @@ def verdict_line(result: GateResult, *, budgets: str, inconclusive_fails: bool =
 def ordered(checks: Sequence[Check]) -> list[Check]:
     return sorted(checks, key=lambda c: (_ORDER[c.outcome], c.rule, c.pair, c.metric))
 
-
-def _md(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace("`", "'")
 
 
 def render_gate_markdown(result: GateResult, *, budgets: str, inconclusive_fails: bool = True) -> str:

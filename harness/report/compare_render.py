@@ -12,6 +12,7 @@ from harness.report.charts import RatioDot, ratio_chart
 from harness.report.compare import ComparisonReport, PairComparison
 from harness.report.page import page, toggles
 from harness.report.view import fmt_ms
+from harness.report.view import md_cell as _md
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("device", "device"),
@@ -66,9 +67,6 @@ def render_csv(report: ComparisonReport) -> str:
         writer.writerow([report.kind, *(getattr(r, k) for k, _ in COLUMNS), r.n_baseline, r.n_candidate])
     return buffer.getvalue()
 
-
-def _md(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
 
 
 def markdown_table(report: ComparisonReport) -> list[str]:

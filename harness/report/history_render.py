@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any, Sequence
 
 from harness.report.history import METRICS, RunSummary, Trend
+from harness.report.view import md_cell as _md
 
 RUN_COLUMNS = ("run_id", "created_at", "status", "command", "pairs", "ok", "failed", "skipped", "devices", "models")
 TREND_COLUMNS = ("run_id", "created_at", "status", "value", "ci_lo", "ci_hi", "vs_previous")
@@ -50,9 +51,6 @@ def _fmt(key: str, value: Any) -> str:
         return f"{value:.4g}"
     return str(value)
 
-
-def _md(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
 
 
 def _table_text(headers: Sequence[str], rows: Sequence[dict[str, Any]], fmt: str) -> str:

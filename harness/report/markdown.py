@@ -8,6 +8,7 @@ from typing import Sequence
 from harness.report.compare_render import markdown_table, summary_line
 from harness.report.context import ReportContext
 from harness.report.view import (
+    md_cell,
     HEADERS,
     DeviceSection,
     cells,
@@ -23,21 +24,17 @@ from harness.report.view import (
 from harness.results.record import Record
 
 
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
-
-
 def _quantization(section: DeviceSection) -> list[str]:
     rows = quantization_rows(section)
     runtimes = runtime_headers(rows)
-    out = [f"### Quantization: {_escape(section.model)} on `{_escape(section.device)}`", ""]
-    out.append("| variant | size MB | mAP | mAP vs fp32 | " + " | ".join(f"loads in {_escape(r)}" for r in runtimes) + " | how it was made |")
+    out = [f"### Quantization: {md_cell(section.model)} on `{md_cell(section.device)}`", ""]
+    out.append("| variant | size MB | mAP | mAP vs fp32 | " + " | ".join(f"loads in {md_cell(r)}" for r in runtimes) + " | how it was made |")
     out.append("|:--|--:|--:|--:|" + "|".join(":-:" for _ in runtimes) + "|:--|")
     for row in rows:
         loads = " | ".join(row.loads.get(r, "—") for r in runtimes)
-        out.append(f"| {row.variant} | {row.size_mb} | {row.map} | {row.map_drop} | {loads} | {_escape(row.method)} |")
+        out.append(f"| {row.variant} | {row.size_mb} | {row.map} | {row.map_drop} | {loads} | {md_cell(row.method)} |")
     out.append("")
-    out.extend(f"- {_escape(line)}" for line in quantization_findings(section))
+    out.extend(f"- {md_cell(line)}" for line in quantization_findings(section))
     layers = sensitive_layers(section)
     if layers:
         out += ["", "Most sensitive layers (QuantizationDebugger on the calibration split; RMSE of the quantised "
@@ -46,7 +43,7 @@ def _quantization(section: DeviceSection) -> list[str]:
         out.append("|--:|:--|:--|--:|--:|:--|")
         for layer in layers:
             out.append(
-                f"| {layer.rank} | `{_escape(layer.layer)}` | {layer.op} | {layer.rmse_over_scale} | {layer.mean_error} | {layer.in_float} |"
+                f"| {layer.rank} | `{md_cell(layer.layer)}` | {layer.op} | {layer.rmse_over_scale} | {layer.mean_error} | {layer.in_float} |"
             )
     out.append("")
     return out
@@ -59,7 +56,7 @@ def _variant_verdicts(section: DeviceSection, context: ReportContext) -> list[st
             if rows:
                 report = replace(report, rows=rows)
                 return [f"Each variant vs {report.baseline} (Mann–Whitney on the raw samples): "
-                        f"{_escape(summary_line(report))}", "", *markdown_table(report), ""]
+                        f"{md_cell(summary_line(report))}", "", *markdown_table(report), ""]
     return []
 
 
@@ -69,33 +66,33 @@ def _trend(section: DeviceSection, context: ReportContext, last: int = 6) -> lis
     if not mine:
         return []
     runs = sorted({p.run_id: p.created_at for t in mine for p in t.points}.items(), key=lambda kv: (kv[1], kv[0]))[-last:]
-    out = [f"p50 ms across runs on `{_escape(section.device)}`:", "",
-           "| variant | " + " | ".join(_escape(r) for r, _ in runs) + " |", "|:--|" + "--:|" * len(runs)]
+    out = [f"p50 ms across runs on `{md_cell(section.device)}`:", "",
+           "| variant | " + " | ".join(md_cell(r) for r, _ in runs) + " |", "|:--|" + "--:|" * len(runs)]
     for t in mine:
         values = {p.run_id: p.value for p in t.points}
-        out.append(f"| {_escape(t.key[2])} | " + " | ".join(fmt_ms(values.get(r)) for r, _ in runs) + " |")
+        out.append(f"| {md_cell(t.key[2])} | " + " | ".join(fmt_ms(values.get(r)) for r, _ in runs) + " |")
     return out + [""]
 
 
 def render_markdown(records: Sequence[Record], *, title: str, context: ReportContext | None = None) -> str:
     context = context or ReportContext()
-    out = [f"# {_escape(title)}", ""]
+    out = [f"# {md_cell(title)}", ""]
     group = None
     for section in sections(records):
         if section.group != group:
             group = section.group
-            out.extend([f"## {_escape(group)}", ""])
-        out.append(f"### {_escape(section.heading)}")
+            out.extend([f"## {md_cell(group)}", ""])
+        out.append(f"### {md_cell(section.heading)}")
         out.append("")
         out.append("| " + " | ".join(h for _, h in HEADERS) + " |")
         out.append("|" + "|".join(":--" if k in ("variant", "flags") else "--:" for k, _ in HEADERS) + "|")
         for row in section.rows:
             c = cells(row)
-            out.append("| " + " | ".join(_escape(str(getattr(c, k))) for k, _ in HEADERS) + " |")
+            out.append("| " + " | ".join(md_cell(str(getattr(c, k))) for k, _ in HEADERS) + " |")
         notes = findings(section)
         if notes:
             out.append("")
-            out.extend(f"- {_escape(line)}" for line in notes)
+            out.extend(f"- {md_cell(line)}" for line in notes)
         out.append("")
         out.extend(_variant_verdicts(section, context))
         if has_quantization(section):
@@ -103,7 +100,7 @@ def render_markdown(records: Sequence[Record], *, title: str, context: ReportCon
         out.extend(_trend(section, context))
     for report in context.comparisons:
         if report.kind == "devices" and report.rows:
-            out += [f"## Device vs device: {_escape(summary_line(report))}", "", *markdown_table(report), ""]
+            out += [f"## Device vs device: {md_cell(summary_line(report))}", "", *markdown_table(report), ""]
     out.append(
         "Latency: `invoke()` only, every sample kept; p90 interval is the distribution-free 95% "
         "order-statistic bound. Ratios compare with fp32 on the same device in the same run. "

@@ -135,6 +135,12 @@ def ratio_words(ratio: float | None) -> str:
     return (f"{ratio:.2f}x " if ratio < 10 else f"{ratio:.1f}x ") + ("slower" if ratio > 1 else "faster")
 
 
+def md_cell(text: str) -> str:
+    """Text made safe for one Markdown table cell: no column breaks, no
+    line breaks, no raw HTML (names are user input)."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+
+
 def fmt_ms(value: float | None) -> str:
     if value is None:
         return "—"
