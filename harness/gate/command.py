@@ -65,8 +65,9 @@ def _publish(args: argparse.Namespace, result: GateResult, budgets: list[Budget]
         write_junit(args.junit, result, inconclusive_fails=inconclusive_fails)
     markdown = render_gate_markdown(result, budgets=name, inconclusive_fails=inconclusive_fails)
     if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(markdown, encoding="utf-8")
+        from harness.report.write import write_text
+
+        write_text(args.markdown, markdown, flag="--markdown")
     # GitHub Actions (and Gitea/Forgejo) show this file on the job's page.
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:

@@ -51,5 +51,6 @@ def _line(check: Check) -> str:
 
 
 def write_junit(path: Path, result: GateResult, *, inconclusive_fails: bool = True) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_junit(result, inconclusive_fails=inconclusive_fails), encoding="utf-8")
+    from harness.report.write import write_text
+
+    write_text(path, render_junit(result, inconclusive_fails=inconclusive_fails), flag="--junit")

@@ -59,12 +59,12 @@ def _csv(records: Sequence[Record]) -> str:
     return buffer.getvalue()
 
 
-def write_text(path: Path, text: str) -> Path:
+def write_text(path: Path, text: str, *, flag: str = "--out") -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"cannot write the report: {exc.strerror or exc}", source=path, hint="choose a writable --out") from None
+        raise InputError(f"cannot write: {exc.strerror or exc}", source=path, hint=f"choose a writable path for {flag}") from None
     return path
 
 

@@ -125,3 +125,18 @@ def test_junit_has_one_case_per_rule_and_pair_and_escapes_names(store):
     assert failed.get("name") == "local/demo/fp32" and "p90_ms <= 5 ms" in failed.find("failure").get("message")
     markdown = render_gate_markdown(result, budgets="b.yaml")
     assert "&lt;dev" in markdown and "<dev" not in markdown
+
+
+def test_gate_cli_decides_from_the_store_and_an_unwritable_junit_is_exit_2(store, tmp_path, capsys):
+    from harness.cli import main
+
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text("budgets:\n  - name: p90\n    p90_ms: 50\n")
+    reports = str(store.path.parent)
+    assert main(["gate", "--budgets", str(budgets), "--reports", reports, "--junit", str(tmp_path / "out" / "g.xml")]) == 0
+    assert ET.parse(tmp_path / "out" / "g.xml").getroot().get("tests") == "2"
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    code = main(["gate", "--budgets", str(budgets), "--reports", reports, "--junit", str(blocked / "g.xml")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{blocked / 'g.xml'}: cannot write" in err and "--junit" in err and "Traceback" not in err
