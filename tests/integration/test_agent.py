@@ -214,6 +214,7 @@ def test_an_orphaned_agent_stops_instead_of_measuring_for_nobody(demo_artifacts,
                                    "warmup_runs": 1, "warmup_seconds": 0.0, "min_runs": 10**9,
                                    "min_seconds": 120.0, "max_seconds": 120.0}))
     log = tmp_path / "agent.log"
+    log.write_text("")  # exists before the shell's redirection (re)opens it: no race on the first read
     parent = subprocess.Popen(
         ["sh", "-c", '"$0" -I "$1" < "$2" > /dev/null 2> "$3" & echo $!; wait',
          sys.executable, str(AGENT), str(request), str(log)],
