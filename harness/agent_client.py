@@ -89,6 +89,7 @@ class AgentClient:
             [self.python, "-I", agent, *root],
             stdin=json.dumps(payload).encode(),
             timeout_s=min(timeout_s or self.timeout_s, self.timeout_s),
+            max_stdout_bytes=MAX_REPLY_BYTES,
         )
         return self._parse(result, request.get("command", "?"))
 

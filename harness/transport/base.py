@@ -21,6 +21,13 @@ from harness.device import Device
 # transport reports -N, the signal's number, like subprocess.)
 KILLED_BY_SIGNAL = -256
 
+# What a transport keeps of one command's output. A device is not trusted to
+# bound its own replies: stdout beyond the cap stops the read (the command
+# fails) instead of growing the controller's memory; stderr is only ever
+# shown as a tail, so only its last bytes are kept.
+MAX_STDOUT_BYTES = 256 * 1024 * 1024
+STDERR_KEEP_BYTES = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class CommandResult:
@@ -41,8 +48,16 @@ class Transport(Protocol):
     bytes_uploaded: int
     files_uploaded: int
 
-    def run(self, argv: Sequence[str], *, stdin: bytes = b"", timeout_s: float | None = None) -> CommandResult:
-        """Run argv on the device (each argument quoted by the transport)."""
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: bytes = b"",
+        timeout_s: float | None = None,
+        max_stdout_bytes: int = MAX_STDOUT_BYTES,
+    ) -> CommandResult:
+        """Run argv on the device (each argument quoted by the transport).
+        More than max_stdout_bytes on stdout is an InfraError."""
 
     def put(self, local_path: Path, remote_path: str) -> None:
         """Copy a file to the device, creating parent folders."""

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from harness.device import Device
 from harness.errors import InfraError
-from harness.transport.base import CommandResult
+from harness.transport.base import MAX_STDOUT_BYTES, STDERR_KEEP_BYTES, CommandResult
 
 
 class LocalTransport:
@@ -20,7 +20,14 @@ class LocalTransport:
         self.bytes_uploaded = 0
         self.files_uploaded = 0
 
-    def run(self, argv: Sequence[str], *, stdin: bytes = b"", timeout_s: float | None = None) -> CommandResult:
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: bytes = b"",
+        timeout_s: float | None = None,
+        max_stdout_bytes: int = MAX_STDOUT_BYTES,
+    ) -> CommandResult:
         start = time.perf_counter()
         try:
             proc = subprocess.run(list(argv), input=stdin, capture_output=True, timeout=timeout_s, check=False)
@@ -34,7 +41,16 @@ class LocalTransport:
             ) from None
         except OSError as exc:
             raise InfraError(f"cannot start {argv[0]!r}: {exc}", device=self.device.name) from None
-        return CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - start)
+        # This machine is trusted with its own memory; the cap is checked
+        # after the fact so both transports fail the same way.
+        if len(proc.stdout) > max_stdout_bytes:
+            raise InfraError(
+                f"the device sent more than {max_stdout_bytes} bytes on stdout; stopped reading",
+                device=self.device.name,
+                command=" ".join(argv),
+            )
+        stderr = proc.stderr[-STDERR_KEEP_BYTES:]
+        return CommandResult(tuple(argv), proc.returncode, proc.stdout, stderr, time.perf_counter() - start)
 
     def expand(self, remote_path: str) -> str:
         return os.path.expanduser(remote_path)

@@ -29,7 +29,7 @@ import paramiko
 
 from harness.device import Device
 from harness.errors import DeviceLost, DeviceUnreachable, HostKeyError, InfraError
-from harness.transport.base import KILLED_BY_SIGNAL, CommandResult
+from harness.transport.base import KILLED_BY_SIGNAL, MAX_STDOUT_BYTES, STDERR_KEEP_BYTES, CommandResult
 
 # Every failure is mapped to a HarnessError with a fix; paramiko's own
 # thread logs would only repeat it as noise on stderr.
@@ -207,7 +207,14 @@ class SshTransport:
 
     # -- commands ----------------------------------------------------------
 
-    def run(self, argv: Sequence[str], *, stdin: bytes = b"", timeout_s: float | None = None) -> CommandResult:
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: bytes = b"",
+        timeout_s: float | None = None,
+        max_stdout_bytes: int = MAX_STDOUT_BYTES,
+    ) -> CommandResult:
         command = " ".join(shlex.quote(str(a)) for a in argv)
         timeout_s = timeout_s or DEFAULT_COMMAND_TIMEOUT_S
         start = time.perf_counter()
@@ -223,10 +230,19 @@ class SshTransport:
             if stdin:
                 channel.sendall(stdin)
             channel.shutdown_write()
-            stdout, stderr = _read_until_eof(channel, deadline)
+            stdout, stderr = _read_until_eof(channel, deadline, max_stdout_bytes)
             if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
                 raise socket.timeout()
             status = channel.recv_exit_status()
+        except _OutputTooLarge:
+            # Closing the channel (finally) hangs up on the command: the
+            # device stops writing and the connection stays usable.
+            raise InfraError(
+                f"the device sent more than {max_stdout_bytes} bytes on stdout; stopped reading",
+                device=self.device.name,
+                command=command,
+                hint="a reply this large is not from a working agent: check the device's python and agent",
+            ) from None
         except socket.timeout:
             raise InfraError(
                 f"command timed out after {timeout_s:g} s",
@@ -332,23 +348,37 @@ def _close(client: paramiko.SSHClient, sock: socket.socket) -> None:
     sock.close()
 
 
-def _read_until_eof(channel: paramiko.Channel, deadline: float) -> tuple[bytes, bytes]:
+class _OutputTooLarge(Exception):
+    pass
+
+
+def _read_until_eof(channel: paramiko.Channel, deadline: float, max_stdout_bytes: int) -> tuple[bytes, bytes]:
     """Drain stdout and stderr together (either can fill the window and
-    stall the other), waiting on the channel's fd with the time left."""
+    stall the other), waiting on the channel's fd with the time left.
+    Memory stays bounded whatever the device sends: stdout up to its cap,
+    stderr only its last STDERR_KEEP_BYTES."""
     out: list[bytes] = []
-    err: list[bytes] = []
+    out_bytes = 0
+    err = bytearray()
 
     def drain() -> None:
+        nonlocal out_bytes
         while channel.recv_ready():
-            out.append(channel.recv(READ_CHUNK_BYTES))
+            chunk = channel.recv(READ_CHUNK_BYTES)
+            out_bytes += len(chunk)
+            if out_bytes > max_stdout_bytes:
+                raise _OutputTooLarge()
+            out.append(chunk)
         while channel.recv_stderr_ready():
-            err.append(channel.recv_stderr(READ_CHUNK_BYTES))
+            err.extend(channel.recv_stderr(READ_CHUNK_BYTES))
+            if len(err) > 2 * STDERR_KEEP_BYTES:  # trim in steps, not per chunk
+                del err[: len(err) - STDERR_KEEP_BYTES]
 
     while True:
         drain()
         if channel.eof_received or channel.closed:
             drain()  # data that arrived between the drain and the EOF flag
-            return b"".join(out), b"".join(err)
+            return b"".join(out), bytes(err[-STDERR_KEEP_BYTES:])
         remaining_s = deadline - time.monotonic()
         if remaining_s <= 0:
             raise socket.timeout()

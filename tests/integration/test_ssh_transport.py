@@ -14,6 +14,7 @@ from harness.agent_client import AgentClient
 from harness.errors import DeviceLost, DeviceUnreachable, HostKeyError, InfraError
 from harness.inventory import load_inventory
 from harness.transport import open_transport
+from harness.transport.base import STDERR_KEEP_BYTES
 from harness.transport.ssh import SshTransport
 
 
@@ -44,28 +45,33 @@ def test_exit_status_stdin_and_stderr(transport):
     assert (result.exit_status, result.stdout, result.stderr) == (7, b"hello", b"oops\n")
 
 
-def test_one_connection_reused_and_round_trip_is_fast(transport):
+def test_one_connection_is_reused(transport):
+    # Its speed (TCP_NODELAY, ~3 ms a command) is a benchmark:
+    # tests/benchmarks/test_ssh_round_trip.py.
     transport.run(["true"])
     session = transport._client.get_transport()
-    samples_ms = []
-    for _ in range(30):
-        start = time.perf_counter()
+    for _ in range(5):
         transport.run(["true"])
-        samples_ms.append((time.perf_counter() - start) * 1000)
     assert transport._client.get_transport() is session
-    # LAB-NOTES: ~47 ms with Nagle on, ~4 ms with TCP_NODELAY. Generous bound
-    # for a loaded 2-core machine, but well under the Nagle figure.
-    median_ms = statistics.median(samples_ms)
-    print(f"round trip median {median_ms:.1f} ms")
-    assert median_ms < 30
 
 
 def test_streaming_large_stdout_and_stderr_together(transport):
     # Both streams larger than the SSH window: reading one alone would stall.
-    code = "import sys; sys.stderr.write('e' * (4 << 20)); sys.stdout.write('o' * (24 << 20))"
+    # Of stderr only the tail is kept (it is only ever shown as a tail).
+    code = "import sys; sys.stderr.write('e' * (4 << 20) + 'END'); sys.stdout.write('o' * (24 << 20))"
     result = transport.run(["python3", "-c", code], timeout_s=60)
     assert result.exit_status == 0
-    assert len(result.stdout) == 24 << 20 and len(result.stderr) == 4 << 20
+    assert len(result.stdout) == 24 << 20
+    assert len(result.stderr) == STDERR_KEEP_BYTES and result.stderr.endswith(b"eeeEND")
+
+
+def test_a_device_flooding_stdout_is_cut_off_and_the_connection_survives(transport):
+    """A hostile or broken device cannot grow the controller's memory: past
+    the cap the read stops, the command fails, the next command works."""
+    flood = "import sys\nwhile True: sys.stdout.write('x' * 65536)"
+    with pytest.raises(InfraError, match="more than 1048576 bytes on stdout"):
+        transport.run(["python3", "-c", flood], timeout_s=60, max_stdout_bytes=1 << 20)
+    assert transport.run(["echo", "still here"]).stdout == b"still here\n"
 
 
 def test_expand_home_remotely(transport, module_lab):
