@@ -14,10 +14,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from harness import __version__
 from harness.errors import HarnessError, InputError
+
+if TYPE_CHECKING:
+    from harness.results.store import ResultsStore
 
 EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
 # Kept here (not imported from harness.report) so `--help` stays fast.
@@ -285,12 +288,11 @@ def _run_pipeline(
         with ProgressEvents(console) as events:
             outcome = execute(plan, store, events, resume=resume)
         context = load_context(store, outcome.run_id, outcome.records)
+        name = _run_name(store, outcome.run_id)
     # Re-measuring for the gate prints the gate's table, not the run's.
     out = Console() if show else Console(stderr=True, quiet=True)
-    render_terminal(outcome.records, out, title=f"run {outcome.run_id}")
-    md, html = write_run_reports(
-        outcome.records, outcome.run_dir, title=f"Edge Harness run {outcome.run_id}", context=context
-    )
+    render_terminal(outcome.records, out, title=name)
+    md, html = write_run_reports(outcome.records, outcome.run_dir, title=f"Edge Harness {name}", context=context)
     out.print(f"\nresults: {outcome.results_json}\nreport:  {md}\n         {html}")
     for device in plan.devices:
         transfer = outcome.transfers.get(device.name)
@@ -492,6 +494,15 @@ def _emit(text: str, out: Path | None) -> None:
         sys.stdout.write(text)
 
 
+def _run_name(store: ResultsStore, run_id: str) -> str:
+    """`run <id>`, with the commit it measured when that is known."""
+    from harness.report.view import short_commit
+
+    info = store.run(run_id)
+    commit = info.source_commit if info else None
+    return f"run {run_id} · commit {short_commit(commit)}" if commit else f"run {run_id}"
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from harness.report.context import load_context
     from harness.report.write import render
@@ -508,7 +519,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
             return _report_comparison(store, run_id, args)
         records = store.records(run_id)
         context = load_context(store, run_id, records)
-    title = f"Edge Harness run {run_id}"
+        name = _run_name(store, run_id)
+    title = f"Edge Harness {name}"
     if args.format == "table":
         from rich.console import Console
 
@@ -516,9 +528,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
         if args.out:
             with open(args.out, "w", encoding="utf-8") as handle:
-                render_terminal(records, Console(file=handle, width=200), title=f"run {run_id}")
+                render_terminal(records, Console(file=handle, width=200), title=name)
         else:
-            render_terminal(records, Console(), title=f"run {run_id}")
+            render_terminal(records, Console(), title=name)
         return EXIT_OK
     _emit(render(records, args.format, title=title, context=context), args.out)
     return EXIT_OK

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, loadability, paths
+from harness import __version__, loadability, paths, provenance
 from harness.adapters import AdapterSpec, adapter_spec
 from harness.agent_client import AgentClient
 from harness.capabilities import skip_record
@@ -28,7 +28,7 @@ from harness.dataset.resolve import resolve_dataset
 from harness.device import Device
 from harness.device_lock import DeviceLock
 from harness.edgetpu.compiler import add_edgetpu, needs_uint8
-from harness.errors import AgentError, ConversionError, InfraError
+from harness.errors import AgentError, ConversionError, InfraError, StoreLost
 from harness.measure.pair import PairAccumulator, PairContext, failed_record, run_round, skipped_record
 from harness.preprocess import prepared_inputs
 from harness.profiles import load_profile, scaled_plan
@@ -99,9 +99,12 @@ def execute(plan: RunPlan, store: ResultsStore, events: RunEvents | None = None,
             "devices": [d.name for d in plan.devices],
             "inventory": str(plan.inventory) if plan.inventory else None,
             "created_at": utc_now_iso(),
-            "host": {"python": platform.python_version(), "arch": platform.machine(), "argv": sys.argv[1:]},
+            "source_commit": provenance.source_commit(),
+            "host": {"name": provenance.controller_host(), "python": platform.python_version(),
+                     "arch": platform.machine(), "argv": sys.argv[1:]},
         }
-        store.begin_run(RunInfo(run_id, meta["created_at"], __version__, "running", plan.command, str(run_dir)))
+        store.begin_run(RunInfo(run_id, meta["created_at"], __version__, "running", plan.command, str(run_dir),
+                                source_commit=meta["source_commit"], host=meta["host"]["name"]))
         outcome = RunOutcome(run_id, run_dir)
     else:
         run_id = resume
@@ -156,9 +159,29 @@ def execute(plan: RunPlan, store: ResultsStore, events: RunEvents | None = None,
         # the store is the truth, so results.json is rebuilt from it.
         write_results(run_dir, run_id, store.records(run_id), meta)
         raise
+    except StoreLost as exc:
+        # Every pair was written to the run folder before the store; the
+        # store keeps the run as `running`, which --resume continues.
+        exc.hint = _store_lost_hint(run_dir, run_id)
+        raise
     finally:
-        store.finish_run(run_id, status)
+        _finish(store, run_id, status, run_dir)
     return outcome
+
+
+def _store_lost_hint(run_dir: Path, run_id: str) -> str:
+    return (f"every pair measured so far is in {run_dir / 'results.json'}; when the store is back, "
+            f"`harness run --resume {run_id}` measures only the pairs it lacks")
+
+
+def _finish(store: ResultsStore, run_id: str, status: str, run_dir: Path) -> None:
+    try:
+        store.finish_run(run_id, status)
+    except StoreLost as exc:
+        if status == "finished":  # the run itself went well: losing the store now is the news
+            exc.hint = _store_lost_hint(run_dir, run_id)
+            raise
+        # Otherwise the error already in flight says more than this one.
 
 
 def _device_job(

@@ -283,6 +283,9 @@ class Series:
     points: tuple[tuple[int, float, str], ...]  # (run index, value, tooltip)
 
 
+MAX_RUN_LABELS = 12
+
+
 def trend_chart(series: Sequence[Series], runs: Sequence[str], *, title: str, unit: str) -> str:
     """One line per variant across runs (x: run order, y: the metric)."""
     values = [v for s in series for _, v, _ in s.points]
@@ -304,7 +307,12 @@ def trend_chart(series: Sequence[Series], runs: Sequence[str], *, title: str, un
         if lo <= tick <= hi:
             svg.append(f"<text x='{left - 4}' y='{sy(tick) + 4:.1f}' text-anchor='end'>{tick:g}</text>")
     svg.append(f"<text x='12' y='{h / 2}' transform='rotate(-90 12 {h / 2})' text-anchor='middle'>{escape(unit)}</text>")
+    # About a dozen run labels fit under the axis; with more runs every
+    # k-th is labelled (and the last), the rest are in the points' tooltips.
+    step = max(1, math.ceil(len(runs) / MAX_RUN_LABELS))
     for i, run in enumerate(runs):
+        if i % step and i != len(runs) - 1:
+            continue
         svg.append(f"<text x='{sx(i):.1f}' y='{h - bottom + 14}' transform='rotate(25 {sx(i):.1f} {h - bottom + 14})'>"
                    f"{escape(run)}</text>")
     for s in series:

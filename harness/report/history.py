@@ -34,6 +34,8 @@ class RunSummary:
     skipped: int
     devices: tuple[str, ...]
     models: tuple[str, ...]
+    source_commit: str | None = None
+    host: str | None = None
 
     @property
     def pairs(self) -> int:
@@ -49,6 +51,7 @@ def run_summaries(store: ResultsReader) -> list[RunSummary]:
         out.append(RunSummary(
             run.run_id, run.created_at, run.status, run.command, count["ok"], count["failed"], count["skipped"],
             tuple(sorted({r.device.name for r in records})), tuple(sorted({r.model.name for r in records})),
+            run.source_commit, run.host,
         ))
     return out
 
@@ -93,6 +96,7 @@ class TrendPoint:
     status: str
     value: float | None
     ci: tuple[float, float] | None = None
+    source_commit: str | None = None  # which commit this point measured
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,8 @@ def trends(
                 value = m.value(record) if record.status == "ok" else None
                 ci = m.ci(record) if record.status == "ok" else None
                 points.setdefault(record.key, []).append(
-                    TrendPoint(run.run_id, run.created_at, record.status, value, tuple(ci) if ci else None)  # type: ignore[arg-type]
+                    TrendPoint(run.run_id, run.created_at, record.status, value,
+                               tuple(ci) if ci else None, run.source_commit)  # type: ignore[arg-type]
                 )
         if run.run_id == until_run:
             break

@@ -11,9 +11,11 @@ from typing import Any, Sequence
 
 from harness.report.history import METRICS, RunSummary, Trend
 from harness.report.view import md_cell as _md
+from harness.report.view import short_commit
 
-RUN_COLUMNS = ("run_id", "created_at", "status", "command", "pairs", "ok", "failed", "skipped", "devices", "models")
-TREND_COLUMNS = ("run_id", "created_at", "status", "value", "ci_lo", "ci_hi", "vs_previous")
+RUN_COLUMNS = ("run_id", "created_at", "source_commit", "host", "status", "command", "pairs", "ok", "failed", "skipped",
+               "devices", "models")
+TREND_COLUMNS = ("run_id", "created_at", "source_commit", "status", "value", "ci_lo", "ci_hi", "vs_previous")
 _BLOCKS = "▁▂▃▄▅▆▇█"
 
 
@@ -25,7 +27,8 @@ def _trend_rows(trend: Trend) -> list[dict[str, Any]]:
     rows, previous = [], None
     for p in trend.points:
         change = p.value / previous if p.value is not None and previous else None
-        rows.append({"run_id": p.run_id, "created_at": p.created_at, "status": p.status, "value": p.value,
+        rows.append({"run_id": p.run_id, "created_at": p.created_at, "source_commit": p.source_commit,
+                     "status": p.status, "value": p.value,
                      "ci_lo": p.ci[0] if p.ci else None, "ci_hi": p.ci[1] if p.ci else None, "vs_previous": change})
         previous = p.value if p.value is not None else previous
     return rows
@@ -43,6 +46,8 @@ def sparkline(values: Sequence[float | None]) -> str:
 
 
 def _fmt(key: str, value: Any) -> str:
+    if key == "source_commit":
+        return short_commit(value)
     if value is None:
         return "—"
     if key == "vs_previous":
@@ -103,11 +108,11 @@ def runs_table(runs: Sequence[RunSummary]):  # -> rich.table.Table
 
     table = Table(title=f"{len(runs)} stored run(s), oldest first", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.caption = "pairs: total (ok/failed/skipped)"
-    for h in ("run", "date (UTC)", "status", "command", "pairs", "devices"):
+    for h in ("run", "date (UTC)", "commit", "status", "command", "pairs", "devices"):
         table.add_column(h, no_wrap=True, min_width=len(runs[0].run_id) if h == "run" and runs else None,
                          justify="right" if h == "pairs" else "left")
     for r in runs:
-        table.add_row(r.run_id, r.created_at[:16].replace("T", " "), r.status, r.command,
+        table.add_row(r.run_id, r.created_at[:16].replace("T", " "), short_commit(r.source_commit), r.status, r.command,
                       f"{r.pairs} ({r.ok}/{r.failed}/{r.skipped})", ",".join(r.devices))
     return table
 

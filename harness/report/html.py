@@ -29,6 +29,7 @@ from harness.report.view import (
     runtime_headers,
     sections,
     sensitive_layers,
+    short_commit,
 )
 from harness.results.record import LatencyMs, Record
 
@@ -116,7 +117,8 @@ def _trend(section: DeviceSection, context: ReportContext) -> str:
     series = [
         charts.Series(
             t.key[2], f"{t.key[2]}: p50 over {len(t.points)} runs",
-            tuple((index[p.run_id], p.value, f"{t.key[2]} in run {p.run_id} ({p.created_at}): p50 {p.value:.3f} ms")
+            tuple((index[p.run_id], p.value, f"{t.key[2]} in run {p.run_id} ({p.created_at}"
+                   f"{', commit ' + short_commit(p.source_commit) if p.source_commit else ''}): p50 {p.value:.3f} ms")
                   for p in t.points if p.value is not None),
         )
         for t in mine

@@ -433,3 +433,13 @@ def quantization_findings(section: DeviceSection) -> list[str]:
 
 def has_quantization(section: DeviceSection) -> bool:
     return any(row.record.quantization is not None for row in section.rows)
+
+
+def short_commit(commit: str | None) -> str:
+    """A full 40-hex SHA shortened the way git shows it; `git describe`
+    output (tags, -dirty) kept whole. Tables only: json and csv keep it all."""
+    if not commit:
+        return "—"
+    if len(commit) == 40 and all(c in "0123456789abcdef" for c in commit.lower()):
+        return commit[:12]
+    return commit

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from harness.results.store import SqlStore
 
-STORE_SCHEMA_VERSION = 2
+STORE_SCHEMA_VERSION = 3
 
 # Samples are written in batches of this many values (64 KiB rows): a long
 # measurement never needs one huge statement, and readers can stream.
@@ -97,6 +97,13 @@ CREATE INDEX runs_by_created_at ON runs (created_at)
 """
 
 
+# v3: where a run came from (harness/provenance.py); older runs stay NULL.
+_V3 = """
+ALTER TABLE runs ADD COLUMN source_commit TEXT;
+ALTER TABLE runs ADD COLUMN host TEXT
+"""
+
+
 def _backfill_query_columns(store: "SqlStore") -> None:
     rows = store._execute("SELECT id, record_json FROM records").fetchall()
     assignments = ", ".join(f"{name} = ?" for name in QUERY_COLUMNS)
@@ -109,6 +116,7 @@ def _backfill_query_columns(store: "SqlStore") -> None:
 MIGRATIONS: dict[int, tuple[str | Callable[["SqlStore"], None], ...]] = {
     1: (_V1,),
     2: (_V2, _backfill_query_columns),
+    3: (_V3,),
 }
 
 

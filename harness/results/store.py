@@ -41,6 +41,8 @@ class RunInfo:
     command: str
     run_dir: str
     finished_at: str | None = None
+    source_commit: str | None = None  # what was measured (harness/provenance.py)
+    host: str | None = None  # the controller that measured it
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class ResultsStore(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-_RUN_COLUMNS = "run_id, created_at, harness_version, status, command, run_dir, finished_at"
+_RUN_COLUMNS = "run_id, created_at, harness_version, status, command, run_dir, finished_at, source_commit, host"
 
 
 class SqlStore:
@@ -153,8 +155,9 @@ class SqlStore:
 
     def _insert_run(self, run: RunInfo) -> None:
         self._execute(
-            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (run.run_id, run.created_at, run.harness_version, run.status, run.command, run.run_dir, run.finished_at),
+            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run.run_id, run.created_at, run.harness_version, run.status, run.command, run.run_dir, run.finished_at,
+             run.source_commit, run.host),
         )
 
     def reopen_run(self, run_id: str) -> None:

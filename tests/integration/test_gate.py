@@ -15,6 +15,7 @@ import pytest
 from harness.measure.stats import quantile_ci
 
 pytestmark = pytest.mark.slow
+COMMIT = "release-candidate-7"  # what $HARNESS_COMMIT says the run measured
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +28,24 @@ def measured(demo_artifacts, tmp_path_factory):
     root = tmp_path_factory.mktemp("gate")
     model = root / "detector.tflite"
     shutil.copy(demo_artifacts["fp32"].path, model)
-    env = dict(os.environ, HARNESS_REPORTS=str(root / "reports"), HARNESS_CACHE=str(root / "cache"), COLUMNS="200")
+    env = dict(os.environ, HARNESS_REPORTS=str(root / "reports"), HARNESS_CACHE=str(root / "cache"), COLUMNS="200",
+               HARNESS_COMMIT=COMMIT)
     proc = subprocess.run(
         [sys.executable, "-m", "harness", "run", "--model", str(model)], env=env, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return root, env
+
+
+def test_the_run_records_the_commit_it_measured_and_where(measured, run_cli):
+    import socket
+
+    root, env = measured
+    history = run_cli("history", "--format", "json", env=env)
+    first = json.loads(history.stdout)["runs"][0]
+    assert (first["source_commit"], first["host"]) == (COMMIT, socket.gethostname())
+    report = run_cli("report", first["run_id"], "--format", "md", env=env)
+    assert f"commit {COMMIT}" in report.stdout.splitlines()[0]
 
 
 def p90_interval(root) -> tuple[float, float, int]:

@@ -160,6 +160,8 @@ def test_a_store_at_the_first_schema_is_migrated_on_open(store_url, opened):
     db.close()
     store = opened()
     assert store.records("old") == [record]
+    old = store.run("old")
+    assert old is not None and (old.command, old.source_commit, old.host) == ("demo", None, None)  # v3 columns: NULL
     assert store.samples_ns("old", "local", "demo", "int8") == [11, 12, 13]
     (point,) = store.trend(variant="int8")  # query columns filled from the old JSON
     assert (point.run_id, point.p50_ms, point.map, point.size_bytes) == ("old", 3.25, 0.5, 1234)

@@ -31,8 +31,12 @@ def samples_ns(median_ms: float, n: int = 400, seed: int = 1) -> list[int]:
     return [int(median_ms * 1e6 * (0.95 + 0.1 * ((i * 0.6180339887 * seed) % 1.0))) for i in range(n)]
 
 
-def fill(store: SqliteStore, run_id: str, when: str, latency_ms: dict[tuple[str, str], float], model: str = "demo") -> None:
-    store.begin_run(RunInfo(run_id, when, "0.1.0", "finished", "run", "/tmp"))
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def fill(store: SqliteStore, run_id: str, when: str, latency_ms: dict[tuple[str, str], float], model: str = "demo",
+         commit: str | None = None) -> None:
+    store.begin_run(RunInfo(run_id, when, "0.1.0", "finished", "run", "/tmp", source_commit=commit, host="ci-7"))
     for (device, variant), ms in latency_ms.items():
         base = make_record(run_id=run_id, variant=variant)
         record = replace(base, device=replace(base.device, name=device), model=replace(base.model, name=model),
@@ -44,7 +48,8 @@ def fill(store: SqliteStore, run_id: str, when: str, latency_ms: dict[tuple[str,
 def store(tmp_path):
     with SqliteStore(tmp_path / "results.sqlite") as s:
         fill(s, "r1", "2026-01-01T00:00:00Z", {("local", "fp32"): 2.0, ("local", "int8"): 1.0})
-        fill(s, "r2", "2026-01-02T00:00:00Z", {("local", "fp32"): 2.0, ("local", "int8"): 1.5, ("pi", "fp32"): 9.0})
+        fill(s, "r2", "2026-01-02T00:00:00Z", {("local", "fp32"): 2.0, ("local", "int8"): 1.5, ("pi", "fp32"): 9.0},
+             commit=SHA)
         yield s
 
 
@@ -154,12 +159,19 @@ def cli(tmp_path, capsys, *argv: str) -> tuple[int, str, str]:
 
 def test_history_command_lists_runs_and_trends(store, tmp_path, capsys):
     code, out, _ = cli(tmp_path, capsys, "history", "--format", "json")
-    assert code == 0 and [r["run_id"] for r in json.loads(out)["runs"]] == ["r1", "r2"]
+    runs = json.loads(out)["runs"]
+    assert code == 0 and [(r["run_id"], r["source_commit"], r["host"]) for r in runs] == [
+        ("r1", None, "ci-7"), ("r2", SHA, "ci-7")]
     code, out, _ = cli(tmp_path, capsys, "history", "--trend", "p90", "--model", "demo", "--variant", "int8",
                        "--device", "local", "--format", "csv")
     assert code == 0 and out.splitlines()[1:] == [
-        "local,demo,int8,p90,r1,2026-01-01T00:00:00Z,ok,1.04,1.5,3.0,", f"local,demo,int8,p90,r2,2026-01-02T00:00:00Z,ok,{1.5 * 1.04},1.5,3.0,1.5"
+        "local,demo,int8,p90,r1,2026-01-01T00:00:00Z,,ok,1.04,1.5,3.0,",
+        f"local,demo,int8,p90,r2,2026-01-02T00:00:00Z,{SHA},ok,{1.5 * 1.04},1.5,3.0,1.5",
     ]
+    # Tables show the commit as git does: 12 characters of a full SHA.
+    code, out, _ = cli(tmp_path, capsys, "history", "--trend", "p90", "--variant", "int8", "--device", "local",
+                       "--format", "md")
+    assert code == 0 and f"| {SHA[:12]} |" in out and SHA not in out
 
 
 @pytest.mark.parametrize(("argv", "names"), [
@@ -175,3 +187,16 @@ def test_bad_report_and_history_flags_exit_2_with_the_fix(store, tmp_path, capsy
     assert code == 2 and "fix:" in err and "Traceback" not in err
     for name in names:
         assert name in err, err
+
+
+@pytest.mark.parametrize("n_runs", [5, 30])
+def test_trend_chart_labels_at_most_a_dozen_runs_and_always_the_last(n_runs):
+    runs = [f"run-{i:02d}" for i in range(n_runs)]
+    series = [charts.Series("fp32", "fp32", tuple((i, 1.0 + i / 10, f"tip {i}") for i in range(n_runs)))]
+    svg = charts.trend_chart(series, runs, title="p50", unit="ms")
+    labelled = [run for run in runs if f">{run}</text>" in svg]
+    assert len(labelled) <= charts.MAX_RUN_LABELS + 1
+    assert labelled[0] == runs[0] and labelled[-1] == runs[-1]
+    assert svg.count("data-tip='tip ") == n_runs  # every run keeps its point and tooltip
+    if n_runs <= charts.MAX_RUN_LABELS:
+        assert labelled == runs
