@@ -110,3 +110,8 @@ class DeviceLost(InfraError):
 
 class DeviceBusy(InfraError):
     """Another controller holds the device lock."""
+
+
+class StoreLost(InfraError):
+    """The results store (PostgreSQL) went away mid-run; the run folder
+    still holds every pair measured."""

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from harness.results.libpq import isolate_libpq
+
 REPO = Path(__file__).resolve().parent.parent
+
+# Session fixtures convert with TensorFlow in this process, and the store
+# tests then connect to PostgreSQL over TLS: libpq must be loaded with its
+# own OpenSSL first (harness/results/libpq.py says why). The product does the
+# same when it opens a store; test_store_cli checks it in a fresh process.
+isolate_libpq()
 
 
 @dataclass

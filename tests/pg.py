@@ -6,6 +6,8 @@ root, so when the tests run as root the cluster belongs to `nobody`, in a
 fresh folder under /tmp that `nobody` owns (pytest's tmp folders are 0700
 root). It listens on 127.0.0.1 at a free port with password (scram) auth
 over TCP, so the tests exercise real credentials; one superuser, `harness`.
+It speaks TLS with a certificate from a throw-away CA (tests/tls.py), so
+`sslmode=verify-full` is tested for real; plain connections still work.
 """
 
 from __future__ import annotations
@@ -40,7 +42,11 @@ def _free_port() -> int:
 
 
 class PgCluster:
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        # Not durable (the default): commits return before their WAL is
+        # written, so a server killed within ~200 ms of a commit forgets it.
+        # A test that crashes the server and expects its data back needs durable.
+        self.durable = durable
         bin_dir = pg_bin_dir()
         assert bin_dir is not None, "no PostgreSQL server installed (apt-get install postgresql)"
         self.bin_dir = bin_dir
@@ -73,13 +79,30 @@ class PgCluster:
             "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync",
         )
         pwfile.unlink()
-        env = dict(os.environ, HOME=str(self.root), LC_ALL="C")
+        from tests.tls import make_server_tls
+
+        tls_dir = self.root / "tls"
+        tls_dir.mkdir()
+        self.tls = make_server_tls(tls_dir, HOST)
+        if self._as_user:
+            for path in (tls_dir, self.tls.cert, self.tls.key, self.tls.ca_cert):
+                shutil.chown(path, "nobody")
         self._log = open(self.root / "server.log", "wb")  # noqa: SIM115 (a file, not a pipe: a full pipe would block the server)
-        # fsync off: a test cluster is thrown away, and durability costs seconds.
+        return self.launch()
+
+    def launch(self) -> "PgCluster":
+        """Start the server on the existing data folder: after start(), or
+        again after a crash (it recovers from its WAL like any server)."""
+        assert self.process is None or self.process.poll() is not None, "the server is running"
+        env = dict(os.environ, HOME=str(self.root), LC_ALL="C")
+        # fsync off (every cluster): the OS keeps what a killed server wrote;
+        # only losing the machine would lose it, and flushing costs seconds.
         self.process = subprocess.Popen(
             [*self._as_user, str(self.bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port),
              "-c", f"listen_addresses={HOST}", "-c", f"unix_socket_directories={self.root}",
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+             "-c", "ssl=on", "-c", f"ssl_cert_file={self.tls.cert}", "-c", f"ssl_key_file={self.tls.key}",
+             "-c", "fsync=off", "-c", "full_page_writes=off",
+             "-c", f"synchronous_commit={'on' if self.durable else 'off'}"],
             env=env, stdout=subprocess.DEVNULL, stderr=self._log,
         )
         self._wait_ready()

@@ -11,7 +11,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from harness.errors import InfraError, InputError
+from harness.errors import InfraError, InputError, StoreLost
+from harness.results.libpq import isolate_libpq
 from harness.results.store import SqlStore
 from harness.results.urls import mask_secrets, mask_url
 
@@ -26,6 +27,7 @@ class PostgresStore(SqlStore):
     def __init__(self, url: str, *, source: str = "--store") -> None:
         self.location = mask_url(url)
         self._url = url
+        isolate_libpq()  # before psycopg loads libpq: TensorFlow may be loaded already
         try:
             import psycopg
             from psycopg.conninfo import conninfo_to_dict
@@ -64,7 +66,7 @@ class PostgresStore(SqlStore):
         try:
             yield
         except self._errors as exc:
-            raise InfraError(f"lost the results store {self.location}: {self._mask(exc)}") from None
+            raise StoreLost(f"lost the results store {self.location}: {self._mask(exc)}") from None
         except self._conflicts as exc:  # another controller wrote the same run at the same moment
             raise InfraError(
                 f"a concurrent write to the same run in {self.location}: {self._mask(exc)}",

@@ -119,6 +119,8 @@ def recipe_folder(tmp_path_factory) -> Path:
 
 @FUZZ
 @given(doc=mutated(RECIPE))
+# Found by this test: `anchors:` with no value raised TypeError.
+@example(doc=dict(RECIPE, postprocess=dict(RECIPE["postprocess"], anchors=None)))
 def test_fuzzed_recipe(doc, recipe_folder):
     path = recipe_folder / "model.yaml"
     write_doc(path, doc)

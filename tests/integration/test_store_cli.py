@@ -5,6 +5,7 @@ store says (exit 2 / 3, never the password)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -111,10 +112,70 @@ def test_a_wrong_password_is_an_infrastructure_error_without_the_password(run_cl
     assert "Wr0ng-S3cret" not in result.stderr + result.stdout
 
 
-def test_tls_options_reach_libpq(run_cli, pg_url):
-    # The test server has no TLS: libpq refusing the connection proves sslmode got through.
-    result = run_cli("report", env={STORE_ENV: pg_url + "?sslmode=require"})
-    assert_infra_error(result, "SSL")
+def test_tls_verify_full_with_the_servers_ca_is_encrypted_and_another_ca_is_refused(
+        run_cli, pg_cluster, pg_url, tmp_path, monkeypatch):
+    from harness.results.open import open_store
+    from tests.tls import make_ca
+
+    monkeypatch.setenv(STORE_ENV, f"{pg_url}?sslmode=verify-full&sslrootcert={pg_cluster.tls.ca_cert}")
+    with open_store(None, tmp_path) as store:
+        ssl, version = store._execute("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+    assert ssl is True and version.startswith("TLS"), (ssl, version)
+    other_ca, _, _ = make_ca(tmp_path, "not-the-servers-ca")
+    result = run_cli("report", env={STORE_ENV: f"{pg_url}?sslmode=verify-full&sslrootcert={other_ca}"})
+    assert_infra_error(result, "cannot connect to the results store", "certificate verify failed")
+    assert pg_cluster.password not in result.stderr + result.stdout
+
+
+def test_a_tls_store_opened_after_tensorflow_converted_a_model(pg_cluster, pg_url, tmp_path):
+    """TensorFlow exports its own BoringSSL; a libpq loaded after it aborted
+    the process on the first TLS connection (free(): invalid pointer) until
+    the store loaded libpq with its own symbol scope."""
+    import subprocess
+    import sys
+
+    script = """
+import os, sys, tempfile
+import tensorflow as tf
+model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(2)])
+tf.lite.TFLiteConverter.from_keras_model(model).convert()
+from harness.results.open import open_store
+with open_store(None, tempfile.mkdtemp()) as store:
+    print("ssl", store._execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0])
+"""
+    url = f"{pg_url}?sslmode=verify-full&sslrootcert={pg_cluster.tls.ca_cert}"
+    proc = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, **{STORE_ENV: url}),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "ssl True"
+
+
+def test_a_libpq_service_file_and_pgpass_keep_every_secret_out_of_the_url(run_cli, pg_cluster, pg_url, tmp_path):
+    """The team's setup: `--store postgresql:///?service=team`, the server,
+    TLS options and user in a service file, the password in a pgpass file."""
+    from harness.results.record import utc_now_iso
+    from harness.results.store import RunInfo, SqliteStore
+    from tests.pg import HOST, SUPERUSER
+    from tests.store_records import make_record
+
+    database = pg_url.rsplit("/", 1)[1]
+    service = tmp_path / "pg_service.conf"
+    service.write_text(f"[team]\nhost={HOST}\nport={pg_cluster.port}\ndbname={database}\nuser={SUPERUSER}\n"
+                       f"sslmode=verify-full\nsslrootcert={pg_cluster.tls.ca_cert}\n")
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text(f"{HOST}:{pg_cluster.port}:{database}:{SUPERUSER}:{pg_cluster.password}\n")
+    pgpass.chmod(0o600)  # libpq ignores a password file others can read
+    with SqliteStore(tmp_path / "laptop.sqlite") as laptop:
+        laptop.begin_run(RunInfo("laptop-1", utc_now_iso(), "0.1.0", "finished", "run", "/runs/laptop-1"))
+        laptop.add_record(make_record("laptop-1"), [1000, 1100, 1200])
+    exported = tmp_path / "laptop.jsonl"
+    assert run_cli("store", "export", "laptop-1", "--out", str(exported),
+                   env={STORE_ENV: f"sqlite:///{tmp_path / 'laptop.sqlite'}"}).exit_code == 0
+    env = {STORE_ENV: "", "PGSERVICEFILE": str(service), "PGPASSFILE": str(pgpass)}
+    result = run_cli("store", "import", str(exported), "--store", "postgresql:///?service=team", env=env)
+    assert result.exit_code == 0, result.stderr
+    assert _pg_counts(pg_url) == (1, 1, 1)
+    assert pg_cluster.password not in result.stderr + result.stdout
 
 
 def test_an_unreachable_server_is_exit_3(run_cli, pg_cluster):
