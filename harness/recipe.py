@@ -254,7 +254,7 @@ def _boxes_scores(top: Fields, path: Path, folder: Path) -> dict[str, Any]:
         "nms_iou_threshold": pp.float("nms_iou_threshold", 0.5, minimum=0.0),
         "scores": pp.choice("scores", ["logits", "sigmoid"], "sigmoid"),
     }
-    if "anchors" in pp.data:
+    if pp.data.get("anchors") is not None:
         anchors = folder / pp.str("anchors")
         if not anchors.is_file():
             raise InputError(f"anchors file {anchors} not found", source=path, place="postprocess.anchors", hint="fix the path")
@@ -369,7 +369,7 @@ def _postprocess(top: Fields, path: Path, folder: Path) -> dict[str, Any]:
     pp.reject_unknown(_PP_KEYS)
     out: dict[str, Any] = {}
     for key, kind in _PP_KEYS.items():
-        if key not in pp.data:
+        if pp.data.get(key) is None:  # `key:` with no value is the same as no key
             continue
         if kind is str:
             out[key] = pp.str(key)
