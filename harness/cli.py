@@ -294,6 +294,9 @@ def _run_pipeline(
     render_terminal(outcome.records, out, title=name)
     md, html = write_run_reports(outcome.records, outcome.run_dir, title=f"Edge Harness {name}", context=context)
     out.print(f"\nresults: {outcome.results_json}\nreport:  {md}\n         {html}")
+    if outcome.recovered:
+        pairs = ", ".join(f"{r.device.name}/{r.model.variant}" for r in outcome.recovered)
+        out.print(f"recovered from the run folder (not measured again): {pairs}")
     for device in plan.devices:
         transfer = outcome.transfers.get(device.name)
         if transfer is not None:

@@ -28,12 +28,20 @@ from harness.dataset.resolve import resolve_dataset
 from harness.device import Device
 from harness.device_lock import DeviceLock
 from harness.edgetpu.compiler import add_edgetpu, needs_uint8
-from harness.errors import AgentError, ConversionError, InfraError, StoreLost
+from harness.errors import AgentError, ConversionError, InfraError, InputError, StoreLost
 from harness.measure.pair import PairAccumulator, PairContext, failed_record, run_round, skipped_record
 from harness.preprocess import prepared_inputs
 from harness.profiles import load_profile, scaled_plan
 from harness.recipe import Recipe
-from harness.results.files import make_run_dir, new_run_id, read_run_meta, write_results, write_samples
+from harness.results.files import (
+    make_run_dir,
+    new_run_id,
+    read_results,
+    read_run_meta,
+    read_samples,
+    write_results,
+    write_samples,
+)
 from harness.results.record import DeviceInfo, Record, utc_now_iso
 from harness.results.store import ResultsStore, RunInfo
 from harness.transport import open_transport
@@ -78,6 +86,8 @@ class RunOutcome:
     records: list[Record] = field(default_factory=list)
     infra_failures: list[str] = field(default_factory=list)
     transfers: dict[str, "Transfer"] = field(default_factory=dict)
+    # On --resume: pairs the run folder had and the store lacked, stored now.
+    recovered: list[Record] = field(default_factory=list)
 
     @property
     def results_json(self) -> Path:
@@ -115,6 +125,9 @@ def execute(plan: RunPlan, store: ResultsStore, events: RunEvents | None = None,
         meta.setdefault("resumed_at", []).append(utc_now_iso())
         store.reopen_run(run_id)
         outcome = RunOutcome(run_id, run_dir, records=store.records(run_id))
+        outcome.recovered = recover_from_folder(store, run_dir, outcome.records)
+        if outcome.recovered:
+            outcome.records = store.records(run_id)
     write_results(run_dir, run_id, outcome.records, meta)
     status = "failed"
     try:
@@ -167,6 +180,32 @@ def execute(plan: RunPlan, store: ResultsStore, events: RunEvents | None = None,
     finally:
         _finish(store, run_id, status, run_dir)
     return outcome
+
+
+def recover_from_folder(store: ResultsStore, run_dir: Path, stored: list[Record]) -> list[Record]:
+    """Records the run folder has and the store lacks go into the store.
+
+    Each pair is written to the run folder before the store, so when the
+    store was lost mid-run the folder holds the pair in hand (and, with a
+    store restored from an older backup, more). Those are stored now
+    instead of being measured again; an `ok` record whose raw samples file
+    is missing is left to be measured."""
+    have = {r.key: r for r in stored}
+    try:
+        in_folder = read_results(run_dir / "results.json")
+    except InputError:
+        return []
+    recovered = []
+    for record in in_folder:
+        known = have.get(record.key)
+        if known is not None and known.created_at >= record.created_at:
+            continue
+        samples = read_samples(run_dir, *record.key) if record.status == "ok" else []
+        if samples is None:
+            continue
+        store.add_record(record, samples)
+        recovered.append(record)
+    return recovered
 
 
 def _store_lost_hint(run_dir: Path, run_id: str) -> str:

@@ -61,10 +61,23 @@ def write_json_atomic(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
+def samples_path(run_dir: Path, device: str, model: str, variant: str) -> Path:
+    return device_dir(run_dir, device) / f"{pair_stem(model, variant)}.samples.json"
+
+
 def write_samples(run_dir: Path, device: str, model: str, variant: str, samples_ns: list[int]) -> Path:
-    path = device_dir(run_dir, device) / f"{pair_stem(model, variant)}.samples.json"
+    path = samples_path(run_dir, device, model, variant)
     write_json_atomic(path, {"unit": "ns", "samples": samples_ns})
     return path
+
+
+def read_samples(run_dir: Path, device: str, model: str, variant: str) -> list[int] | None:
+    """A pair's raw samples as written by write_samples; None when missing or unreadable."""
+    try:
+        data = json.loads(samples_path(run_dir, device, model, variant).read_text(encoding="utf-8"))
+        return [int(v) for v in data["samples"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def write_results(run_dir: Path, run_id: str, records: Iterable[Record], meta: dict[str, Any]) -> Path:
