@@ -761,6 +761,13 @@ def benchmark(request: dict) -> dict:
     rel_tol = float(request.get("ci_rel_tol", 0.01))
     warmup_runs = int(request.get("warmup_runs", 5))
     warmup_s = float(request.get("warmup_seconds", 0.2))
+    # How many different inputs the timed loop cycles through. The default
+    # feeds fresh data each invoke, as a camera does; 1 re-invokes one input,
+    # as benchmark tools do (on the demo detector that is 2-5% faster: the
+    # fresh input no longer evicts cache lines the model uses).
+    ring_size = int(request.get("input_ring", TIMED_INPUT_RING))
+    if not 1 <= ring_size <= 1024:
+        raise AgentFailure("bad-request", "input_ring must be 1..1024, got %d" % ring_size)
 
     runtime, runtime_name, runtime_version = import_runtime(request.get("runtime"))
     telemetry = request.get("telemetry")
@@ -787,9 +794,9 @@ def benchmark(request: dict) -> dict:
     reader = detection_reader(interpreter, adapter, request.get("adapter_options") or {}, np)
 
     if inputs is not None:
-        ring = [inputs.read(i) for i in range(min(inputs.count, TIMED_INPUT_RING))]
+        ring = [inputs.read(i) for i in range(min(inputs.count, ring_size))]
     else:
-        ring = random_inputs(detail, np, TIMED_INPUT_RING)
+        ring = random_inputs(detail, np, ring_size)
 
     interpreter.set_tensor(input_index, ring[0])
     t0 = time.perf_counter_ns()
@@ -809,8 +816,11 @@ def benchmark(request: dict) -> dict:
     # Warm-up by count and by time.
     done_runs = 0
     warm_start = time.perf_counter()
+    interpreter.set_tensor(input_index, ring[0])  # the eval pass left its last image there
+    cycle = len(ring) > 1  # one input is set once, as benchmark tools do
     while done_runs < warmup_runs or time.perf_counter() - warm_start < warmup_s:
-        interpreter.set_tensor(input_index, ring[done_runs % len(ring)])
+        if cycle:
+            interpreter.set_tensor(input_index, ring[done_runs % len(ring)])
         interpreter.invoke()
         done_runs += 1
         if done_runs % 64 == 0:
@@ -825,7 +835,8 @@ def benchmark(request: dict) -> dict:
     gc.disable()  # a collection inside invoke() timing is noise, not the model
     try:
         while len(samples_ns) < max_runs:
-            interpreter.set_tensor(input_index, ring[len(samples_ns) % len(ring)])
+            if cycle:
+                interpreter.set_tensor(input_index, ring[len(samples_ns) % len(ring)])
             t0 = time.perf_counter_ns()
             interpreter.invoke()
             samples_ns.append(time.perf_counter_ns() - t0)

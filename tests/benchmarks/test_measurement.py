@@ -40,22 +40,28 @@ ROUNDS = 4
 NO_ADAPTER = AdapterSpec("none")
 RUNS_PER_ROUND = 300
 
-# The bare loop: what anyone would write to time a TFLite model. The input is
-# the agent's own random tensor (same seed), so both run the same data.
+# The bare loop: what anyone would write to time a TFLite model, fed the
+# agent's own inputs: its ring of 16 random tensors (same seed, same order),
+# one set before each invoke, so both do the same work and any difference
+# is the harness's. (Fresh data each invoke costs 2-5% on the demo detector
+# against re-invoking one input; that is the input, not the harness.)
+AGENT_RING = 16
 BARE_LOOP = r"""
 import json, sys, time
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
-model, runs = sys.argv[1], int(sys.argv[2])
+model, runs, ring_size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 it = Interpreter(model_path=model, num_threads=1)
 it.allocate_tensors()
 d = it.get_input_details()[0]
-x = np.random.default_rng(1234).standard_normal(tuple(d["shape"])).astype(d["dtype"])
-it.set_tensor(d["index"], x)
-for _ in range(10):
+rng = np.random.default_rng(1234)
+ring = [rng.standard_normal(tuple(d["shape"])).astype(d["dtype"]) for _ in range(ring_size)]
+for i in range(10):
+    it.set_tensor(d["index"], ring[i % ring_size])
     it.invoke()
 samples = []
-for _ in range(runs):
+for i in range(runs):
+    it.set_tensor(d["index"], ring[i % ring_size])
     t0 = time.perf_counter_ns()
     it.invoke()
     samples.append(time.perf_counter_ns() - t0)
@@ -63,11 +69,11 @@ print(json.dumps(samples))
 """
 
 
-def agent_samples_ms(model: Path, runs: int) -> list[float]:
+def agent_samples_ms(model: Path, runs: int, *, input_ring: int = AGENT_RING) -> list[float]:
     request = {
         "protocol": 1, "command": "benchmark", "model": str(model), "threads": 1, "adapter": "none",
         "warmup_runs": 10, "warmup_seconds": 0.0, "min_runs": runs, "max_runs": runs, "min_seconds": 0.0,
-        "max_seconds": 60.0, "ci_rel_tol": 0.0,
+        "max_seconds": 60.0, "ci_rel_tol": 0.0, "input_ring": input_ring,
     }
     out = subprocess.run(
         [sys.executable, "-I", str(paths.agent_path())], input=json.dumps(request).encode(),
@@ -78,7 +84,8 @@ def agent_samples_ms(model: Path, runs: int) -> list[float]:
 
 def bare_samples_ms(model: Path, runs: int) -> list[float]:
     out = subprocess.run(
-        [sys.executable, "-I", "-c", BARE_LOOP, str(model), str(runs)], capture_output=True, check=True, timeout=120
+        [sys.executable, "-I", "-c", BARE_LOOP, str(model), str(runs), str(AGENT_RING)], capture_output=True, check=True,
+        timeout=120
     ).stdout
     return [v / 1e6 for v in json.loads(out.splitlines()[-1])]
 
@@ -94,6 +101,12 @@ def reference_median_ms(model: Path, runs: int) -> float:
         return float(json.loads(result.read_text())["latency"]["median_ms"])
 
 
+def alternate(steps: list, round_index: int) -> list:
+    """A-B in even rounds, B-A in odd ones: a machine that slows down or
+    speeds up during the test weighs on both sides alike."""
+    return steps if round_index % 2 == 0 else steps[::-1]
+
+
 @pytest.fixture(scope="module")
 def fp32_model(demo_artifacts) -> Path:
     return demo_artifacts["fp32"].path
@@ -104,8 +117,10 @@ def test_a_harness_vs_bare_invoke_loop(benchmark, fp32_model):
     bare_ms: list[float] = []
 
     def one_round() -> None:
-        harness_ms.extend(agent_samples_ms(fp32_model, RUNS_PER_ROUND))
-        bare_ms.extend(bare_samples_ms(fp32_model, RUNS_PER_ROUND))
+        measure = [lambda: harness_ms.extend(agent_samples_ms(fp32_model, RUNS_PER_ROUND)),
+                   lambda: bare_ms.extend(bare_samples_ms(fp32_model, RUNS_PER_ROUND))]
+        for step in alternate(measure, len(harness_ms) // RUNS_PER_ROUND):
+            step()
 
     benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
     ratio = statistics.median(harness_ms) / statistics.median(bare_ms)
@@ -119,10 +134,16 @@ def test_b_harness_vs_reference_benchmark_script(benchmark, fp32_model):
     reference_p50: list[float] = []
 
     def one_round() -> None:
-        harness_p50.append(statistics.median(agent_samples_ms(fp32_model, RUNS_PER_ROUND)))
-        reference_p50.append(reference_median_ms(fp32_model, RUNS_PER_ROUND))
+        # The reference script fills its input once and invokes it again and
+        # again; the agent is asked to do the same (input_ring=1).
+        measure = [lambda: harness_p50.append(statistics.median(agent_samples_ms(fp32_model, RUNS_PER_ROUND, input_ring=1))),
+                   lambda: reference_p50.append(reference_median_ms(fp32_model, RUNS_PER_ROUND))]
+        for step in alternate(measure, len(harness_p50)):
+            step()
 
-    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    # One median per round from each tool: more rounds than (a), whose
+    # median is over every sample, for the same steadiness (CI saw 1.02-1.06 at 4).
+    benchmark.pedantic(one_round, rounds=2 * ROUNDS, iterations=1)
     ratio = statistics.median(harness_p50) / statistics.median(reference_p50)
     RATIOS["(b) harness p50 / benchmark_litert_model median"] = ratio
     benchmark.extra_info["ratio"] = ratio
