@@ -30,8 +30,11 @@ def wait_for(condition, timeout_s: float, what: str) -> None:
 def records_of(db_path, device: str) -> int:
     if not db_path.exists():
         return 0
-    with sqlite3.connect(db_path, timeout=30) as db:
-        return db.execute("SELECT COUNT(*) FROM records WHERE device = ?", (device,)).fetchone()[0]
+    try:
+        with sqlite3.connect(db_path, timeout=30) as db:
+            return db.execute("SELECT COUNT(*) FROM records WHERE device = ?", (device,)).fetchone()[0]
+    except sqlite3.OperationalError:  # polled between the file's creation and its first migration
+        return 0
 
 
 def test_device_lost_mid_run_then_resume(ssh_lab, tiny_recipe, tmp_path):  # noqa: F811
