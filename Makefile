@@ -9,7 +9,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 # tflite-runtime 2.14 needs numpy < 2, so it lives in its own virtualenv; the
 # harness runs its agent there to check which variants that runtime can load
-# (harness/loadability.py; found by harness.paths.tflite214_python).
+# (harness/convert/loadability.py; found by harness.paths.tflite214_python).
 VENV_TFLITE214 := .venv-tflite214
 STAMP_TFLITE214 := $(VENV_TFLITE214)/.installed
 PYTEST_ARGS ?=

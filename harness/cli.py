@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from harness import __version__
-from harness.errors import HarnessError, InputError
+from harness.errors import EXIT_INFRA, EXIT_INPUT, EXIT_OK, HarnessError, InputError
 
 if TYPE_CHECKING:
     from harness.results.store import ResultsStore
 
-EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
 # Kept here (not imported from harness.report) so `--help` stays fast.
 REPORT_FORMATS = ("table", "md", "html", "json", "csv", "benchmark-json")
 TREND_METRICS = ("p50", "p90", "p99", "mean", "peak_mb", "size_mb", "map", "map50", "load_ms")
@@ -254,20 +253,22 @@ def _run_pipeline(
     from rich.console import Console
 
     from harness.device import local_device
-    from harness.recipe import bare_tflite_recipe, load_recipe
+    from harness.model.recipe import bare_tflite_recipe, load_recipe
     from harness.report.terminal import render_terminal
     from harness.report.write import write_run_reports
     from harness.results.open import open_store
     from harness.runner import RunPlan, execute
-    from harness.ui import ProgressEvents
-    from harness.variants import parse_variant_names
+    from harness.report.progress import ProgressEvents
+    from harness.model.variants import parse_variant_names
 
     # Flags first: they are cheap to check and the user's most likely typo.
     asked_variants = parse_variant_names(variants_arg) if variants_arg else None
     names = [n.strip() for n in devices_arg.split(",") if n.strip()]
     if not names:
         raise InputError("no device named", source="--devices", hint="name at least one device, e.g. --devices local")
-    inventory = _inventory(inventory_path)
+    from harness.fleet.command import inventory_from
+
+    inventory = inventory_from(inventory_path)
     from harness import paths
 
     # The local device keeps its "device cache" inside the harness cache.
@@ -313,121 +314,19 @@ def _run_pipeline(
     return EXIT_OK
 
 
-def _inventory(path: Path | None):
-    from harness.inventory import INVENTORY_ENV, empty_inventory, load_inventory
-
-    path = path or (Path(os.environ[INVENTORY_ENV]) if os.environ.get(INVENTORY_ENV) else None)
-    return load_inventory(path) if path is not None else empty_inventory()
-
-
 def _cmd_devices(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from harness.fleet.command import run_devices
 
-    from harness import fleet, paths
-    from harness.device import local_device
-
-    inventory = _inventory(args.inventory)
-    local = local_device(paths.cache_dir(_reports_dir(None)).resolve() / "local-device")
-    if args.names:
-        devices = inventory.select(args.names, local=local, flag="NAMES")
-    elif args.action in ("list", "check"):
-        devices = (local, *inventory.devices)
-    else:
-        devices = inventory.devices
-    out = Console()
-    if args.action == "list":
-        from harness.report.devices import render_inventory
-
-        render_inventory(devices, out, source=str(inventory.source or "no inventory: pass --inventory FILE"))
-        return EXIT_OK
-    if args.action == "trust":
-        return _trust(devices, yes=args.yes, console=out)
-    if args.action == "clean":
-        failed = False
-        for result in fleet.fan_out(devices, fleet.clean):
-            if result.error:
-                failed = True
-                out.print(f"[red]✗[/red] {result.device.name}: not cleaned: {result.error}")
-            else:
-                out.print(f"[green]✓[/green] {result.device.name}: removed {result.path}")
-        return EXIT_INFRA if failed else EXIT_OK
-    if args.action == "bootstrap":
-        return _bootstrap(devices, out)
-    from harness.report.devices import render_probes
-
-    probes = fleet.fan_out(devices, fleet.probe)
-    render_probes(probes, out, title=f"devices {args.action}")
-    unusable = [p for p in probes if not p.reachable or p.untrusted]
-    return EXIT_INFRA if unusable else EXIT_OK
-
-
-def _bootstrap(devices, out) -> int:
-    from harness import fleet, paths
-    from harness.bootstrap import bootstrap
-
-    cache = paths.cache_dir(_reports_dir(None))
-    remote = [d for d in devices if d.kind == "ssh"]
-    for device in devices:
-        if device.kind != "ssh":
-            out.print(f"{device.name}: this machine; its runtime comes with `pip install edge-harness[runtime]`")
-    failed = False
-    for result in fleet.fan_out(remote, lambda d: bootstrap(d, cache)):
-        for step in result.steps:
-            out.print(f"  {result.device.name}: {step}")
-        if result.ok:
-            out.print(f"[green]✓[/green] {result.device.name}: agent runs with {result.runtime} "
-                      f"({result.python}); sent {result.bytes_uploaded / 1e6:.1f} MB in {result.seconds:.1f} s")
-        else:
-            failed = True
-            hint = f"\n    fix: {result.hint}" if result.hint else ""
-            out.print(f"[red]✗[/red] {result.device.name}: {result.error}{hint}")
-    return EXIT_INFRA if failed else EXIT_OK
-
-
-def _trust(devices, *, yes: bool, console) -> int:
-    from harness.errors import HarnessError
-    from harness.trust import changed_key_error, fetch_host_key, record_host_key
-
-    failed = False
-    for device in devices:
-        if device.kind != "ssh":
-            console.print(f"{device.name}: this machine, nothing to trust")
-            continue
-        try:
-            check = fetch_host_key(device)
-            if check.state == "trusted":
-                console.print(f"[green]✓[/green] {device.name} ({check.name}): already trusted, {check.key_type} {check.fingerprint}")
-                continue
-            if check.state == "changed":
-                raise changed_key_error(check)
-            console.print(f"{device.name} ({check.name}) offers {check.key_type} key {check.fingerprint}")
-            if not yes and not _confirm(f"Trust this key for {device.name}? [y/N] "):
-                console.print(f"[yellow]![/yellow] {device.name}: not trusted (pass --yes to accept without asking)")
-                failed = True
-                continue
-            record_host_key(check)
-            console.print(f"[green]✓[/green] {device.name}: recorded in {check.known_hosts}")
-        except HarnessError as exc:
-            failed = True
-            sys.stderr.write(f"harness devices trust: error: {exc.render()}\n")
-    return EXIT_INFRA if failed else EXIT_OK
-
-
-def _confirm(question: str) -> bool:
-    try:
-        answer = input(question)
-    except EOFError:
-        return False
-    return answer.strip().lower() in ("y", "yes")
+    return run_devices(args, _reports_dir(None))
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from harness.convert.converter import Artifact, convert_variants, export_artifact
-    from harness.dataset.resolve import resolve_dataset
-    from harness.recipe import load_recipe
-    from harness.variants import parse_variant_names
+    from harness.model.datasets import resolve_dataset
+    from harness.model.recipe import load_recipe
+    from harness.model.variants import parse_variant_names
 
     recipe = load_recipe(args.recipe)
     variants = parse_variant_names(args.variants) if args.variants else recipe.variants

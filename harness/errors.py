@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# DESIGN.md's exit codes, for every command; the CLI, the gate and each error
+# class take them from here.
+EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
+
 
 class HarnessError(Exception):
     """Base class. ``exit_code`` follows DESIGN.md's contract."""
 
-    exit_code: int = 3
+    exit_code: int = EXIT_INFRA
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -33,7 +37,7 @@ class InputError(HarnessError):
     ``source`` names the file or flag, ``place`` the field or line in it.
     """
 
-    exit_code = 2
+    exit_code = EXIT_INPUT
 
     def __init__(
         self,
@@ -58,7 +62,7 @@ class InfraError(HarnessError):
     """A device, transport or agent failed (exit 3). Results already
     measured are saved before this reaches the CLI."""
 
-    exit_code = 3
+    exit_code = EXIT_INFRA
 
     def __init__(
         self,
@@ -85,7 +89,7 @@ class AgentError(InfraError):
 class ConversionError(HarnessError):
     """The TFLite converter rejected a variant; recorded per variant."""
 
-    exit_code = 2
+    exit_code = EXIT_INPUT
 
 
 class DeviceUnreachable(InfraError):

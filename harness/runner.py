@@ -19,20 +19,23 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, loadability, paths, provenance
-from harness.adapters import AdapterSpec, adapter_spec
-from harness.agent_client import AgentClient
-from harness.capabilities import skip_record
+from harness import __version__, paths
+from harness.convert import loadability
+from harness.results import provenance
+from harness.model.adapters import AdapterSpec, adapter_spec
+from harness.agent.client import AgentClient
+from harness.fleet.capabilities import skip_record
 from harness.convert.converter import Artifact, convert_variants, export_artifact
-from harness.dataset.resolve import resolve_dataset
+from harness.model.datasets import resolve_dataset
 from harness.device import Device
-from harness.device_lock import DeviceLock
+from harness.fleet.lock import DeviceLock
 from harness.edgetpu.compiler import add_edgetpu, needs_uint8
 from harness.errors import AgentError, ConversionError, InfraError, InputError, StoreLost
+from harness.measure.events import RunEvents
 from harness.measure.pair import PairAccumulator, PairContext, failed_record, run_round, skipped_record
-from harness.preprocess import prepared_inputs
-from harness.profiles import load_profile, scaled_plan
-from harness.recipe import Recipe
+from harness.dataset.preprocess import prepared_inputs
+from harness.fleet.profiles import load_profile, scaled_plan
+from harness.model.recipe import Recipe
 from harness.results.files import (
     make_run_dir,
     new_run_id,
@@ -45,18 +48,6 @@ from harness.results.files import (
 from harness.results.record import DeviceInfo, Record, utc_now_iso
 from harness.results.store import ResultsStore, RunInfo
 from harness.transport import open_transport
-
-
-class RunEvents:
-    """Progress hooks; the CLI renders them, tests ignore them."""
-
-    def stage(self, name: str, total: int | None = None) -> None: ...
-
-    def advance(self, name: str, label: str, units: int = 0) -> None: ...
-
-    def pair_done(self, record: Record) -> None: ...
-
-    def device_status(self, device: str, label: str, done: int, total: int) -> None: ...
 
 
 @dataclass(frozen=True)

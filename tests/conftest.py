@@ -192,8 +192,8 @@ def store_url(request, tmp_path) -> str:
 # HARNESS_CACHE at it and find every variant already there.
 
 from harness import paths as _paths  # noqa: E402
-from harness.recipe import Recipe, load_recipe  # noqa: E402
-from harness.variants import DEFAULT_VARIANTS  # noqa: E402
+from harness.model.recipe import Recipe, load_recipe  # noqa: E402
+from harness.model.variants import DEFAULT_VARIANTS  # noqa: E402
 
 
 
@@ -209,7 +209,7 @@ def session_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_datasets(demo_recipe, session_cache):
-    from harness.dataset.resolve import resolve_dataset
+    from harness.model.datasets import resolve_dataset
 
     return (
         resolve_dataset(demo_recipe, demo_recipe.calibration, session_cache),

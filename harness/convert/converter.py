@@ -30,14 +30,14 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from harness import loadability
-from harness.adapters import adapter_spec
-from harness.agent_client import file_sha256
+from harness.convert import loadability
+from harness.model.adapters import adapter_spec
+from harness.agent.client import file_sha256
 from harness.dataset.coco import CocoDataset
 from harness.errors import ConversionError, InputError
-from harness.preprocess import InputQuant, prepare_batch
-from harness.recipe import Recipe
-from harness.variants import VARIANTS
+from harness.dataset.preprocess import InputQuant, prepare_batch
+from harness.model.recipe import Recipe
+from harness.model.variants import VARIANTS
 
 CONVERTER_VERSION = 2
 # Calibration images used as the representative dataset (TF's guidance is
@@ -476,7 +476,7 @@ class _ConverterSession:
 
     def _convert_qat(self, say: Callable[[str], None]) -> Converted:
         from harness.convert import qat, ssd_training
-        from harness.dataset.resolve import resolve_dataset
+        from harness.model.datasets import resolve_dataset
 
         self.require_keras2()
         config = self.recipe.qat

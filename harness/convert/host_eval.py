@@ -13,17 +13,17 @@ import hashlib
 import sys
 from pathlib import Path
 
-from harness.adapters import adapter_spec
+from harness.model.adapters import adapter_spec
 from harness.dataset.coco import CocoDataset
 from harness.device import Device
-from harness.evaluate import coco_scores, to_coco_results
-from harness.preprocess import InputQuant, prepared_inputs
-from harness.recipe import Recipe
+from harness.dataset.scoring import coco_scores, to_coco_results
+from harness.dataset.preprocess import InputQuant, prepared_inputs
+from harness.model.recipe import Recipe
 
 
 class HostEvaluator:
     def __init__(self, recipe: Recipe, dataset: CocoDataset, cache_dir: Path) -> None:
-        from harness.agent_client import AgentClient
+        from harness.agent.client import AgentClient
         from harness.transport.local import LocalTransport
 
         self.dataset = dataset

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from harness.convert import ssd_training
-from harness.preprocess import InputSpec
-from harness.recipe import TrainingConfig
+from harness.dataset.preprocess import InputSpec
+from harness.model.recipe import TrainingConfig
 
 
 def is_keras2(model: Any) -> bool:

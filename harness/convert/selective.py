@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from harness.errors import InputError
-from harness.recipe import SelectiveOptions
+from harness.model.recipe import SelectiveOptions
 
 DENYLIST_PLACE = "variant_options.selective-int8.denylist"
 

@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from harness.dataset.coco import CocoDataset
-from harness.preprocess import InputSpec, load_image
+from harness.dataset.preprocess import InputSpec, load_image
 
 POSITIVE_IOU = 0.5
 NEGATIVE_IOU = 0.4

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from harness.agent_client import file_sha256
+from harness.agent.client import file_sha256
 from harness.convert.converter import Artifact
 from harness.edgetpu.logparse import CompilerLog, parse_compiler_log
 from harness.edgetpu.precheck import precheck_model

@@ -1,1 +1,1 @@
-"""The release gate: budgets (harness/budgets.py) checked against stored results."""
+"""The release gate: budgets (harness/gate/budgets.py) checked against stored results."""

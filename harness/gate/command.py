@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from harness.budgets import Budget, load_budgets
+from harness.gate.budgets import Budget, load_budgets
 from harness.gate.evaluate import GateResult, evaluate
 
-EXIT_PASS, EXIT_FAIL = 0, 1
+from harness.errors import EXIT_GATE as EXIT_FAIL
+from harness.errors import EXIT_OK as EXIT_PASS
 # How much longer a re-measurement of an inconclusive pair runs than the
 # profile's plan: a quantile's interval narrows roughly with 1/sqrt(n).
 REMEASURE_SCALE = 4.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from harness.budgets import LATENCY_BOUNDS, Budget
+from harness.gate.budgets import LATENCY_BOUNDS, Budget
 from harness.gate.checks import (
     Check,
     check_latency,

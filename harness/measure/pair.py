@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.adapters import AdapterSpec
-from harness.agent_client import AgentClient, file_sha256
+from harness.model.adapters import AdapterSpec
+from harness.agent.client import AgentClient, file_sha256
 from harness.convert.converter import Artifact
 from harness.dataset.coco import CocoDataset
-from harness.evaluate import coco_scores, save_results, to_coco_results
+from harness.dataset.scoring import coco_scores, save_results, to_coco_results
 from harness.measure.stats import summarize_ns
-from harness.profiles import MeasurementPlan, Profile
+from harness.fleet.profiles import MeasurementPlan, Profile
 from harness.results.files import device_dir, pair_stem
 from harness.results.record import (
     Accuracy,
@@ -57,7 +57,7 @@ class PairContext:
 def delegate_for(profile: Profile | None, artifact: Artifact) -> dict[str, str] | None:
     """The delegate a variant needs on this device (the Edge TPU's library
     for `edgetpu`), or None for the runtime's CPU kernels."""
-    from harness.variants import VARIANTS
+    from harness.model.variants import VARIANTS
 
     if profile is None:
         return None

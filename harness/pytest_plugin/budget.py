@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from harness.budgets import BOUND_KEYS, Budget, Match
+from harness.gate.budgets import BOUND_KEYS, Budget, Match
 from harness.errors import InputError
 from harness.gate.checks import Check
 from harness.gate.evaluate import checks_for_record

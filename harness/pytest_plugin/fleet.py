@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from harness.device import Device
-from harness.inventory import Inventory
+from harness.fleet.inventory import Inventory
 
 
 @dataclass(frozen=True)

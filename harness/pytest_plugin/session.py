@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.device import LOCAL_DEVICE_NAME, Device
 from harness.errors import InputError
-from harness.inventory import Inventory
+from harness.fleet.inventory import Inventory
 from harness.results.record import Record
 
 
@@ -54,7 +54,7 @@ class HarnessSession:
 
     @cached_property
     def inventory(self) -> Inventory:
-        from harness.inventory import INVENTORY_ENV, empty_inventory, load_inventory
+        from harness.fleet.inventory import INVENTORY_ENV, empty_inventory, load_inventory
 
         path = self.options.inventory
         if path is None and os.environ.get(INVENTORY_ENV):
@@ -98,7 +98,7 @@ class HarnessSession:
 
     def measure(self, model: str | Path, variant: str, device: Device, measurement: dict[str, Any]) -> Measured:
         """Measure one pair on one device; the record is stored before this returns."""
-        from harness.recipe import bare_tflite_recipe, load_recipe
+        from harness.model.recipe import bare_tflite_recipe, load_recipe
         from harness.runner import RunPlan, execute
 
         path = Path(model)
@@ -137,7 +137,7 @@ def checked_measurement(overrides: dict[str, Any]) -> dict[str, Any]:
     and type here so a typo fails the test that made it, with the fix."""
     import difflib
 
-    from harness.profiles import MeasurementPlan
+    from harness.fleet.profiles import MeasurementPlan
 
     allowed = {f.name: f.type for f in fields(MeasurementPlan)}
     for key, value in overrides.items():
@@ -156,7 +156,7 @@ def checked_measurement(overrides: dict[str, Any]) -> dict[str, Any]:
 def _check_same_model(record: Record, path: Path) -> None:
     """A bare .tflite is named after its file: a second, different file of
     the same name in one session would otherwise get the first one's record."""
-    from harness.agent_client import file_sha256
+    from harness.agent.client import file_sha256
 
     if record.model.sha256 is not None and record.model.sha256 != file_sha256(path):
         raise InputError(

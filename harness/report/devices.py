@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.device import Device
-from harness.fleet import Probe
+from harness.fleet.operations import Probe
 
 
 def _or_dash(value: object) -> str:

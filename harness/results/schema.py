@@ -97,7 +97,7 @@ CREATE INDEX runs_by_created_at ON runs (created_at)
 """
 
 
-# v3: where a run came from (harness/provenance.py); older runs stay NULL.
+# v3: where a run came from (harness/results/provenance.py); older runs stay NULL.
 _V3 = """
 ALTER TABLE runs ADD COLUMN source_commit TEXT;
 ALTER TABLE runs ADD COLUMN host TEXT

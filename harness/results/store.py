@@ -41,7 +41,7 @@ class RunInfo:
     command: str
     run_dir: str
     finished_at: str | None = None
-    source_commit: str | None = None  # what was measured (harness/provenance.py)
+    source_commit: str | None = None  # what was measured (harness/results/provenance.py)
     host: str | None = None  # the controller that measured it
 
 

@@ -51,7 +51,7 @@ import numpy as np  # noqa: E402
 
 from harness.convert import ssd_training  # noqa: E402
 from harness.dataset import synth  # noqa: E402
-from harness.preprocess import resize  # noqa: E402
+from harness.dataset.preprocess import resize  # noqa: E402
 
 INPUT_SIZE_PX = 160
 NUM_CLASSES = len(synth.CLASS_NAMES)

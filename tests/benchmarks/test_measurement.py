@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 
 from harness import paths
-from harness.adapters import AdapterSpec
-from harness.agent_client import AgentClient
-from harness.inventory import load_inventory
+from harness.model.adapters import AdapterSpec
+from harness.agent.client import AgentClient
+from harness.fleet.inventory import load_inventory
 from harness.measure.pair import PairContext, run_round
-from harness.profiles import MeasurementPlan
+from harness.fleet.profiles import MeasurementPlan
 from harness.results.record import DeviceInfo
 from harness.transport import open_transport
 from tests.benchmarks.conftest import RATIOS

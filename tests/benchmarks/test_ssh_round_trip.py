@@ -12,7 +12,7 @@ import statistics
 import time
 
 from harness.device import Device
-from harness.inventory import load_inventory
+from harness.fleet.inventory import load_inventory
 from harness.transport import open_transport
 from harness.transport.local import LocalTransport
 from tests.benchmarks.conftest import RATIOS

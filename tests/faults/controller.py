@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import harness.runner as runner
 from harness.cli import main
-from harness.profiles import load_profile
+from harness.fleet.profiles import load_profile
 
 
 def _short_profile(name: str):

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from harness.agent_client import file_sha256
+from harness.agent.client import file_sha256
 from tests.faults.checks import assert_outcome
 from tests.faults.conftest import python3_with
 from tests.faults.lab_faults import MemoryCgroup, no_agent_left

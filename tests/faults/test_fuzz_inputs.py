@@ -15,12 +15,12 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from harness.agent_client import AgentClient
+from harness.agent.client import AgentClient
 from harness.dataset.coco import load_coco
 from harness.device import Device
 from harness.errors import InfraError, InputError
-from harness.inventory import load_inventory
-from harness.recipe import load_recipe
+from harness.fleet.inventory import load_inventory
+from harness.model.recipe import load_recipe
 from harness.transport.base import CommandResult
 
 EXAMPLES = 250
@@ -160,7 +160,7 @@ BUDGETS = {
 @FUZZ
 @given(doc=mutated(BUDGETS))
 def test_fuzzed_budgets(doc, tmp_path):
-    from harness.budgets import load_budgets
+    from harness.gate.budgets import load_budgets
 
     path = tmp_path / "budgets.yaml"
     write_doc(path, doc)
@@ -202,7 +202,7 @@ def test_fuzzed_agent_reply(doc, cut, noise, status):
 
 
 def test_oversized_agent_reply_is_refused(monkeypatch):
-    import harness.agent_client as agent_client
+    import harness.agent.client as agent_client
 
     monkeypatch.setattr(agent_client, "MAX_REPLY_BYTES", 1000)
     stdout = json.dumps(dict(REPLY, samples_ns=list(range(1000)))).encode()
@@ -223,7 +223,7 @@ def test_fuzzed_tflite_files_fail_per_model(data, tflite_bytes, tmp_path, fault_
     kind (a Keras .h5), all checked by one agent `load` call (one process:
     hundreds of examples in seconds). Each gets its own verdict; the agent
     itself never dies."""
-    from harness.loadability import check_runtime
+    from harness.convert.loadability import check_runtime
 
     size = len(tflite_bytes)
     kinds = st.one_of(
@@ -239,7 +239,7 @@ def test_fuzzed_tflite_files_fail_per_model(data, tflite_bytes, tmp_path, fault_
         models[-1].write_bytes(blob)
     models.append(tmp_path / "keras.tflite")
     models[-1].write_bytes((fault_models / "tiny.h5").read_bytes())
-    from harness.loadability import OK
+    from harness.convert.loadability import OK
 
     statuses = check_runtime("ai-edge-litert", models, tmp_path / "agent-cache").statuses
     assert set(statuses) == {str(m) for m in models}

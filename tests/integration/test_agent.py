@@ -13,7 +13,7 @@ import pytest
 
 from harness import paths
 from harness.dataset.coco import CocoDataset
-from harness.preprocess import InputQuant, prepare_batch
+from harness.dataset.preprocess import InputQuant, prepare_batch
 
 AGENT = paths.agent_path()
 FAST = {"warmup_runs": 2, "warmup_seconds": 0.0, "min_runs": 70, "min_seconds": 0.0, "max_seconds": 10.0}

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from harness.convert.converter import Artifact, convert_variants
-from harness.variants import DEFAULT_VARIANTS
+from harness.model.variants import DEFAULT_VARIANTS
 
 EXPECTED_INPUT_DTYPE = {
     "fp32": "float32",

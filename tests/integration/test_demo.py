@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from harness.variants import DEFAULT_VARIANTS
+from harness.model.variants import DEFAULT_VARIANTS
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from harness.agent_client import AgentClient
-from harness.device_lock import DeviceLock
+from harness.agent.client import AgentClient
+from harness.fleet.lock import DeviceLock
 from harness.errors import DeviceBusy
-from harness.inventory import load_inventory
+from harness.fleet.inventory import load_inventory
 from harness.transport import open_transport
 from tests.conftest import REPO
 
@@ -76,9 +76,9 @@ def test_lock_of_a_dead_process_on_this_machine_is_taken_at_once(inventory_path,
     script = f"""
         import os, sys
         sys.path.insert(0, {str(REPO)!r})
-        from harness.agent_client import AgentClient
-        from harness.device_lock import DeviceLock
-        from harness.inventory import load_inventory
+        from harness.agent.client import AgentClient
+        from harness.fleet.lock import DeviceLock
+        from harness.fleet.inventory import load_inventory
         from harness.transport import open_transport
         lock = DeviceLock(AgentClient(open_transport(load_inventory({str(inventory_path)!r}).devices[0])), expiry_s=3600)
         lock.acquire()
@@ -95,9 +95,9 @@ def test_lock_of_a_dead_process_on_this_machine_is_taken_at_once(inventory_path,
 HOLDER = """
 import json, sys, time
 sys.path.insert(0, {repo!r})
-from harness.agent_client import AgentClient
-from harness.device_lock import DeviceLock
-from harness.inventory import load_inventory
+from harness.agent.client import AgentClient
+from harness.fleet.lock import DeviceLock
+from harness.fleet.inventory import load_inventory
 from harness.transport import open_transport
 transport = open_transport(load_inventory({inventory!r}).devices[0])
 lock = DeviceLock(AgentClient(transport), wait_s=60)

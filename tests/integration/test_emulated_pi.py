@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.variants import DEFAULT_VARIANTS
+from harness.model.variants import DEFAULT_VARIANTS
 
 # Detections with a score at or above SCORE_FLOOR on one device must be found
 # on the other: same class, IoU >= MIN_IOU, scores within SCORE_TOL. A

@@ -125,7 +125,7 @@ def test_remeasure_measures_undecided_pairs_longer_in_the_same_run(measured, run
     result, _, _ = gate(run_cli, root, env, round((lo + hi) / 2, 4), "--remeasure")
     assert "re-measuring 1 inconclusive pair(s) 4x longer: local/detector/fp32" in result.stderr, result.stderr
     assert result.exit_code in (0, 1) and "Traceback" not in result.stderr
-    from harness.profiles import load_profile, scaled_plan
+    from harness.fleet.profiles import load_profile, scaled_plan
     from harness.results.store import SqliteStore
 
     # Measured again with 4x the profile's minimums (the first measurement may

@@ -3,7 +3,7 @@ harness can tell, and leave no process behind, live sessions included."""
 
 from __future__ import annotations
 
-from harness.inventory import load_inventory
+from harness.fleet.inventory import load_inventory
 from harness.transport import open_transport
 from tests.lab import processes_in_namespace
 

@@ -20,7 +20,7 @@ import pytest
 
 from harness.results.record import DeviceInfo, ModelInfo
 from harness.results.store import RunInfo, SqliteStore
-from harness.variants import DEFAULT_VARIANTS
+from harness.model.variants import DEFAULT_VARIANTS
 from tests import browser
 from tests.unit.test_reports import samples_ns
 from tests.unit.test_store import make_record

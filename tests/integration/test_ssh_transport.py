@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from harness.agent_client import AgentClient
+from harness.agent.client import AgentClient
 from harness.errors import DeviceLost, DeviceUnreachable, HostKeyError, InfraError
-from harness.inventory import load_inventory
+from harness.fleet.inventory import load_inventory
 from harness.transport import open_transport
 from harness.transport.base import STDERR_KEEP_BYTES
 from harness.transport.ssh import SshTransport

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.results.open import STORE_ENV
-from harness.variants import DEFAULT_VARIANTS
+from harness.model.variants import DEFAULT_VARIANTS
 from tests.integration.test_cli_errors import assert_clean_input_error
 
 

@@ -131,7 +131,7 @@ def test_a_device_on_tflite_runtime_2_14_skips_what_it_cannot_load(mobilenet, wo
     if python is None:
         pytest.skip("no tflite-runtime 2.14 side venv (make .venv-tflite214)")
     from harness.device import Device
-    from harness.recipe import load_recipe
+    from harness.model.recipe import load_recipe
     from harness.results.store import SqliteStore
     from harness.runner import RunPlan, execute
 

@@ -8,8 +8,8 @@ import yaml
 
 from harness.dataset.coco import load_coco
 from harness.errors import InputError
-from harness.recipe import load_recipe
-from harness.variants import parse_variant_names
+from harness.model.recipe import load_recipe
+from harness.model.variants import parse_variant_names
 
 
 def write_recipe(folder, **overrides):

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from harness.budgets import Match, load_budgets
+from harness.gate.budgets import Match, load_budgets
 from harness.errors import InputError
 
 

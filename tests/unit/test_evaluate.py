@@ -5,7 +5,7 @@ import json
 import pytest
 
 from harness.dataset.coco import load_coco
-from harness.evaluate import coco_scores, to_coco_results
+from harness.dataset.scoring import coco_scores, to_coco_results
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from tests.unit.test_evaluate import det, two_box_dataset  # noqa: F401 - fixture
 
-from harness.evaluate import coco_scores, to_coco_results
+from harness.dataset.scoring import coco_scores, to_coco_results
 
 
 def test_parallel_scoring_keeps_stdout(two_box_dataset):  # noqa: F811

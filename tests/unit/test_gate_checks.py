@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from harness.budgets import Budget, Match
+from harness.gate.budgets import Budget, Match
 from harness.gate.checks import check_latency, check_map_drop, check_min_map, check_regression
 from harness.gate.evaluate import evaluate
 from harness.gate.junit import render_junit

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import InputError
-from harness.inventory import empty_inventory, load_inventory
+from harness.fleet.inventory import empty_inventory, load_inventory
 
 
 @pytest.fixture

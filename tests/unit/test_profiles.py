@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.capabilities import capability_reason, skip_record
+from harness.fleet.capabilities import capability_reason, skip_record
 from harness.edgetpu.compiler import Unavailable
 from harness.errors import InputError
 from harness.measure.pair import PairContext, delegate_for
-from harness.profiles import available_profiles, load_profile, parse_profile
+from harness.fleet.profiles import available_profiles, load_profile, parse_profile
 from harness.results.record import DeviceInfo, EdgeTpuReport
 
 

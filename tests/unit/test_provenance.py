@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from harness import provenance
+from harness.results import provenance
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from harness.device import Device, local_device
 from harness.errors import InputError
-from harness.inventory import Inventory
+from harness.fleet.inventory import Inventory
 from harness.pytest_plugin.fleet import device_params
 from harness.pytest_plugin.session import checked_measurement
 

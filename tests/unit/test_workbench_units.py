@@ -8,7 +8,7 @@ import pytest
 
 from harness.convert import selective, ssd_training
 from harness.errors import InputError
-from harness.recipe import SelectiveOptions
+from harness.model.recipe import SelectiveOptions
 
 DUMP = """op_name,tensor_idx,num_elements,stddev,mean_error,max_abs_error,mean_squared_error,scale,zero_point,tensor_name
 CONV_2D,1,100,0.1,0.001,0.05,0.0001,0.02,-128,model/net/stem_relu/Relu6;model/net/stem_conv/Conv2D

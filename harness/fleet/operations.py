@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, TypeVar
 
-from harness.agent_client import AgentClient
+from harness.agent.client import AgentClient
 from harness.device import Device
-from harness.device_lock import DeviceLock
+from harness.fleet.lock import DeviceLock
 from harness.errors import HarnessError, HostKeyError, InfraError
 from harness.transport import open_transport
 from harness.transport.base import Transport

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from harness import paths
-from harness.adapters import AdapterSpec
+from harness.model.adapters import AdapterSpec
 from harness.device import Device
 from harness.errors import AgentError, InfraError
 
@@ -54,7 +54,7 @@ def _python_for(runtime: str) -> Path | None:
 
 
 def check_runtime(runtime: str, models: Sequence[Path], cache_dir: Path, adapter: AdapterSpec | None = None) -> RuntimeReport:
-    from harness.agent_client import AgentClient
+    from harness.agent.client import AgentClient
     from harness.transport.local import LocalTransport
 
     keys = [str(m) for m in models]

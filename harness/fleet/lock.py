@@ -18,7 +18,7 @@ import socket
 import time
 from typing import Any, Callable
 
-from harness.agent_client import AgentClient
+from harness.agent.client import AgentClient
 from harness.errors import DeviceBusy, InfraError
 
 LOCK_FILE_NAME = "lock.json"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.dataset.coco import CocoDataset, load_coco
-from harness.recipe import DatasetRef, Recipe
+from harness.model.recipe import DatasetRef, Recipe
 
 
 def resolve_dataset(recipe: Recipe, ref: DatasetRef | None, cache_dir: Path) -> CocoDataset | None:

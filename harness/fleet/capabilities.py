@@ -12,9 +12,9 @@ from typing import Any
 
 from harness import __version__
 from harness.edgetpu.compiler import Unavailable
-from harness.profiles import Profile, available_profiles, load_profile
+from harness.fleet.profiles import Profile, available_profiles, load_profile
 from harness.results.record import ErrorInfo, ModelInfo, Record
-from harness.variants import VARIANTS
+from harness.model.variants import VARIANTS
 
 
 def missing_capabilities(profile: Profile, variant: str) -> list[str]:

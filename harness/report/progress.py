@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from harness.results.record import Record
-from harness.runner import RunEvents
+from harness.measure.events import RunEvents
 
 _STAGE_TITLES = {
     "dataset": "preparing datasets",

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.agent_client import AgentClient, file_sha256, venv_dir
+from harness.agent.client import AgentClient, file_sha256, venv_dir
 from harness.device import Device
 from harness.errors import HarnessError, InfraError
 from harness.transport import open_transport

@@ -35,7 +35,7 @@ from typing import Any, Iterable
 from harness.config import Fields, load_yaml_mapping
 from harness.device import LOCAL_DEVICE_NAME, Device
 from harness.errors import InputError
-from harness.profiles import available_profiles, load_profile
+from harness.fleet.profiles import available_profiles, load_profile
 
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"

@@ -17,8 +17,8 @@ from typing import Any
 
 from harness.config import Fields, load_yaml_mapping
 from harness.errors import InputError
-from harness.preprocess import InputSpec
-from harness.variants import DEFAULT_VARIANTS, parse_variant_names
+from harness.dataset.preprocess import InputSpec
+from harness.model.variants import DEFAULT_VARIANTS, parse_variant_names
 
 ADAPTERS = ("ssd-postprocess", "boxes-scores", "none")
 SOURCE_SUFFIXES = (".h5", ".keras", ".tflite")

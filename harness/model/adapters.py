@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.recipe import Recipe
+from harness.model.recipe import Recipe
 
 
 @dataclass(frozen=True)
