@@ -13,6 +13,12 @@ STAMP_DEV := $(VENV)/.installed-dev
 VENV_TFLITE214 := .venv-tflite214
 STAMP_TFLITE214 := $(VENV_TFLITE214)/.installed
 PYTEST_ARGS ?=
+# setuptools announces every editable install of a mapped layout (ours maps
+# devices/ and models/ into the package) with an "Editable installation."
+# notice about same-named folders in the working directory; it is information
+# only, and the one message the install would print, so it is filtered by its
+# text (tests/integration/test_packaging.py checks nothing else is printed).
+EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
 .PHONY: demo test bench install dev train-demo clean tflite214
 
@@ -21,11 +27,11 @@ $(BIN)/python:
 	$(PIP) install --upgrade pip
 
 $(STAMP_RUN): pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[convert,runtime]'
+	$(EDITABLE) $(PIP) install -e '.[convert,runtime]'
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[convert,runtime,dev]'
+	$(EDITABLE) $(PIP) install -e '.[convert,runtime,dev]'
 	touch $@ $(STAMP_RUN)
 
 $(STAMP_TFLITE214):
