@@ -4,7 +4,7 @@ can be re-run on any stored run, as often as needed."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 from harness.gate.budgets import LATENCY_BOUNDS, Budget
 from harness.gate.checks import (
@@ -19,13 +19,12 @@ from harness.results.record import Record
 from harness.results.store import ResultsStore as ResultsReader  # any back end
 
 
-
-
 @dataclass(frozen=True)
 class Unmatched:
     """A rule that matched no pair: most often a typo in a glob, which would
     otherwise make the rule silently vouch for nothing."""
 
+    kind: ClassVar[str] = "unmatched"
     rule: str
     where: str
     match: str
@@ -38,18 +37,40 @@ class Unmatched:
         )
 
 
+@dataclass(frozen=True)
+class Unchecked:
+    """A rule that matched pairs but decided nothing on any of them: its only
+    bound needs a --baseline that was not given, or every pair it matched was
+    skipped. Like an unmatched rule it vouches for nothing, so it fails."""
+
+    kind: ClassVar[str] = "unchecked"
+    rule: str
+    where: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        return f"budget {self.rule!r} checked nothing in this run: {self.reason} (rule at {self.where})"
+
+
 @dataclass
 class GateResult:
     run_id: str
     baseline_run: str | None
     checks: list[Check] = field(default_factory=list)
     unmatched: list[Unmatched] = field(default_factory=list)
+    unchecked: list[Unchecked] = field(default_factory=list)
+
+    @property
+    def vacuous(self) -> list[Unmatched | Unchecked]:
+        """Every rule that vouches for nothing; each one fails the gate."""
+        return [*self.unmatched, *self.unchecked]
 
     def count(self, outcome: str) -> int:
         return sum(1 for c in self.checks if c.outcome == outcome)
 
     def failed(self, *, inconclusive_fails: bool = True) -> bool:
-        return bool(self.unmatched) or self.count("fail") > 0 or (inconclusive_fails and self.count("inconclusive") > 0)
+        return bool(self.vacuous) or self.count("fail") > 0 or (inconclusive_fails and self.count("inconclusive") > 0)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +78,7 @@ class GateResult:
             "baseline_run": self.baseline_run,
             "counts": {o: self.count(o) for o in ("pass", "fail", "inconclusive", "skipped")},
             "unmatched": [{"rule": u.rule, "where": u.where, "message": u.message} for u in self.unmatched],
+            "unchecked": [{"rule": u.rule, "where": u.where, "message": u.message} for u in self.unchecked],
             "checks": [c.to_dict() for c in self.checks],
         }
 
@@ -79,9 +101,23 @@ def evaluate(budgets: Sequence[Budget], store: ResultsReader, run_id: str, basel
         if not matched:
             result.unmatched.append(Unmatched(budget.name, budget.where, budget.match.describe()))
             continue
-        for record in matched:
-            result.checks.extend(_checks(budget, record, fp32, baseline, baseline_run, run_id, samples_of))
+        checks = [c for r in matched for c in _checks(budget, r, fp32, baseline, baseline_run, run_id, samples_of)]
+        result.checks.extend(checks)
+        if all(c.outcome == "skipped" for c in checks):
+            result.unchecked.append(Unchecked(budget.name, budget.where, _why_unchecked(checks)))
     return result
+
+
+def _why_unchecked(checks: Sequence[Check]) -> str:
+    if not checks:  # its only bound, max_regression_pct, is left out without a baseline
+        return (
+            "max_regression_pct compares against a baseline run and none was given; "
+            "pass --baseline RUN_ID, or add a bound that needs none (e.g. p90_ms)"
+        )
+    return (
+        f"all {len(checks)} of its checks were skipped (first: {checks[0].message}); "
+        "gate a run (and a --baseline) that measured those pairs, or narrow its match"
+    )
 
 
 def checks_for_record(budget: Budget, store: ResultsReader, record: Record, baseline_run: str | None = None) -> list[Check]:
