@@ -4,7 +4,7 @@ can be re-run on any stored run, as often as needed."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, Literal, Sequence
 
 from harness.gate.budgets import LATENCY_BOUNDS, Budget
 from harness.gate.checks import (
@@ -20,37 +20,43 @@ from harness.results.store import ResultsStore as ResultsReader  # any back end
 
 
 @dataclass(frozen=True)
-class Unmatched:
-    """A rule that matched no pair: most often a typo in a glob, which would
-    otherwise make the rule silently vouch for nothing."""
+class IdleRule:
+    """A rule that vouches for nothing in this run, so it fails the gate:
+    ``unmatched``, it matched no pair (most often a typo in a glob);
+    ``unchecked``, it matched pairs but decided nothing on any of them (its
+    only bound needs a --baseline that was not given, or every check was
+    skipped)."""
 
-    kind: ClassVar[str] = "unmatched"
+    kind: Literal["unmatched", "unchecked"]
     rule: str
     where: str
-    match: str
+    message: str
 
-    @property
-    def message(self) -> str:
-        return (
-            f"budget {self.rule!r} matched no pair in this run ({self.match}); "
-            f"fix its match globs/tags at {self.where}, or gate a run that measured those pairs"
+    def to_dict(self) -> dict[str, str]:
+        return {"rule": self.rule, "where": self.where, "message": self.message}
+
+
+def unmatched_rule(budget: Budget) -> IdleRule:
+    message = (
+        f"budget {budget.name!r} matched no pair in this run ({budget.match.describe()}); "
+        f"fix its match globs/tags at {budget.where}, or gate a run that measured those pairs"
+    )
+    return IdleRule("unmatched", budget.name, budget.where, message)
+
+
+def unchecked_rule(budget: Budget, checks: Sequence[Check]) -> IdleRule:
+    if not checks:  # its only bound, max_regression_pct, is left out without a baseline
+        why = (
+            "max_regression_pct compares against a baseline run and none was given; "
+            "pass --baseline RUN_ID, or add a bound that needs none (e.g. p90_ms)"
         )
-
-
-@dataclass(frozen=True)
-class Unchecked:
-    """A rule that matched pairs but decided nothing on any of them: its only
-    bound needs a --baseline that was not given, or every pair it matched was
-    skipped. Like an unmatched rule it vouches for nothing, so it fails."""
-
-    kind: ClassVar[str] = "unchecked"
-    rule: str
-    where: str
-    reason: str
-
-    @property
-    def message(self) -> str:
-        return f"budget {self.rule!r} checked nothing in this run: {self.reason} (rule at {self.where})"
+    else:
+        why = (
+            f"all {len(checks)} of its checks were skipped (first: {checks[0].message}); "
+            "gate a run (and a --baseline) that measured those pairs, or narrow its match"
+        )
+    message = f"budget {budget.name!r} checked nothing in this run: {why} (rule at {budget.where})"
+    return IdleRule("unchecked", budget.name, budget.where, message)
 
 
 @dataclass
@@ -58,11 +64,11 @@ class GateResult:
     run_id: str
     baseline_run: str | None
     checks: list[Check] = field(default_factory=list)
-    unmatched: list[Unmatched] = field(default_factory=list)
-    unchecked: list[Unchecked] = field(default_factory=list)
+    unmatched: list[IdleRule] = field(default_factory=list)
+    unchecked: list[IdleRule] = field(default_factory=list)
 
     @property
-    def vacuous(self) -> list[Unmatched | Unchecked]:
+    def vacuous(self) -> list[IdleRule]:
         """Every rule that vouches for nothing; each one fails the gate."""
         return [*self.unmatched, *self.unchecked]
 
@@ -77,8 +83,8 @@ class GateResult:
             "run_id": self.run_id,
             "baseline_run": self.baseline_run,
             "counts": {o: self.count(o) for o in ("pass", "fail", "inconclusive", "skipped")},
-            "unmatched": [{"rule": u.rule, "where": u.where, "message": u.message} for u in self.unmatched],
-            "unchecked": [{"rule": u.rule, "where": u.where, "message": u.message} for u in self.unchecked],
+            "unmatched": [u.to_dict() for u in self.unmatched],
+            "unchecked": [u.to_dict() for u in self.unchecked],
             "checks": [c.to_dict() for c in self.checks],
         }
 
@@ -99,25 +105,13 @@ def evaluate(budgets: Sequence[Budget], store: ResultsReader, run_id: str, basel
     for budget in budgets:
         matched = [r for r in records if budget.match.matches(*r.key, r.device.tags)]
         if not matched:
-            result.unmatched.append(Unmatched(budget.name, budget.where, budget.match.describe()))
+            result.unmatched.append(unmatched_rule(budget))
             continue
         checks = [c for r in matched for c in _checks(budget, r, fp32, baseline, baseline_run, run_id, samples_of)]
         result.checks.extend(checks)
         if all(c.outcome == "skipped" for c in checks):
-            result.unchecked.append(Unchecked(budget.name, budget.where, _why_unchecked(checks)))
+            result.unchecked.append(unchecked_rule(budget, checks))
     return result
-
-
-def _why_unchecked(checks: Sequence[Check]) -> str:
-    if not checks:  # its only bound, max_regression_pct, is left out without a baseline
-        return (
-            "max_regression_pct compares against a baseline run and none was given; "
-            "pass --baseline RUN_ID, or add a bound that needs none (e.g. p90_ms)"
-        )
-    return (
-        f"all {len(checks)} of its checks were skipped (first: {checks[0].message}); "
-        "gate a run (and a --baseline) that measured those pairs, or narrow its match"
-    )
 
 
 def checks_for_record(budget: Budget, store: ResultsReader, record: Record, baseline_run: str | None = None) -> list[Check]:
