@@ -5,7 +5,6 @@ import re
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
@@ -13,24 +12,7 @@ from harness.dataset.coco import load_coco
 from harness.errors import InputError
 from harness.model.recipe import load_recipe
 from harness.model.variants import parse_variant_names
-
-
-def write_recipe(folder, **overrides):
-    np.save(folder / "anchors.npy", np.zeros((4, 4), np.float32))
-    (folder / "model.h5").write_bytes(b"not a keras file")
-    recipe = {
-        "name": "tiny",
-        "source": "model.h5",
-        "input": {"height": 8, "width": 8, "channels": 3},
-        "labels": ["a"],
-        "adapter": "ssd-postprocess",
-        "postprocess": {"anchors": "anchors.npy"},
-        "variants": ["fp32"],
-    }
-    recipe.update(overrides)
-    path = folder / "model.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    return path
+from tests.recipes import write_recipe
 
 
 def test_unknown_variant_suggests_the_close_name():

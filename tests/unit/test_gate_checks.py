@@ -18,7 +18,7 @@ from harness.measure.stats import quantile_ci
 from harness.results.record import Accuracy, ErrorInfo
 from harness.results.store import RunInfo, SqliteStore
 from harness.results.record import utc_now_iso
-from tests.unit.test_store import make_record
+from tests.store_records import make_record
 
 
 def samples_ms(center: float, n: int = 400, spread: float = 0.05, seed: int = 1) -> list[int]:
