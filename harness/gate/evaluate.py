@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
+from harness.errors import InputError
 from harness.gate.budgets import LATENCY_BOUNDS, Budget
 from harness.gate.checks import (
     Check,
@@ -121,9 +122,16 @@ def checks_for_record(budget: Budget, store: ResultsReader, record: Record, base
     records = store.records(record.run_id)
     fp32 = {(r.device.name, r.model.name): r for r in records if r.model.variant == "fp32"}
     baseline = {r.key: r for r in store.records(baseline_run)} if baseline_run else {}
-    return _checks(
+    checks = _checks(
         budget, record, fp32, baseline, baseline_run, record.run_id, lambda run, key: store.samples_ns(run, *key)
     )
+    if not checks:  # as in the gate, a budget that checks nothing must not pass
+        raise InputError(
+            "the budget checks nothing: max_regression_pct compares against a baseline run and none was given",
+            source=budget.where,
+            hint="name the baseline run (harness_budget(..., baseline=RUN_ID)), or add a bound that needs none (e.g. p90_ms)",
+        )
+    return checks
 
 
 def _checks(

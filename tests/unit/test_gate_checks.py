@@ -179,3 +179,15 @@ def test_gate_cli_fails_a_budgets_file_whose_only_rule_cannot_be_checked(store, 
     out = capsys.readouterr().out
     assert code == 1 and "gate FAILED: no checks, 1 rule(s) checked nothing" in out
     assert "'no-slower' checked nothing" in out and "--baseline" in out
+
+
+def test_one_budget_on_one_record_that_checks_nothing_is_refused(store):
+    from harness.errors import InputError
+    from harness.gate.evaluate import checks_for_record
+
+    (record, _) = store.records("r1")
+    with pytest.raises(InputError) as err:
+        checks_for_record(budget("regression", max_regression_pct=5.0), store, record)
+    assert "b.yaml, regression: the budget checks nothing" in err.value.render() and "baseline=RUN_ID" in err.value.render()
+    checks = checks_for_record(budget("both", p90_ms=50.0, max_regression_pct=5.0), store, record)
+    assert [c.metric for c in checks] == ["p90_ms"]  # the regression bound waits for a baseline, the rest is checked
