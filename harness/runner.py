@@ -100,7 +100,7 @@ def execute(plan: RunPlan, store: ResultsStore, events: RunEvents | None = None,
             "devices": [d.name for d in plan.devices],
             "inventory": str(plan.inventory) if plan.inventory else None,
             "created_at": utc_now_iso(),
-            "source_commit": provenance.source_commit(),
+            "source_commit": provenance.source_commit(plan.recipe.path, plan.recipe.source),
             "host": {"name": provenance.controller_host(), "python": platform.python_version(),
                      "arch": platform.machine(), "argv": sys.argv[1:]},
         }

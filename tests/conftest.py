@@ -240,3 +240,24 @@ def demo_run(demo_artifacts, session_cache, tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = [p for p in reports.iterdir() if p.is_dir() and not p.name.startswith(".")]
     return reports, run_dir, proc
+
+
+# --- small inputs several test files share ------------------------------------
+
+
+@pytest.fixture
+def two_box_dataset(tmp_path):
+    """One image, a cat and a dog (tests/coco_cases.py): scores checkable by hand."""
+    from tests.coco_cases import write_two_box_dataset
+
+    return write_two_box_dataset(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def tiny_recipe(tmp_path_factory) -> Path:
+    """A tiny real detector (tests/integration/tiny_detector.py), trained and
+    written with its recipe: cheap to convert, for fleet and resume runs."""
+    folder = tmp_path_factory.mktemp("tiny-detector")
+    script = REPO / "tests" / "integration" / "tiny_detector.py"
+    subprocess.run([sys.executable, str(script), str(folder)], check=True, capture_output=True, timeout=300)
+    return folder / "model.yaml"

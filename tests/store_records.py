@@ -30,3 +30,8 @@ def make_record(run_id: str = "r1", variant: str = "fp32", status: str = "ok", *
         accuracy=Accuracy("val", "/a.json", f"/runs/{run_id}/{device}-{variant}.detections.json", 200, map_, 0.8, 0.6),
         env=EnvInfo(40.0, 41.0, "performance", False, 2400.0, 0.3),
     )
+
+
+def samples_ns(median_ms: float, n: int = 400, seed: int = 1) -> list[int]:
+    """Deterministic spread of +-5% around a median (a Weyl sequence)."""
+    return [int(median_ms * 1e6 * (0.95 + 0.1 * ((i * 0.6180339887 * seed) % 1.0))) for i in range(n)]

@@ -4,8 +4,9 @@ can be re-run on any stored run, as often as needed."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
+from harness.errors import InputError
 from harness.gate.budgets import LATENCY_BOUNDS, Budget
 from harness.gate.checks import (
     Check,
@@ -19,23 +20,44 @@ from harness.results.record import Record
 from harness.results.store import ResultsStore as ResultsReader  # any back end
 
 
-
-
 @dataclass(frozen=True)
-class Unmatched:
-    """A rule that matched no pair: most often a typo in a glob, which would
-    otherwise make the rule silently vouch for nothing."""
+class IdleRule:
+    """A rule that vouches for nothing in this run, so it fails the gate:
+    ``unmatched``, it matched no pair (most often a typo in a glob);
+    ``unchecked``, it matched pairs but decided nothing on any of them (its
+    only bound needs a --baseline that was not given, or every check was
+    skipped)."""
 
+    kind: Literal["unmatched", "unchecked"]
     rule: str
     where: str
-    match: str
+    message: str
 
-    @property
-    def message(self) -> str:
-        return (
-            f"budget {self.rule!r} matched no pair in this run ({self.match}); "
-            f"fix its match globs/tags at {self.where}, or gate a run that measured those pairs"
+    def to_dict(self) -> dict[str, str]:
+        return {"rule": self.rule, "where": self.where, "message": self.message}
+
+
+def unmatched_rule(budget: Budget) -> IdleRule:
+    message = (
+        f"budget {budget.name!r} matched no pair in this run ({budget.match.describe()}); "
+        f"fix its match globs/tags at {budget.where}, or gate a run that measured those pairs"
+    )
+    return IdleRule("unmatched", budget.name, budget.where, message)
+
+
+def unchecked_rule(budget: Budget, checks: Sequence[Check]) -> IdleRule:
+    if not checks:  # its only bound, max_regression_pct, is left out without a baseline
+        why = (
+            "max_regression_pct compares against a baseline run and none was given; "
+            "pass --baseline RUN_ID, or add a bound that needs none (e.g. p90_ms)"
         )
+    else:
+        why = (
+            f"all {len(checks)} of its checks were skipped (first: {checks[0].message}); "
+            "gate a run (and a --baseline) that measured those pairs, or narrow its match"
+        )
+    message = f"budget {budget.name!r} checked nothing in this run: {why} (rule at {budget.where})"
+    return IdleRule("unchecked", budget.name, budget.where, message)
 
 
 @dataclass
@@ -43,20 +65,27 @@ class GateResult:
     run_id: str
     baseline_run: str | None
     checks: list[Check] = field(default_factory=list)
-    unmatched: list[Unmatched] = field(default_factory=list)
+    unmatched: list[IdleRule] = field(default_factory=list)
+    unchecked: list[IdleRule] = field(default_factory=list)
+
+    @property
+    def vacuous(self) -> list[IdleRule]:
+        """Every rule that vouches for nothing; each one fails the gate."""
+        return [*self.unmatched, *self.unchecked]
 
     def count(self, outcome: str) -> int:
         return sum(1 for c in self.checks if c.outcome == outcome)
 
     def failed(self, *, inconclusive_fails: bool = True) -> bool:
-        return bool(self.unmatched) or self.count("fail") > 0 or (inconclusive_fails and self.count("inconclusive") > 0)
+        return bool(self.vacuous) or self.count("fail") > 0 or (inconclusive_fails and self.count("inconclusive") > 0)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "baseline_run": self.baseline_run,
             "counts": {o: self.count(o) for o in ("pass", "fail", "inconclusive", "skipped")},
-            "unmatched": [{"rule": u.rule, "where": u.where, "message": u.message} for u in self.unmatched],
+            "unmatched": [u.to_dict() for u in self.unmatched],
+            "unchecked": [u.to_dict() for u in self.unchecked],
             "checks": [c.to_dict() for c in self.checks],
         }
 
@@ -77,10 +106,12 @@ def evaluate(budgets: Sequence[Budget], store: ResultsReader, run_id: str, basel
     for budget in budgets:
         matched = [r for r in records if budget.match.matches(*r.key, r.device.tags)]
         if not matched:
-            result.unmatched.append(Unmatched(budget.name, budget.where, budget.match.describe()))
+            result.unmatched.append(unmatched_rule(budget))
             continue
-        for record in matched:
-            result.checks.extend(_checks(budget, record, fp32, baseline, baseline_run, run_id, samples_of))
+        checks = [c for r in matched for c in _checks(budget, r, fp32, baseline, baseline_run, run_id, samples_of)]
+        result.checks.extend(checks)
+        if all(c.outcome == "skipped" for c in checks):
+            result.unchecked.append(unchecked_rule(budget, checks))
     return result
 
 
@@ -91,9 +122,16 @@ def checks_for_record(budget: Budget, store: ResultsReader, record: Record, base
     records = store.records(record.run_id)
     fp32 = {(r.device.name, r.model.name): r for r in records if r.model.variant == "fp32"}
     baseline = {r.key: r for r in store.records(baseline_run)} if baseline_run else {}
-    return _checks(
+    checks = _checks(
         budget, record, fp32, baseline, baseline_run, record.run_id, lambda run, key: store.samples_ns(run, *key)
     )
+    if not checks:  # as in the gate, a budget that checks nothing must not pass
+        raise InputError(
+            "the budget checks nothing: max_regression_pct compares against a baseline run and none was given",
+            source=budget.where,
+            hint="name the baseline run (harness_budget(..., baseline=RUN_ID)), or add a bound that needs none (e.g. p90_ms)",
+        )
+    return checks
 
 
 def _checks(

@@ -33,11 +33,12 @@ def render_junit(result: GateResult, *, inconclusive_fails: bool = True) -> str:
             skipped += 1
             ET.SubElement(case, "skipped", message=checks[0].message)
         ET.SubElement(case, "system-out").text = "\n".join(_line(c) for c in checks)
-    for missing in result.unmatched:
-        case = ET.SubElement(suite, "testcase", classname=f"budgets.{missing.rule}", name="(no pair matched)")
+    for missing in result.vacuous:
+        name = "(no pair matched)" if missing.kind == "unmatched" else "(nothing checked)"
+        case = ET.SubElement(suite, "testcase", classname=f"budgets.{missing.rule}", name=name)
         cases += 1
         failures += 1
-        ET.SubElement(case, "failure", message=missing.message, type="unmatched").text = missing.message
+        ET.SubElement(case, "failure", message=missing.message, type=missing.kind).text = missing.message
     suite.set("tests", str(cases))
     suite.set("failures", str(failures))
     suite.set("errors", "0")

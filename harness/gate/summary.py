@@ -18,9 +18,10 @@ def verdict_line(result: GateResult, *, budgets: str, inconclusive_fails: bool =
     counts = ", ".join(
         f"{result.count(o)} {o}" for o in ("fail", "inconclusive", "pass", "skipped") if result.count(o)
     ) or "no checks"
-    unmatched = f", {len(result.unmatched)} rule(s) matched nothing" if result.unmatched else ""
+    idle = f", {len(result.unmatched)} rule(s) matched nothing" if result.unmatched else ""
+    idle += f", {len(result.unchecked)} rule(s) checked nothing" if result.unchecked else ""
     against = f" against baseline {result.baseline_run}" if result.baseline_run else ""
-    return f"gate {'FAILED' if failed else 'passed'}: {counts}{unmatched} (run {result.run_id}{against}, budgets {budgets})"
+    return f"gate {'FAILED' if failed else 'passed'}: {counts}{idle} (run {result.run_id}{against}, budgets {budgets})"
 
 
 def ordered(checks: Sequence[Check]) -> list[Check]:
@@ -31,9 +32,9 @@ def ordered(checks: Sequence[Check]) -> list[Check]:
 def render_gate_markdown(result: GateResult, *, budgets: str, inconclusive_fails: bool = True) -> str:
     failed = result.failed(inconclusive_fails=inconclusive_fails)
     lines = [f"## {'❌' if failed else '✅'} Edge Harness gate", "", _md(verdict_line(result, budgets=budgets, inconclusive_fails=inconclusive_fails)), ""]
-    for missing in result.unmatched:
+    for missing in result.vacuous:
         lines.append(f"- **{_md(missing.rule)}**: {_md(missing.message)}")
-    if result.unmatched:
+    if result.vacuous:
         lines.append("")
     attention = [c for c in ordered(result.checks) if c.outcome in ("fail", "inconclusive")]
     if attention:
@@ -80,7 +81,7 @@ def render_gate_terminal(result: GateResult, console: object, *, budgets: str, i
     for c in ordered(result.checks):
         if c.outcome in ("fail", "inconclusive"):
             console.print(escape(c.message), style=style[c.outcome], soft_wrap=True)  # type: ignore[attr-defined]
-    for missing in result.unmatched:
+    for missing in result.vacuous:
         console.print(escape(missing.message), style="bold red", soft_wrap=True)  # type: ignore[attr-defined]
     failed = result.failed(inconclusive_fails=inconclusive_fails)
     console.print(escape(verdict_line(result, budgets=budgets, inconclusive_fails=inconclusive_fails)),  # type: ignore[attr-defined]

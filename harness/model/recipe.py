@@ -18,6 +18,7 @@ from typing import Any
 from harness.config import Fields, load_yaml_mapping
 from harness.errors import InputError
 from harness.dataset.preprocess import InputSpec
+from harness.model.not_a_recipe import refuse_model_file
 from harness.model.variants import DEFAULT_VARIANTS, parse_variant_names
 
 ADAPTERS = ("ssd-postprocess", "boxes-scores", "none")
@@ -144,6 +145,7 @@ def bare_tflite_recipe(path: Path) -> Recipe:
 
 def load_recipe(path: Path) -> Recipe:
     path = Path(path)
+    refuse_model_file(path)  # a model or a folder given where the recipe goes: say what to write
     data = load_yaml_mapping(path, what="model recipe")
     top = Fields(data, source=path, place="")
     top.reject_unknown(

@@ -6,14 +6,8 @@ import sys
 
 import pytest
 
-from tests.unit.test_bad_input import write_recipe
-
-
-def assert_clean_input_error(result, *needles):
-    assert result.exit_code == 2, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    for needle in needles:
-        assert needle in result.stderr, result.stderr
+from tests.cli_checks import assert_clean_input_error
+from tests.recipes import write_recipe
 
 
 def test_unknown_variant(run_cli):

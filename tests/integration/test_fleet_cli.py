@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.lab import keygen
-
-HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture
@@ -105,13 +102,6 @@ def test_clean_removes_the_device_cache(lab_inventory, run_cli):
     clean = run_cli("devices", "clean", "--inventory", str(inventory), "lab-a")
     assert clean.exit_code == 0 and f"removed {cache}" in clean.stdout
     assert not cache.exists()
-
-
-@pytest.fixture(scope="module")
-def tiny_recipe(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-detector")
-    subprocess.run([sys.executable, str(HERE / "tiny_detector.py"), str(folder)], check=True, capture_output=True, timeout=300)
-    return folder / "model.yaml"
 
 
 @pytest.mark.slow

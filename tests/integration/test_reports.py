@@ -22,8 +22,7 @@ from harness.results.record import DeviceInfo, ModelInfo
 from harness.results.store import RunInfo, SqliteStore
 from harness.model.variants import DEFAULT_VARIANTS
 from tests import browser
-from tests.unit.test_reports import samples_ns
-from tests.unit.test_store import make_record
+from tests.store_records import make_record, samples_ns
 
 pytestmark = pytest.mark.slow
 

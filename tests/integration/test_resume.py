@@ -13,8 +13,6 @@ import time
 
 import pytest
 
-from tests.integration.test_fleet_cli import tiny_recipe  # noqa: F401 - fixture
-
 pytestmark = pytest.mark.slow
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from harness.results.open import STORE_ENV
 from harness.model.variants import DEFAULT_VARIANTS
-from tests.integration.test_cli_errors import assert_clean_input_error
+from tests.cli_checks import assert_clean_input_error
 
 
 def assert_infra_error(result, *needles):

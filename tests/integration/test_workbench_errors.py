@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.test_cli_errors import assert_clean_input_error
+from tests.cli_checks import assert_clean_input_error
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent

@@ -1,8 +1,10 @@
 """Bad input: exit code 2, a message naming the thing and the fix, no traceback."""
 
 import json
+import re
+import textwrap
+from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
@@ -10,24 +12,7 @@ from harness.dataset.coco import load_coco
 from harness.errors import InputError
 from harness.model.recipe import load_recipe
 from harness.model.variants import parse_variant_names
-
-
-def write_recipe(folder, **overrides):
-    np.save(folder / "anchors.npy", np.zeros((4, 4), np.float32))
-    (folder / "model.h5").write_bytes(b"not a keras file")
-    recipe = {
-        "name": "tiny",
-        "source": "model.h5",
-        "input": {"height": 8, "width": 8, "channels": 3},
-        "labels": ["a"],
-        "adapter": "ssd-postprocess",
-        "postprocess": {"anchors": "anchors.npy"},
-        "variants": ["fp32"],
-    }
-    recipe.update(overrides)
-    path = folder / "model.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    return path
+from tests.recipes import write_recipe
 
 
 def test_unknown_variant_suggests_the_close_name():
@@ -147,3 +132,93 @@ def test_tflite_source_is_benchmark_only(tmp_path):
     with pytest.raises(InputError) as err:
         load_recipe(path)
     assert "benchmark-only" in err.value.render()
+
+
+# -- a model, or a folder, where the recipe goes ------------------------------
+HDF5_HEAD = b"\x89HDF\r\n\x1a\n"  # what made the YAML loader say "can't decode byte 0x89"
+
+
+def suggested_recipe(text: str):
+    """The recipe the message proposes, written where it says: (path, YAML)."""
+    match = re.search(r"e\.g\. (\S+):\n((?:    .*\n)+?)    then ", text)
+    assert match, text
+    return Path(match.group(1)), textwrap.dedent(match.group(2))
+
+
+def refusal(path) -> str:
+    with pytest.raises(InputError) as err:
+        load_recipe(path)
+    text = err.value.render()
+    assert text.startswith(f"{path}: "), text
+    assert "Traceback" not in text and "codec" not in text
+    return text
+
+
+@pytest.mark.parametrize("name, head", [("detector.h5", HDF5_HEAD), ("detector.keras", b"PK\x03\x04"), ("detector.yaml", HDF5_HEAD)])
+def test_a_keras_file_as_the_recipe_gets_a_recipe_that_loads(tmp_path, name, head):
+    model = tmp_path / name
+    model.write_bytes(head + b"\0" * 64)
+    text = refusal(model)
+    assert "Keras model, not a recipe" in text
+    assert "take a model.yaml recipe" in text and "also takes a bare .tflite" in text
+    recipe_path, yaml_text = suggested_recipe(text)
+    if model.suffix != ".keras" and model.suffix != ".h5":
+        assert f"rename it to {model.stem}.h5" in text  # a source must end in .h5 or .keras
+        return
+    recipe_path.write_text(yaml_text)
+    recipe = load_recipe(recipe_path)
+    assert recipe.source == model and recipe.name == "detector"
+    assert f"harness run --model {recipe_path}" in text
+
+
+def test_a_saved_model_folder_as_the_recipe_gets_a_recipe_that_loads(tmp_path):
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"\x08\x01")
+    assert "SavedModel folder" in refusal(folder / "saved_model.pb")
+    text = refusal(folder)
+    assert "SavedModel folder, not a recipe" in text and "take a model.yaml recipe" in text
+    recipe_path, yaml_text = suggested_recipe(text)
+    recipe_path.write_text(yaml_text)
+    assert load_recipe(recipe_path).is_saved_model and load_recipe(recipe_path).source == folder
+
+
+def test_a_tflite_given_to_convert_says_how_to_benchmark_it(tmp_path):
+    model = tmp_path / "x.tflite"
+    model.write_bytes(b"\x1c\0\0\0TFL3" + b"\0" * 64)
+    text = refusal(model)
+    assert "`harness convert` takes a model.yaml recipe" in text
+    assert f"`harness run --model {model}`" in text
+    recipe_path, yaml_text = suggested_recipe(text)
+    recipe_path.write_text(yaml_text)
+    recipe = load_recipe(recipe_path)
+    assert recipe.is_tflite and recipe.source == model and recipe.variants == ("fp32",)
+
+
+def test_a_folder_as_the_recipe_names_the_recipe_and_models_in_it(tmp_path):
+    write_recipe(tmp_path)
+    text = refusal(tmp_path)
+    assert "a folder, not a recipe file" in text and "take a model.yaml recipe" in text
+    assert f"did you mean {tmp_path / 'model.yaml'}?" in text and "holds model.h5" in text
+
+
+def test_other_model_formats_say_what_to_export(tmp_path):
+    model = tmp_path / "detector.onnx"
+    model.write_bytes(b"\x08\x07")
+    text = refusal(model)
+    assert "an ONNX model, which the harness does not read" in text and "SavedModel folder" in text
+
+
+@pytest.mark.parametrize("command", ["run --model detector.h5", "convert detector.h5", "convert x.tflite"])
+def test_the_cli_refuses_a_model_where_the_recipe_goes_with_exit_2(tmp_path, monkeypatch, capsys, command):
+    from harness.cli import main
+
+    monkeypatch.setenv("HARNESS_REPORTS", str(tmp_path / "reports"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "detector.h5").write_bytes(HDF5_HEAD)
+    (tmp_path / "x.tflite").write_bytes(b"\x1c\0\0\0TFL3")
+    assert main(command.split()) == 2
+    err = capsys.readouterr().err
+    given = command.split()[-1]
+    assert err.startswith(f"harness {command.split()[0]}: error: {given}: this is a ") and "Traceback" not in err
+    assert "model.yaml recipe" in err and "fix:" in err

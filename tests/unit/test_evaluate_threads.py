@@ -6,12 +6,11 @@ import threading
 
 import pytest
 
-from tests.unit.test_evaluate import det, two_box_dataset  # noqa: F401 - fixture
-
 from harness.dataset.scoring import coco_scores, to_coco_results
+from tests.coco_cases import det
 
 
-def test_parallel_scoring_keeps_stdout(two_box_dataset):  # noqa: F811
+def test_parallel_scoring_keeps_stdout(two_box_dataset):
     before = sys.stdout
     found = to_coco_results(two_box_dataset, [det([(20, 10, 40, 30)], [0], [0.9])], (3, 5))
     scores: list[float] = []

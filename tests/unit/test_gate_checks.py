@@ -18,7 +18,7 @@ from harness.measure.stats import quantile_ci
 from harness.results.record import Accuracy, ErrorInfo
 from harness.results.store import RunInfo, SqliteStore
 from harness.results.record import utc_now_iso
-from tests.unit.test_store import make_record
+from tests.store_records import make_record
 
 
 def samples_ms(center: float, n: int = 400, spread: float = 0.05, seed: int = 1) -> list[int]:
@@ -140,3 +140,54 @@ def test_gate_cli_decides_from_the_store_and_an_unwritable_junit_is_exit_2(store
     code = main(["gate", "--budgets", str(budgets), "--reports", reports, "--junit", str(blocked / "g.xml")])
     err = capsys.readouterr().err
     assert code == 2 and f"{blocked / 'g.xml'}: cannot write" in err and "--junit" in err and "Traceback" not in err
+
+
+def test_a_rule_that_checks_nothing_fails_like_one_that_matches_nothing(store):
+    # Its only bound needs a baseline, and none is given: it vouches for nothing.
+    result = evaluate([budget("p90", p90_ms=20.0), budget("regression", max_regression_pct=5.0)], store, "r1")
+    assert [c.outcome for c in result.checks] == ["pass", "pass"] and not result.unmatched
+    (idle,) = result.unchecked
+    assert idle.rule == "regression" and "--baseline RUN_ID" in idle.message and "b.yaml, regression" in idle.message
+    assert result.failed(inconclusive_fails=False)
+    assert result.to_dict()["unchecked"][0]["rule"] == "regression"
+    assert "1 rule(s) checked nothing" in render_gate_markdown(result, budgets="b.yaml")
+    (case,) = [c for c in ET.fromstring(render_junit(result)).findall("testcase") if c.get("name") == "(nothing checked)"]
+    assert case.get("classname") == "budgets.regression" and case.find("failure").get("type") == "unchecked"
+
+    # With a baseline the same rule decides, and the gate rests on its checks.
+    store.begin_run(RunInfo("r0", utc_now_iso(), "0.1.0", "finished", "run", "/tmp"))
+    store.add_record(make_record(run_id="r0"), samples_ms(10.0, seed=7))
+    result = evaluate([budget("regression", max_regression_pct=5.0)], store, "r1", baseline_run="r0")
+    assert not result.unchecked and [c.outcome for c in result.checks] == ["pass", "skipped"]
+    assert not result.failed()
+
+
+def test_a_rule_whose_every_check_was_skipped_checks_nothing(store):
+    skipped = replace(make_record(variant="edgetpu", status="skipped"), error=ErrorInfo("capability", "needs an Edge TPU"))
+    store.add_record(skipped, [])
+    result = evaluate([budget("tpu", match=Match(variant=("edgetpu",)), p90_ms=5.0), budget("all", p90_ms=50.0)], store, "r1")
+    assert [u.rule for u in result.unchecked] == ["tpu"] and "needs an Edge TPU" in result.unchecked[0].message
+    assert result.failed()  # "all" passes on the measured pairs and skips edgetpu: it checked something
+
+
+def test_gate_cli_fails_a_budgets_file_whose_only_rule_cannot_be_checked(store, tmp_path, capsys):
+    from harness.cli import main
+
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text("budgets:\n  - name: no-slower\n    max_regression_pct: 5\n")
+    code = main(["gate", "--budgets", str(budgets), "--reports", str(store.path.parent)])
+    out = capsys.readouterr().out
+    assert code == 1 and "gate FAILED: no checks, 1 rule(s) checked nothing" in out
+    assert "'no-slower' checked nothing" in out and "--baseline" in out
+
+
+def test_one_budget_on_one_record_that_checks_nothing_is_refused(store):
+    from harness.errors import InputError
+    from harness.gate.evaluate import checks_for_record
+
+    (record, _) = store.records("r1")
+    with pytest.raises(InputError) as err:
+        checks_for_record(budget("regression", max_regression_pct=5.0), store, record)
+    assert "b.yaml, regression: the budget checks nothing" in err.value.render() and "baseline=RUN_ID" in err.value.render()
+    checks = checks_for_record(budget("both", p90_ms=50.0, max_regression_pct=5.0), store, record)
+    assert [c.metric for c in checks] == ["p90_ms"]  # the regression bound waits for a baseline, the rest is checked

@@ -8,7 +8,7 @@ from harness.report.html import render_html
 from harness.report.markdown import render_markdown
 from harness.report.view import HEADERS
 from harness.results.record import DeviceInfo, ErrorInfo, ModelInfo
-from tests.unit.test_store import make_record
+from tests.store_records import make_record
 
 HOSTILE = "<script>alert(1)</script>|x"
 

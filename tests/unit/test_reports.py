@@ -21,14 +21,9 @@ from harness.report.html import render_html
 from harness.report.page import script
 from harness.results.record import DeviceInfo, ModelInfo
 from harness.results.store import RunInfo, SqliteStore
-from tests.unit.test_store import make_record
+from tests.store_records import make_record, samples_ns
 
 HOSTILE = "<script>document.title='pwned'</script>\"'|x"
-
-
-def samples_ns(median_ms: float, n: int = 400, seed: int = 1) -> list[int]:
-    """Deterministic spread of +-5% around a median (a Weyl sequence)."""
-    return [int(median_ms * 1e6 * (0.95 + 0.1 * ((i * 0.6180339887 * seed) % 1.0))) for i in range(n)]
 
 
 SHA = "0123456789abcdef0123456789abcdef01234567"

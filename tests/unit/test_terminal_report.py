@@ -6,7 +6,7 @@ from rich.console import Console
 
 from harness.report.terminal import _fold_common, render_terminal
 from harness.report.view import ratio_words
-from tests.unit.test_store import make_record
+from tests.store_records import make_record
 
 
 def test_ratio_words_say_the_direction():
