@@ -1,6 +1,6 @@
 """An aarch64 CPython root for the emulated Raspberry Pi lab device.
 
-LAB-NOTES.md ("An emulated Raspberry Pi") is the recipe: the arm64 .debs of
+docs/devices.md ("The emulated Raspberry Pi") has the facts; the recipe: the arm64 .debs of
 Debian's python3.11 and the libraries it loads, unpacked with `dpkg -x`,
 plus the aarch64 wheels of numpy and ai-edge-litert unpacked into its
 dist-packages (no pip runs under emulation). The root is run by

@@ -2,7 +2,7 @@
 
 Each lab device is one `sshd -D` on 127.0.0.N:2222 with its own host key,
 authorized key, PidFile, HOME and PATH (a bin folder whose `python3` runs
-this venv's interpreter). Facts from LAB-NOTES.md that shaped it:
+this venv's interpreter). Facts measured on the project's hosts that shaped it (docs/testing.md):
 
 - sshd needs /run/sshd (root, 0755) and, with keys under /tmp, StrictModes no.
 - killing the listening sshd leaves live sessions behind (re-parented), so

@@ -1,7 +1,7 @@
 """Which TFLite runtimes can load each variant.
 
 A 2.21 converter can emit ops, or op versions, that an older runtime cannot
-prepare although the file's metadata claims otherwise (LAB-NOTES: a
+prepare although the file's metadata claims otherwise (docs/quantization.md: a
 dynamic-range TRANSPOSE_CONV fails in tflite-runtime 2.14). So each variant
 is checked for real: the agent's `load` command loads it, allocates its
 tensors and invokes it once, under each runtime on this host:

@@ -1,7 +1,7 @@
 """SSH devices through paramiko: the same calls as the local transport.
 
 One connection per device, opened on first use and reused; commands run
-on their own channel each. Facts that shaped this (LAB-NOTES.md):
+on their own channel each. Facts measured on the project's hosts that shaped this:
 
 - paramiko's own socket costs ~47 ms per command (Nagle + delayed ACK); a
   socket we connect with TCP_NODELAY and hand over as ``sock=`` costs ~4 ms.

@@ -2,7 +2,7 @@
 
 Every figure is a ratio of two things measured in the same run, interleaved
 round by round, because absolute times on these shared machines move by
-±15% between runs (LAB-NOTES).
+±15% between runs (measured on the project's hosts).
 
 (a) harness-reported p50 vs a bare ``interpreter.invoke()`` loop, same model,
     same inputs, same kind of process;

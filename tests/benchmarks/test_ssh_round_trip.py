@@ -1,7 +1,7 @@
 """One command's round trip over the SSH transport, against starting the same
 command locally, interleaved in one run (shared machines move both together).
 
-LAB-NOTES: paramiko's own socket costs ~47 ms a command (Nagle + delayed
+Measured here: paramiko's own socket costs ~47 ms a command (Nagle + delayed
 ACK); the transport's TCP_NODELAY socket ~3 ms, a local `true` ~1 ms. A
 regression to Nagle shows up as a ratio of tens, not a few.
 """

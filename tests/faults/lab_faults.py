@@ -1,5 +1,5 @@
 """Fault injection on lab devices (tests/lab.py): what the kernel here
-offers (LAB-NOTES: nftables in a network namespace, `tc tbf`, cgroup v1
+offers (measured on the project's hosts: nftables in a network namespace, `tc tbf`, cgroup v1
 memory, tmpfs), and how a test sees a device's processes and files."""
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ class DelayRelay:
 
 class MemoryCgroup:
     """A cgroup v1 memory limit (cgroup v2 has no memory controller here:
-    LAB-NOTES). Processes that write their pid to `procs` are OOM-killed
+    measured on the project's hosts). Processes that write their pid to `procs` are OOM-killed
     past the limit."""
 
     def __init__(self, limit_bytes: int) -> None:

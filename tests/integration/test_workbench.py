@@ -68,7 +68,7 @@ def test_loadability_finds_what_tflite_runtime_2_14_cannot_prepare(ssd_run):
     _, records, _ = ssd_run
     if paths.tflite214_python() is None:
         pytest.skip("no tflite-runtime 2.14 side venv (make .venv-tflite214)")
-    # The 2.21 converter's dynamic-range TRANSPOSE_CONV (LAB-NOTES) and the float fpn_up that QAT leaves.
+    # The 2.21 converter's dynamic-range TRANSPOSE_CONV (docs/quantization.md) and the float fpn_up that QAT leaves.
     assert "TRANSPOSE_CONV" in records["dynamic-int8"]["quantization"]["loadability"]["tflite-runtime"]
     assert records["fp32"]["quantization"]["loadability"]["tflite-runtime"] == "ok"
 
