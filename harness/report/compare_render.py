@@ -7,12 +7,16 @@ import csv
 import io
 import json
 from html import escape
+from typing import TYPE_CHECKING
 
 from harness.report.charts import RatioDot, ratio_chart
 from harness.report.compare import ComparisonReport, PairComparison
 from harness.report.page import page, toggles
-from harness.report.view import fmt_ms
+from harness.report.view import fmt_ms, ratio_words
 from harness.report.view import md_cell as _md
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("device", "device"),
@@ -41,7 +45,7 @@ def cell_text(row: PairComparison, key: str) -> str:
     if key.endswith("_ms"):
         return fmt_ms(value)
     if key == "ratio":
-        return f"{value:.3f}x"
+        return ratio_words(value)
     if key == "p_value":
         # erfc underflows to 0 for thousands of fully separated samples.
         return f"{value:.2g}" if value > 0 else "<1e-300"
@@ -134,22 +138,30 @@ def render_html(report: ComparisonReport) -> str:
     return page(report.title, body)
 
 
-def render_table(report: ComparisonReport, console) -> None:  # console: rich.console.Console
-    from rich import box
-    from rich.table import Table
+# What a narrow terminal drops first: `against` is in the title, the effect
+# size and the two medians are behind the ratio; md, csv and json keep all.
+TERMINAL_DROPS = ("against", "effect", "baseline_p50_ms", "candidate_p50_ms", "p_value")
+TERMINAL_HEADERS = {"baseline_p50_ms": "baseline\np50 ms", "candidate_p50_ms": "candidate\np50 ms"}
+
+
+def render_table(report: ComparisonReport, console: Console) -> None:
     from rich.text import Text
 
-    # Narrow terminals: drop what the title already says.
+    from harness.report import fit
+
     single_model = len({r.model for r in report.rows}) <= 1
-    columns = [(k, h) for k, h in COLUMNS if not (k == "against" and report.kind == "runs") and not (k == "model" and single_model)]
-    table = Table(title=report.title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for key, header in columns:
-        table.add_column(header, justify="left" if key in TEXT_COLUMNS else "right",
-                         no_wrap=key in ("device", "variant", "verdict", "ratio"))
-    for r in report.rows:
-        style = {"slower": "red", "faster": "green"}.get(r.verdict, "")
-        table.add_row(*(Text(cell_text(r, k), style=style if k == "verdict" else "") for k, _ in columns))
+    columns = [
+        fit.Column(k, TERMINAL_HEADERS.get(k, h), "left" if k in TEXT_COLUMNS else "right") for k, h in COLUMNS
+        if not (k == "against" and report.kind == "runs") and not (k == "model" and single_model)
+    ]
+    style = {"slower": "red", "faster": "green"}
+    rows = [{k: Text(cell_text(r, k), style=style.get(r.verdict, "") if k == "verdict" else "") for k, _ in COLUMNS}
+            for r in report.rows]
+    table, dropped = fit.fitted(columns, rows, console.width, TERMINAL_DROPS, title=report.title)
     console.print(table)
+    if dropped:
+        console.print(Text(f"(left out for width: {fit.headers(dropped)}; --format md, csv or json has every column)",
+                           style="dim"))
     console.print(Text(summary_line(report), style="bold"))
 
 
