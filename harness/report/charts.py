@@ -18,11 +18,11 @@ from harness.report.view import VARIANT_ORDER, fmt_ms
 
 # Colour per variant, stable across every chart of a report.
 _PALETTE = ("#1f6feb", "#8250df", "#1a7f37", "#bf8700", "#cf222e", "#6e7781", "#0a7ea4", "#d2508c", "#57606a")
-_MISC = "#444c56"
+MISC_COLOUR = "#444c56"  # a variant outside the palette, a verdict without a colour
 
 
 def colour(variant: str) -> str:
-    return _PALETTE[VARIANT_ORDER.index(variant) % len(_PALETTE)] if variant in VARIANT_ORDER else _MISC
+    return _PALETTE[VARIANT_ORDER.index(variant) % len(_PALETTE)] if variant in VARIANT_ORDER else MISC_COLOUR
 
 
 def mark(variant: str, tip: str) -> str:
@@ -250,53 +250,5 @@ def trend_chart(series: Sequence[Series], runs: Sequence[str], *, title: str, un
             svg.append(f"<circle cx='{sx(i):.1f}' cy='{sy(v):.1f}' r='3.5' fill='{c}' data-tip='{escape(tip, quote=True)}'/>")
         last_i, last_v, _ = s.points[-1]
         svg.append(f"<text x='{sx(last_i) + 6:.1f}' y='{sy(last_v) + 4:.1f}'>{escape(s.variant)}</text></g>")
-    svg.append("</svg>")
-    return "".join(svg)
-
-
-# -- comparisons ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RatioDot:
-    variant: str
-    label: str
-    ratio: float
-    verdict: str
-    tip: str
-
-
-_VERDICT_COLOUR = {"slower": "#cf222e", "faster": "#1a7f37", "same": "#6e7781"}
-
-
-def ratio_chart(dots: Sequence[RatioDot], *, title: str) -> str:
-    """Candidate / baseline p50 per pair on a log axis centred on 1x (faster
-    to the left), coloured by the test's verdict (not by the ratio alone)."""
-    dots = [d for d in dots if d.ratio and d.ratio > 0 and math.isfinite(d.ratio)]
-    if not dots:
-        return ""
-    label_w, w, row_h, top = 220, 580, 20, 28
-    axis = top + row_h * len(dots)
-    h = axis + 42
-    span = max(1.1, *(max(d.ratio, 1 / d.ratio) for d in dots))
-    x = LogAxis.fit([1 / span, span], label_w, w - 20)
-    svg = [svg_open(w, h, title), svg_title(title)]
-    one = x(1.0)
-    svg.append(f"<line x1='{one:.1f}' y1='{top - 4}' x2='{one:.1f}' y2='{axis}' stroke='#888'/>")
-    # Ticks say how many times, the words below which way: "2x" left of 1x
-    # is twice as fast (never "0.5x", which reads as slower).
-    for tick in log_ticks(x.lo, x.hi):
-        svg.append(xtick(x(tick), axis, f"{max(tick, 1 / tick):g}x"))
-    svg.append(f"<text x='{label_w}' y='{h - 2}'>← faster</text>")
-    svg.append(f"<text x='{w - 20}' y='{h - 2}' text-anchor='end'>slower →</text>")
-    for i, d in enumerate(dots):
-        y = top + i * row_h + 10
-        c = _VERDICT_COLOUR.get(d.verdict, _MISC)
-        label = d.label if len(d.label) <= 34 else d.label[:33] + "…"
-        svg.append(
-            f"<g{mark(d.variant, d.tip)}><text x='0' y='{y + 4}'>{escape(label)}</text>"
-            f"<line x1='{one:.1f}' y1='{y}' x2='{x(d.ratio):.1f}' y2='{y}' stroke='{c}' stroke-width='2'/>"
-            f"<circle cx='{x(d.ratio):.1f}' cy='{y}' r='5' fill='{c}' class='verdict-{escape(d.verdict, quote=True)}'/></g>"
-        )
     svg.append("</svg>")
     return "".join(svg)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+from dataclasses import dataclass
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
-from harness.report.charts import RatioDot, ratio_chart
+from harness.report.charts import MISC_COLOUR, LogAxis, log_ticks, mark, svg_open, svg_title, xtick
 from harness.report.compare import ComparisonReport, PairComparison
-from harness.report.page import page, toggles
+from harness.report.page import inline_code, page, toggles
 from harness.report.view import fmt_ms, ratio_words
 from harness.report.view import md_cell as _md
 
@@ -32,7 +34,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 TEXT_COLUMNS = ("device", "model", "variant", "against", "verdict")
 NOTE = (
-    "ratio = candidate p50 / baseline p50. Verdict from the two-sided Mann–Whitney U test on the raw samples: "
+    "ratio: the candidate's p50 against the baseline's, as times slower or faster (2.00x faster: half the time; "
+    "json and csv keep candidate / baseline as a number). Verdict from the two-sided Mann–Whitney U test on the raw samples: "
     "`slower`/`faster` only when p < 0.01 and the medians differ by more than 3%; `same` otherwise. "
     "effect = rank-biserial correlation (+1: every candidate sample slower)."
 )
@@ -119,6 +122,54 @@ def ratio_dots(report: ComparisonReport) -> str:
     return ratio_chart(dots, title="candidate / baseline p50 (log scale; colour = verdict)")
 
 
+# -- the ratio chart: one dot per pair ---------------------------------------
+
+
+@dataclass(frozen=True)
+class RatioDot:
+    variant: str
+    label: str
+    ratio: float
+    verdict: str
+    tip: str
+
+
+_VERDICT_COLOUR = {"slower": "#cf222e", "faster": "#1a7f37", "same": "#6e7781"}
+
+
+def ratio_chart(dots: Sequence[RatioDot], *, title: str) -> str:
+    """Candidate / baseline p50 per pair on a log axis centred on 1x (faster
+    to the left), coloured by the test's verdict (not by the ratio alone)."""
+    dots = [d for d in dots if d.ratio and d.ratio > 0 and math.isfinite(d.ratio)]
+    if not dots:
+        return ""
+    label_w, w, row_h, top = 220, 580, 20, 28
+    axis = top + row_h * len(dots)
+    h = axis + 42
+    span = max(1.1, *(max(d.ratio, 1 / d.ratio) for d in dots))
+    x = LogAxis.fit([1 / span, span], label_w, w - 20)
+    svg = [svg_open(w, h, title), svg_title(title)]
+    one = x(1.0)
+    svg.append(f"<line x1='{one:.1f}' y1='{top - 4}' x2='{one:.1f}' y2='{axis}' stroke='#888'/>")
+    # Ticks say how many times, the words below which way: "2x" left of 1x
+    # is twice as fast (never "0.5x", which reads as slower).
+    for tick in log_ticks(x.lo, x.hi):
+        svg.append(xtick(x(tick), axis, f"{max(tick, 1 / tick):g}x"))
+    svg.append(f"<text x='{label_w}' y='{h - 2}'>← faster</text>")
+    svg.append(f"<text x='{w - 20}' y='{h - 2}' text-anchor='end'>slower →</text>")
+    for i, d in enumerate(dots):
+        y = top + i * row_h + 10
+        c = _VERDICT_COLOUR.get(d.verdict, MISC_COLOUR)
+        label = d.label if len(d.label) <= 34 else d.label[:33] + "…"
+        svg.append(
+            f"<g{mark(d.variant, d.tip)}><text x='0' y='{y + 4}'>{escape(label)}</text>"
+            f"<line x1='{one:.1f}' y1='{y}' x2='{x(d.ratio):.1f}' y2='{y}' stroke='{c}' stroke-width='2'/>"
+            f"<circle cx='{x(d.ratio):.1f}' cy='{y}' r='5' fill='{c}' class='verdict-{escape(d.verdict, quote=True)}'/></g>"
+        )
+    svg.append("</svg>")
+    return "".join(svg)
+
+
 def _label_parts(report: ComparisonReport, r: PairComparison) -> tuple[str, ...]:
     if report.kind == "variants":
         return (r.device, r.variant)
@@ -133,7 +184,7 @@ def render_html(report: ComparisonReport) -> str:
         f"<p><strong>{escape(summary_line(report))}</strong></p>",
         html_table(report),
         f"<div class='charts'>{ratio_dots(report)}</div>",
-        f"<p class='note'>{escape(NOTE.replace('`', ''))}</p>",
+        f"<p class='note'>{inline_code(NOTE)}</p>",
     ]
     return page(report.title, body)
 

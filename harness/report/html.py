@@ -63,14 +63,20 @@ def _bullets(lines: Sequence[str]) -> str:
     return "<ul>" + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>" if lines else ""
 
 
+# The page is 1200 px wide at most: flags wrap, and the runtime column goes
+# when the section's heading already names the one runtime every row used.
+CELL_CLASSES = {"variant": "l", "flags": "l wrap"}
+
+
 def _results(block: layout.ResultsTable) -> str:
+    headers = [(k, h) for k, h in HEADERS if not (k == "runtime" and block.runtime_in_heading)]
     out = ["<div class='scroll'><table class='results'><thead><tr>"]
-    out += [f"<th class='{'l' if k in ('variant', 'flags') else ''}'>{escape(h)}</th>" for k, h in HEADERS]
+    out += [f"<th class='{CELL_CLASSES.get(k, '')}'>{escape(h)}</th>" for k, h in headers]
     out.append("</tr></thead><tbody>")
     for row, c in block.rows:
         out.append(f"<tr class='{'failed' if row.record.status != 'ok' else ''}' data-variant='{escape(row.variant, quote=True)}'>")
-        for key, _ in HEADERS:
-            klass = "l" if key in ("variant", "flags") else row.tone if key == "vs_fp32" else ""
+        for key, _ in headers:
+            klass = row.tone if key == "vs_fp32" else CELL_CLASSES.get(key, "")
             title = f" title='{escape(c.error, quote=True)}'" if key == "variant" and c.error else ""
             out.append(f"<td class='{klass}'{title}>{escape(str(getattr(c, key)))}</td>")
         out.append("</tr>")

@@ -60,6 +60,9 @@ class SectionHeading:
 class ResultsTable:
     section: DeviceSection
     rows: tuple[tuple[Row, Cells], ...]  # each row with its display strings
+    # Every row ran on the one runtime and delegate the heading names: a
+    # renderer short of width may leave the runtime column out.
+    runtime_in_heading: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,9 @@ def run_report(records: Sequence[Record], *, title: str, context: ReportContext 
 
 
 def _section_blocks(section: DeviceSection, context: ReportContext) -> Iterator[Block]:
-    yield ResultsTable(section, tuple((row, cells(row)) for row in section.rows))
+    rows = tuple((row, cells(row)) for row in section.rows)
+    runtimes = {c.runtime for _, c in rows}
+    yield ResultsTable(section, rows, runtime_in_heading=len(runtimes) == 1 and "—" not in runtimes)
     notes = findings(section)
     if notes:
         yield Findings(tuple(notes))

@@ -16,7 +16,7 @@ th,td{padding:.3rem .6rem;border-bottom:1px solid #dde3ea;text-align:right;white
 .scroll{overflow-x:auto;max-width:100%}
 th{background:#f3f6f9}td.l,th.l{text-align:left}
 tr.failed td{color:#b00020}.slower{color:#b00020}.faster{color:#137333}
-.note{color:#4a5562;font-size:.9rem}td.wrap{white-space:normal;max-width:28rem}.charts{display:flex;gap:2rem;flex-wrap:wrap;align-items:flex-start}
+.note{color:#4a5562;font-size:.9rem}td.wrap{white-space:normal;max-width:28rem}table.results td.wrap{max-width:14rem}table.results th{white-space:normal;vertical-align:bottom}.charts{display:flex;gap:2rem;flex-wrap:wrap;align-items:flex-start}
 svg text{font:11px system-ui,sans-serif;fill:#1d232a}svg text.ct{font-weight:600}svg text.caption{fill:#4a5562}
 .off{display:none}[data-tip]{cursor:default}
 .tip{position:absolute;background:#1d232a;color:#fff;padding:.25rem .5rem;border-radius:4px;font-size:12px;pointer-events:none;max-width:32rem;white-space:normal;z-index:9}

@@ -115,7 +115,9 @@ def tradeoff_chart(points: Sequence[TradeOff], *, device: str) -> str:
                    f"x1='{x(a.latency_ms):.1f}' y1='{sy(a.map):.1f}' x2='{x(b.latency_ms):.1f}' y2='{sy(b.map):.1f}' "
                    "stroke='#1a7f37' stroke-width='1.5' stroke-dasharray='4 3'/>")
     ordered = sorted(points, key=lambda p: (-p.map, p.latency_ms))
-    taken = [_Box(x(p.latency_ms) - RADIUS, sy(p.map) - RADIUS, x(p.latency_ms) + RADIUS, sy(p.map) + RADIUS) for p in ordered]
+    # Labels keep clear of every marker, not just their own, so none reads as another's.
+    clear = RADIUS + 2
+    taken = [_Box(x(p.latency_ms) - clear, sy(p.map) - clear, x(p.latency_ms) + clear, sy(p.map) + clear) for p in ordered]
     area = _Box(left + 2, top, w, h - bottom - 2)
     for p in ordered:
         svg.append(_point(p, p in front, x(p.latency_ms), sy(p.map), taken, area))
@@ -131,4 +133,5 @@ def _point(p: TradeOff, on_front: bool, cx: float, cy: float, taken: list[_Box],
     return (f"<g{mark(p.variant, tip)}>{leader}<circle cx='{cx:.1f}' cy='{cy:.1f}' r='{RADIUS:g}' "
             f"fill='{colour(p.variant) if on_front else '#fff'}' stroke='{colour(p.variant)}' stroke-width='2' "
             f"class='{'front' if on_front else 'dominated'}'/>"
-            f"<text x='{label.x:.1f}' y='{label.y:.1f}' text-anchor='{label.anchor}'>{escape(p.variant)}</text></g>")
+            f"<text x='{label.x:.1f}' y='{label.y:.1f}' text-anchor='{label.anchor}' style='fill:{colour(p.variant)}'>"
+            f"{escape(p.variant)}</text></g>")

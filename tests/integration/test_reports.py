@@ -54,7 +54,7 @@ def report_json(run_cli, reports: Path, *argv: str) -> dict:
 
 def test_demo_html_renders_its_charts_in_chromium_without_network(demo_run, tmp_path):
     _, run_dir, _ = demo_run
-    page = browser.load(run_dir / "report.html", tmp_path / "chromium", fragment="#hide=int16x8")
+    page = browser.load(run_dir / "report.html", tmp_path / "chromium", fragment="#hide=int16x8", measure=True)
     assert page.page_requests == ()
     body = re.search(r"<body[^>]*>", page.dom).group(0)
     charts = int(re.search(r"data-charts=\"(\d+)\"", body).group(1))  # set by the report's script once it ran
@@ -65,6 +65,23 @@ def test_demo_html_renders_its_charts_in_chromium_without_network(demo_run, tmp_
     # The URL fragment unticked int16x8: its rows and marks are hidden, the others are not.
     hidden = re.findall(r"<(?:tr|g)[^>]*class=\"[^\"]*\boff\b[^\"]*\"[^>]*>", page.dom)
     assert hidden and all("data-variant=\"int16x8\"" in tag for tag in hidden)
+    # In a 1400 px window every results table fits its container: nothing to scroll to.
+    boxes = re.findall(r"<div class=\"scroll\"[^>]*>\s*<table class=\"results\"", page.dom)
+    overflow = [int(px) for px in re.findall(r"data-overflow-px=\"(\d+)\"[^>]*>\s*<table class=\"results\"", page.dom)]
+    assert boxes and len(overflow) == len(boxes) and set(overflow) == {0}, overflow
+
+
+def test_hiding_a_front_variant_hides_its_front_segments(demo_run, tmp_path):
+    _, run_dir, _ = demo_run
+    html = (run_dir / "report.html").read_text()
+    segments = re.findall(r"data-from='([^']*)' data-to='([^']*)'", html)
+    if not segments:
+        pytest.skip("this run's Pareto front is one variant: no segment to hide")
+    gone = segments[0][1]
+    page = browser.load(run_dir / "report.html", tmp_path / "chromium", fragment=f"#hide={gone}")
+    for tag in re.findall(r"<line[^>]*class=\"front-segment[^\"]*\"[^>]*>", page.dom):
+        touches = f"data-from=\"{gone}\"" in tag or f"data-to=\"{gone}\"" in tag
+        assert (" off" in tag) == touches, tag
 
 
 def test_the_network_check_catches_a_page_that_fetches(tmp_path):
