@@ -162,8 +162,8 @@ class RunReport:
         yield self.note
 
 
-# Which Formatter method says each block (tests/unit/test_report_layout.py
-# checks that every block kind has one and every renderer implements it).
+# Which Formatter method says each block (tests/unit/test_reports.py checks
+# that every block kind has one and every renderer implements it).
 FORMATTER_METHODS: dict[type, str] = {
     GroupHeading: "group", SectionHeading: "section", ResultsTable: "results", Findings: "findings",
     Charts: "charts", Comparison: "comparison", Quantization: "quantization", TrendBlock: "trend", Note: "note",
@@ -203,8 +203,8 @@ def _section_blocks(section: DeviceSection, context: ReportContext) -> Iterator[
     if comparison is not None:
         yield comparison
     if has_quantization(section):
-        rows = quantization_rows(section)
-        yield Quantization(section, tuple(rows), tuple(runtime_headers(rows)), tuple(quantization_findings(section)),
+        quant = quantization_rows(section)
+        yield Quantization(section, tuple(quant), tuple(runtime_headers(quant)), tuple(quantization_findings(section)),
                            tuple(sensitive_layers(section)))
     trend = _trend(section, context)
     if trend is not None:

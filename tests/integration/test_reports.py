@@ -21,9 +21,10 @@ import pytest
 from harness.results.record import DeviceInfo, ModelInfo
 from harness.results.store import RunInfo, SqliteStore
 from harness.model.variants import DEFAULT_VARIANTS
+from harness.report.html import render_html
 from tests import browser
 from tests.unit.test_reports import samples_ns
-from tests.unit.test_store import make_record
+from tests.store_records import make_record
 
 pytestmark = pytest.mark.slow
 
@@ -71,17 +72,20 @@ def test_demo_html_renders_its_charts_in_chromium_without_network(demo_run, tmp_
     assert boxes and len(overflow) == len(boxes) and set(overflow) == {0}, overflow
 
 
-def test_hiding_a_front_variant_hides_its_front_segments(demo_run, tmp_path):
-    _, run_dir, _ = demo_run
-    html = (run_dir / "report.html").read_text()
-    segments = re.findall(r"data-from='([^']*)' data-to='([^']*)'", html)
-    if not segments:
-        pytest.skip("this run's Pareto front is one variant: no segment to hide")
-    gone = segments[0][1]
-    page = browser.load(run_dir / "report.html", tmp_path / "chromium", fragment=f"#hide={gone}")
-    for tag in re.findall(r"<line[^>]*class=\"front-segment[^\"]*\"[^>]*>", page.dom):
-        touches = f"data-from=\"{gone}\"" in tag or f"data-to=\"{gone}\"" in tag
-        assert (" off" in tag) == touches, tag
+def test_hiding_a_front_variant_hides_its_front_segments(tmp_path):
+    """A front of three (int8 fastest, fp16, fp32 most accurate): unticking
+    fp16 hides both segments that end at it and nothing else."""
+    records = [make_record(variant=v, p50_ms=ms, map_=m) for v, ms, m in (("int8", 0.5, 0.30), ("fp16", 0.8, 0.33),
+                                                                           ("fp32", 0.9, 0.36))]
+    out = tmp_path / "front.html"
+    out.write_text(render_html(records, title="front"))
+    page = browser.load(out, tmp_path / "chromium", fragment="#hide=fp16")
+    segments = re.findall(r"<line[^>]*class=\"front-segment[^\"]*\"[^>]*>", page.dom)
+    assert len(segments) == 2, segments
+    for tag in segments:
+        assert " off" in tag and "\"fp16\"" in tag, tag
+    page = browser.load(out, tmp_path / "chromium", fragment="#hide=int16x8")  # not in the chart: nothing hidden
+    assert not re.findall(r"<line[^>]*class=\"front-segment off\"", page.dom)
 
 
 def test_the_network_check_catches_a_page_that_fetches(tmp_path):
