@@ -63,22 +63,28 @@ def _table(checks: Sequence[Check]) -> list[str]:
     return out
 
 
-def render_gate_terminal(result: GateResult, console: object, *, budgets: str, inconclusive_fails: bool = True) -> None:
-    from rich import box
-    from rich.markup import escape
-    from rich.table import Table
+# Names never break; the pair, the bound and the measurement wrap at their
+# spaces, so the table fits 80 columns without cutting a name in two.
+GATE_COLUMNS = ("outcome", "rule", "pair", "bound", "measured")
 
-    table = Table(box=box.SIMPLE_HEAD, title=f"gate: run {result.run_id}", title_justify="left")
-    for header in ("outcome", "rule", "pair", "bound", "measured"):
-        table.add_column(header, overflow="fold")
+
+def render_gate_terminal(result: GateResult, console: object, *, budgets: str, inconclusive_fails: bool = True) -> None:
+    from rich.markup import escape
+    from rich.text import Text
+
+    from harness.report import fit
+
+    checks = ordered(result.checks)
+    models = sorted({c.model for c in checks})
+    title = f"gate: run {result.run_id}" + (f" · model {models[0]}" if len(models) == 1 else "")
+    columns = [fit.Column(key, key, wrap=key not in ("outcome", "rule")) for key in GATE_COLUMNS]
     style = {"fail": "bold red", "inconclusive": "yellow", "pass": "green", "skipped": "dim"}
-    for c in ordered(result.checks):
-        table.add_row(
-            f"[{style[c.outcome]}]{_WORD[c.outcome]}[/]", escape(c.rule), escape(c.pair),
-            escape(f"{c.metric} {c.bound}"), escape(c.measured),
-        )
-    console.print(table)  # type: ignore[attr-defined]
-    for c in ordered(result.checks):
+    rows = [{"outcome": Text(_WORD[c.outcome], style=style[c.outcome]), "rule": c.rule,
+             "pair": " / ".join((c.device, c.variant) if len(models) == 1 else (c.device, c.model, c.variant)),
+             "bound": f"{c.metric} {c.bound}", "measured": c.measured}
+            for c in checks]
+    console.print(fit.table(columns, rows, console.width, title=title))  # type: ignore[attr-defined]
+    for c in checks:
         if c.outcome in ("fail", "inconclusive"):
             console.print(escape(c.message), style=style[c.outcome], soft_wrap=True)  # type: ignore[attr-defined]
     for missing in result.vacuous:

@@ -18,11 +18,11 @@ from harness.report.view import VARIANT_ORDER, fmt_ms
 
 # Colour per variant, stable across every chart of a report.
 _PALETTE = ("#1f6feb", "#8250df", "#1a7f37", "#bf8700", "#cf222e", "#6e7781", "#0a7ea4", "#d2508c", "#57606a")
-_MISC = "#444c56"
+MISC_COLOUR = "#444c56"  # a variant outside the palette, a verdict without a colour
 
 
 def colour(variant: str) -> str:
-    return _PALETTE[VARIANT_ORDER.index(variant) % len(_PALETTE)] if variant in VARIANT_ORDER else _MISC
+    return _PALETTE[VARIANT_ORDER.index(variant) % len(_PALETTE)] if variant in VARIANT_ORDER else MISC_COLOUR
 
 
 def mark(variant: str, tip: str) -> str:
@@ -30,11 +30,11 @@ def mark(variant: str, tip: str) -> str:
     return f" data-variant='{escape(variant, quote=True)}' data-tip='{escape(tip, quote=True)}'"
 
 
-def _svg(width: int, height: int, label: str) -> str:
+def svg_open(width: int, height: int, label: str) -> str:
     return f"<svg class='chart' width='{width}' height='{height}' viewBox='0 0 {width} {height}' role='img' aria-label='{escape(label, quote=True)}'>"
 
 
-def _title(text: str, x: float = 0, y: float = 12) -> str:
+def svg_title(text: str, x: float = 0, y: float = 12) -> str:
     return f"<text x='{x}' y='{y}' class='ct'>{escape(text)}</text>"
 
 
@@ -83,87 +83,14 @@ class LogAxis:
         )
 
 
-# -- latency vs mAP with the Pareto front --------------------------------------
-
-
-@dataclass(frozen=True)
-class TradeOff:
-    variant: str
-    latency_ms: float
-    map: float
-
-
-def pareto_front(points: Sequence[TradeOff]) -> list[TradeOff]:
-    """Points no other point beats on both axes (as fast or faster AND as
-    accurate or better, strictly better on one), fastest first."""
-    front = [
-        p for p in points
-        if not any(
-            q.latency_ms <= p.latency_ms and q.map >= p.map and (q.latency_ms < p.latency_ms or q.map > p.map)
-            for q in points
-        )
-    ]
-    return sorted(front, key=lambda p: (p.latency_ms, -p.map))
-
-
-def tradeoff_chart(points: Sequence[TradeOff], *, device: str) -> str:
-    """p50 latency (log x) against mAP (y); the Pareto front joined and
-    filled, dominated variants hollow: the variants worth shipping."""
-    if not points:
-        return ""
-    w, h, left, bottom, top = 480, 300, 50, 45, 28
-    x = LogAxis.fit([p.latency_ms for p in points], left, w - 90)
-    ys = [p.map for p in points]
-    y0, y1 = max(0.0, min(ys) - 0.05), min(1.0, max(ys) + 0.05)
-    y1 = y1 if y1 > y0 else y0 + 0.1
-
-    def sy(v: float) -> float:
-        return h - bottom - (v - y0) / (y1 - y0) * (h - bottom - top)
-
-    front = pareto_front(points)
-    svg = [_svg(w, h, f"p50 latency versus mAP on {device}"), _title(f"latency vs mAP on {device} (Pareto front joined)")]
-    svg += _frame(left, top, w - 90, h - bottom)
-    svg.append(f"<text x='{(left + w - 90) / 2}' y='{h - 8}' text-anchor='middle'>p50 latency (ms, log scale)</text>")
-    svg.append(f"<text x='12' y='{h / 2}' transform='rotate(-90 12 {h / 2})' text-anchor='middle'>COCO mAP</text>")
-    for tick in log_ticks(x.lo, x.hi):
-        svg.append(_xtick(x(tick), h - bottom, f"{tick:g}"))
-    for tick in linear_ticks(y0, y1, 4):
-        if y0 <= tick <= y1:
-            svg.append(f"<text x='{left - 4}' y='{sy(tick) + 4:.1f}' text-anchor='end'>{tick:.2f}</text>")
-    if len(front) > 1:
-        path = " ".join(f"{x(p.latency_ms):.1f},{sy(p.map):.1f}" for p in front)
-        svg.append(f"<polyline class='front' points='{path}' fill='none' stroke='#1a7f37' stroke-width='1.5' stroke-dasharray='4 3'/>")
-    placed: list[tuple[float, float, float]] = []
-    for p in sorted(points, key=lambda p: (-p.map, p.latency_ms)):
-        cx, cy = x(p.latency_ms), sy(p.map)
-        on_front = p in front
-        tip = f"{p.variant}: p50 {fmt_ms(p.latency_ms)} ms, mAP {p.map:.3f}" + (" (Pareto front)" if on_front else " (dominated)")
-        fill = colour(p.variant) if on_front else "#fff"
-        svg.append(
-            f"<g{mark(p.variant, tip)}><circle cx='{cx:.1f}' cy='{cy:.1f}' r='5' fill='{fill}' stroke='{colour(p.variant)}' "
-            f"stroke-width='2' class='{'front' if on_front else 'dominated'}'/>"
-            f"<text x='{cx + 7:.1f}' y='{_free_y(placed, cx + 7, cy - 6, 6.2 * len(p.variant)):.1f}'>{escape(p.variant)}</text></g>"
-        )
-    svg.append("</svg>")
-    return "".join(svg)
-
-
-def _free_y(placed: list[tuple[float, float, float]], x: float, y: float, width: float) -> float:
-    """Nudge a label down until it clears the labels already placed."""
-    while any(abs(y - py) < 12 and x < px + pw and px < x + width for px, py, pw in placed):
-        y += 12
-    placed.append((x, y, width))
-    return y
-
-
-def _frame(x0: float, y0: float, x1: float, y1: float) -> list[str]:
+def frame(x0: float, y0: float, x1: float, y1: float) -> list[str]:
     return [
         f"<line x1='{x0}' y1='{y1}' x2='{x1}' y2='{y1}' stroke='#888'/>",
         f"<line x1='{x0}' y1='{y0}' x2='{x0}' y2='{y1}' stroke='#888'/>",
     ]
 
 
-def _xtick(x: float, y: float, label: str) -> str:
+def xtick(x: float, y: float, label: str) -> str:
     return (f"<line x1='{x:.1f}' y1='{y}' x2='{x:.1f}' y2='{y + 4}' stroke='#888'/>"
             f"<text x='{x:.1f}' y='{y + 16}' text-anchor='middle'>{escape(label)}</text>")
 
@@ -193,10 +120,10 @@ def distribution_chart(dists: Sequence[Distribution], *, device: str) -> str:
     label_w, w, row_h, top = 110, 560, 40, 28
     h = top + row_h * len(dists) + 30
     x = LogAxis.fit([d.sorted_ms[0] for d in dists] + [d.sorted_ms[-1] for d in dists], label_w, w - 20)
-    svg = [_svg(w, h, f"latency distributions on {device}"), _title(f"latency distribution per variant on {device} (ms, log scale)")]
+    svg = [svg_open(w, h, f"latency distributions on {device}"), svg_title(f"latency distribution per variant on {device} (ms, log scale)")]
     for tick in log_ticks(x.lo, x.hi):
         svg.append(f"<line x1='{x(tick):.1f}' y1='{top}' x2='{x(tick):.1f}' y2='{h - 30}' stroke='#eee'/>")
-        svg.append(_xtick(x(tick), h - 30, f"{tick:g}"))
+        svg.append(xtick(x(tick), h - 30, f"{tick:g}"))
     for i, d in enumerate(dists):
         y = top + i * row_h
         c = colour(d.variant)
@@ -255,7 +182,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, reference: tuple[float, str] |
     peak = max([b.value for b in bars] + ([reference[0]] if reference else [])) or 1.0
     length: Callable[[float], float] = lambda v: (w - label_w - 70) * v / peak  # noqa: E731
     h = top + len(bars) * (bar_h + 6) + (18 if reference else 4)
-    svg = [_svg(w, h, title), _title(title)]
+    svg = [svg_open(w, h, title), svg_title(title)]
     for i, b in enumerate(bars):
         y = top + i * (bar_h + 6)
         fill = colour(b.variant) if b.variant else ("#cf222e" if b.highlight else "#8fb8f0")
@@ -302,7 +229,7 @@ def trend_chart(series: Sequence[Series], runs: Sequence[str], *, title: str, un
     def sy(v: float) -> float:
         return h - bottom - (v - lo) / (hi - lo) * (h - bottom - top)
 
-    svg = [_svg(w, h, title), _title(title)] + _frame(left, top, w - 100, h - bottom)
+    svg = [svg_open(w, h, title), svg_title(title)] + frame(left, top, w - 100, h - bottom)
     for tick in linear_ticks(lo, hi, 4):
         if lo <= tick <= hi:
             svg.append(f"<text x='{left - 4}' y='{sy(tick) + 4:.1f}' text-anchor='end'>{tick:g}</text>")
@@ -323,48 +250,5 @@ def trend_chart(series: Sequence[Series], runs: Sequence[str], *, title: str, un
             svg.append(f"<circle cx='{sx(i):.1f}' cy='{sy(v):.1f}' r='3.5' fill='{c}' data-tip='{escape(tip, quote=True)}'/>")
         last_i, last_v, _ = s.points[-1]
         svg.append(f"<text x='{sx(last_i) + 6:.1f}' y='{sy(last_v) + 4:.1f}'>{escape(s.variant)}</text></g>")
-    svg.append("</svg>")
-    return "".join(svg)
-
-
-# -- comparisons ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RatioDot:
-    variant: str
-    label: str
-    ratio: float
-    verdict: str
-    tip: str
-
-
-_VERDICT_COLOUR = {"slower": "#cf222e", "faster": "#1a7f37", "same": "#6e7781"}
-
-
-def ratio_chart(dots: Sequence[RatioDot], *, title: str) -> str:
-    """Candidate / baseline p50 per pair on a log axis centred on 1x,
-    coloured by the test's verdict (not by the ratio alone)."""
-    dots = [d for d in dots if d.ratio and d.ratio > 0 and math.isfinite(d.ratio)]
-    if not dots:
-        return ""
-    label_w, w, row_h, top = 220, 580, 20, 28
-    h = top + row_h * len(dots) + 30
-    span = max(1.1, *(max(d.ratio, 1 / d.ratio) for d in dots))
-    x = LogAxis.fit([1 / span, span], label_w, w - 20)
-    svg = [_svg(w, h, title), _title(title)]
-    one = x(1.0)
-    svg.append(f"<line x1='{one:.1f}' y1='{top - 4}' x2='{one:.1f}' y2='{h - 30}' stroke='#888'/>")
-    for tick in log_ticks(x.lo, x.hi):
-        svg.append(_xtick(x(tick), h - 30, f"{tick:g}x"))
-    for i, d in enumerate(dots):
-        y = top + i * row_h + 10
-        c = _VERDICT_COLOUR.get(d.verdict, _MISC)
-        label = d.label if len(d.label) <= 34 else d.label[:33] + "…"
-        svg.append(
-            f"<g{mark(d.variant, d.tip)}><text x='0' y='{y + 4}'>{escape(label)}</text>"
-            f"<line x1='{one:.1f}' y1='{y}' x2='{x(d.ratio):.1f}' y2='{y}' stroke='{c}' stroke-width='2'/>"
-            f"<circle cx='{x(d.ratio):.1f}' cy='{y}' r='5' fill='{c}' class='verdict-{escape(d.verdict, quote=True)}'/></g>"
-        )
     svg.append("</svg>")
     return "".join(svg)

@@ -6,13 +6,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+from dataclasses import dataclass
 from html import escape
+from typing import TYPE_CHECKING, Sequence
 
-from harness.report.charts import RatioDot, ratio_chart
+from harness.report.charts import MISC_COLOUR, LogAxis, log_ticks, mark, svg_open, svg_title, xtick
 from harness.report.compare import ComparisonReport, PairComparison
-from harness.report.page import page, toggles
-from harness.report.view import fmt_ms
+from harness.report.page import inline_code, page, toggles
+from harness.report.view import fmt_ms, ratio_words
 from harness.report.view import md_cell as _md
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("device", "device"),
@@ -28,7 +34,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 TEXT_COLUMNS = ("device", "model", "variant", "against", "verdict")
 NOTE = (
-    "ratio = candidate p50 / baseline p50. Verdict from the two-sided Mann–Whitney U test on the raw samples: "
+    "ratio: the candidate's p50 against the baseline's, as times slower or faster (2.00x faster: half the time; "
+    "json and csv keep candidate / baseline as a number). Verdict from the two-sided Mann–Whitney U test on the raw samples: "
     "`slower`/`faster` only when p < 0.01 and the medians differ by more than 3%; `same` otherwise. "
     "effect = rank-biserial correlation (+1: every candidate sample slower)."
 )
@@ -41,7 +48,7 @@ def cell_text(row: PairComparison, key: str) -> str:
     if key.endswith("_ms"):
         return fmt_ms(value)
     if key == "ratio":
-        return f"{value:.3f}x"
+        return ratio_words(value)
     if key == "p_value":
         # erfc underflows to 0 for thousands of fully separated samples.
         return f"{value:.2g}" if value > 0 else "<1e-300"
@@ -115,6 +122,54 @@ def ratio_dots(report: ComparisonReport) -> str:
     return ratio_chart(dots, title="candidate / baseline p50 (log scale; colour = verdict)")
 
 
+# -- the ratio chart: one dot per pair ---------------------------------------
+
+
+@dataclass(frozen=True)
+class RatioDot:
+    variant: str
+    label: str
+    ratio: float
+    verdict: str
+    tip: str
+
+
+_VERDICT_COLOUR = {"slower": "#cf222e", "faster": "#1a7f37", "same": "#6e7781"}
+
+
+def ratio_chart(dots: Sequence[RatioDot], *, title: str) -> str:
+    """Candidate / baseline p50 per pair on a log axis centred on 1x (faster
+    to the left), coloured by the test's verdict (not by the ratio alone)."""
+    dots = [d for d in dots if d.ratio and d.ratio > 0 and math.isfinite(d.ratio)]
+    if not dots:
+        return ""
+    label_w, w, row_h, top = 220, 580, 20, 28
+    axis = top + row_h * len(dots)
+    h = axis + 42
+    span = max(1.1, *(max(d.ratio, 1 / d.ratio) for d in dots))
+    x = LogAxis.fit([1 / span, span], label_w, w - 20)
+    svg = [svg_open(w, h, title), svg_title(title)]
+    one = x(1.0)
+    svg.append(f"<line x1='{one:.1f}' y1='{top - 4}' x2='{one:.1f}' y2='{axis}' stroke='#888'/>")
+    # Ticks say how many times, the words below which way: "2x" left of 1x
+    # is twice as fast (never "0.5x", which reads as slower).
+    for tick in log_ticks(x.lo, x.hi):
+        svg.append(xtick(x(tick), axis, f"{max(tick, 1 / tick):g}x"))
+    svg.append(f"<text x='{label_w}' y='{h - 2}'>← faster</text>")
+    svg.append(f"<text x='{w - 20}' y='{h - 2}' text-anchor='end'>slower →</text>")
+    for i, d in enumerate(dots):
+        y = top + i * row_h + 10
+        c = _VERDICT_COLOUR.get(d.verdict, MISC_COLOUR)
+        label = d.label if len(d.label) <= 34 else d.label[:33] + "…"
+        svg.append(
+            f"<g{mark(d.variant, d.tip)}><text x='0' y='{y + 4}'>{escape(label)}</text>"
+            f"<line x1='{one:.1f}' y1='{y}' x2='{x(d.ratio):.1f}' y2='{y}' stroke='{c}' stroke-width='2'/>"
+            f"<circle cx='{x(d.ratio):.1f}' cy='{y}' r='5' fill='{c}' class='verdict-{escape(d.verdict, quote=True)}'/></g>"
+        )
+    svg.append("</svg>")
+    return "".join(svg)
+
+
 def _label_parts(report: ComparisonReport, r: PairComparison) -> tuple[str, ...]:
     if report.kind == "variants":
         return (r.device, r.variant)
@@ -129,27 +184,35 @@ def render_html(report: ComparisonReport) -> str:
         f"<p><strong>{escape(summary_line(report))}</strong></p>",
         html_table(report),
         f"<div class='charts'>{ratio_dots(report)}</div>",
-        f"<p class='note'>{escape(NOTE.replace('`', ''))}</p>",
+        f"<p class='note'>{inline_code(NOTE)}</p>",
     ]
     return page(report.title, body)
 
 
-def render_table(report: ComparisonReport, console) -> None:  # console: rich.console.Console
-    from rich import box
-    from rich.table import Table
+# What a narrow terminal drops first: `against` is in the title, the effect
+# size and the two medians are behind the ratio; md, csv and json keep all.
+TERMINAL_DROPS = ("against", "effect", "baseline_p50_ms", "candidate_p50_ms", "p_value")
+TERMINAL_HEADERS = {"baseline_p50_ms": "baseline\np50 ms", "candidate_p50_ms": "candidate\np50 ms"}
+
+
+def render_table(report: ComparisonReport, console: Console) -> None:
     from rich.text import Text
 
-    # Narrow terminals: drop what the title already says.
+    from harness.report import fit
+
     single_model = len({r.model for r in report.rows}) <= 1
-    columns = [(k, h) for k, h in COLUMNS if not (k == "against" and report.kind == "runs") and not (k == "model" and single_model)]
-    table = Table(title=report.title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for key, header in columns:
-        table.add_column(header, justify="left" if key in TEXT_COLUMNS else "right",
-                         no_wrap=key in ("device", "variant", "verdict", "ratio"))
-    for r in report.rows:
-        style = {"slower": "red", "faster": "green"}.get(r.verdict, "")
-        table.add_row(*(Text(cell_text(r, k), style=style if k == "verdict" else "") for k, _ in columns))
+    columns = [
+        fit.Column(k, TERMINAL_HEADERS.get(k, h), "left" if k in TEXT_COLUMNS else "right") for k, h in COLUMNS
+        if not (k == "against" and report.kind == "runs") and not (k == "model" and single_model)
+    ]
+    style = {"slower": "red", "faster": "green"}
+    rows = [{k: Text(cell_text(r, k), style=style.get(r.verdict, "") if k == "verdict" else "") for k, _ in COLUMNS}
+            for r in report.rows]
+    table, dropped = fit.fitted(columns, rows, console.width, TERMINAL_DROPS, title=report.title)
     console.print(table)
+    if dropped:
+        console.print(Text(f"(left out for width: {fit.headers(dropped)}; --format md, csv or json has every column)",
+                           style="dim"))
     console.print(Text(summary_line(report), style="bold"))
 
 

@@ -1,14 +1,30 @@
-"""Terminal tables for `harness devices list|check|bootstrap`."""
+"""Terminal tables for `harness devices list|check|bootstrap`.
+
+Both fit the terminal (harness/report/fit.py): `list` drops its least used
+columns, `check` folds the readings it has no room for into one line per
+device under the table, so nothing is cut."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from harness.device import Device
 from harness.fleet.operations import Probe
+from harness.report import fit
+
+INVENTORY_COLUMNS = tuple(fit.Column(k, k) for k in ("device", "kind", "address", "profile", "python", "threads", "tags", "cache"))
+INVENTORY_DROPS = ("cache", "python", "tags", "threads", "kind")
+
+PROBE_COLUMNS = tuple(fit.Column(k, h) for k, h in (
+    ("device", "device"), ("reachable", "reachable"), ("arch", "arch"), ("os", "OS / kernel"), ("python", "python"),
+    ("numpy", "numpy"), ("runtime", "runtime"), ("cores", "cores"), ("memory", "memory\nfree/total"),
+    ("disk", "disk free"), ("governor", "governor"), ("temp", "temp"), ("edgetpu", "Edge TPU"),
+))
+# Folded under the table first: the readings that rarely decide anything.
+PROBE_DROPS = ("os", "disk", "governor", "numpy", "temp", "cores", "python", "memory", "edgetpu", "arch", "runtime")
 
 
 def _or_dash(value: object) -> str:
@@ -16,12 +32,15 @@ def _or_dash(value: object) -> str:
 
 
 def render_inventory(devices: Sequence[Device], console: Console, *, source: str) -> None:
-    table = Table(title=f"devices ({source})", title_justify="left")
-    for column in ("device", "kind", "address", "profile", "python", "threads", "tags", "cache"):
-        table.add_column(column)
-    for d in devices:
-        table.add_row(d.name, d.kind, d.address, d.profile, d.python, _or_dash(d.threads), ", ".join(d.tags), d.cache_dir)
+    rows = [
+        {"device": d.name, "kind": d.kind, "address": d.address, "profile": d.profile, "python": d.python,
+         "threads": _or_dash(d.threads), "tags": ", ".join(d.tags), "cache": d.cache_dir}
+        for d in devices
+    ]
+    table, dropped = fit.fitted(INVENTORY_COLUMNS, rows, console.width, INVENTORY_DROPS, title=f"devices ({source})")
     console.print(table)
+    if dropped:
+        console.print(Text(f"(left out for width: {fit.headers(dropped)}; a wider terminal shows them)", style="dim"))
 
 
 def _memory(probe: Probe) -> str:
@@ -41,41 +60,49 @@ def _edgetpu(probe: Probe) -> str:
     return f"yes ({where}{'' if tpu.get('library') else ', no libedgetpu'})"
 
 
+def _reach(probe: Probe) -> Text:
+    if probe.reachable and not probe.info:
+        return Text("yes, no agent", style="yellow")
+    if probe.reachable:
+        return Text("yes", style="green")
+    return Text("untrusted" if probe.untrusted else "no", style="red")
+
+
+def _probe_row(p: Probe) -> dict[str, Any]:
+    info = p.platform
+    env = p.info.get("env") or {}
+    runtime = p.info.get("runtime")
+    disk = info.get("disk_free_mb")
+    temp = env.get("temperature_c")
+    return {
+        "device": p.device.name,
+        "reachable": _reach(p),
+        "arch": _or_dash(info.get("arch")),
+        "os": " / ".join(x for x in (info.get("os_name"), info.get("kernel")) if x) or "–",
+        "python": _or_dash(info.get("python")),
+        "numpy": _or_dash(info.get("numpy")) if p.info else "–",
+        "runtime": f"{runtime['name']} {runtime['version']}" if runtime else (Text("none", style="red") if p.info else "–"),
+        "cores": _or_dash(info.get("cpu_count")),
+        "memory": _memory(p),
+        "disk": "–" if disk is None else f"{disk / 1024:.1f} GiB",
+        "governor": _or_dash(env.get("governor")),
+        "temp": "–" if temp is None else f"{temp:.0f} °C",
+        "edgetpu": _edgetpu(p),
+    }
+
+
 def render_probes(probes: Sequence[Probe], console: Console, *, title: str = "device check") -> None:
-    table = Table(title=title, title_justify="left")
-    columns = ("device", "reachable", "arch", "OS / kernel", "python", "numpy", "runtime", "cores", "memory free/total",
-               "disk free", "governor", "temp", "Edge TPU")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for p in probes:
-        info = p.platform
-        env = p.info.get("env") or {}
-        runtime = p.info.get("runtime")
-        reach = "[green]yes[/green]" if p.reachable else ("[red]untrusted[/red]" if p.untrusted else "[red]no[/red]")
-        if p.reachable and not p.info:
-            reach = "[yellow]yes, no agent[/yellow]"
-        runtime_text = f"{runtime['name']} {runtime['version']}" if runtime else ("[red]none[/red]" if p.info else "–")
-        disk = info.get("disk_free_mb")
-        temp = env.get("temperature_c")
-        table.add_row(
-            p.device.name,
-            reach,
-            _or_dash(info.get("arch")),
-            " / ".join(x for x in (info.get("os_name"), info.get("kernel")) if x) or "–",
-            _or_dash(info.get("python")),
-            _or_dash(info.get("numpy")) if p.info else "–",
-            runtime_text,
-            _or_dash(info.get("cpu_count")),
-            _memory(p),
-            "–" if disk is None else f"{disk / 1024:.1f} GiB",
-            _or_dash(env.get("governor")),
-            "–" if temp is None else f"{temp:.0f} °C",
-            _edgetpu(p),
-        )
+    rows = [_probe_row(p) for p in probes]
+    table, dropped = fit.fitted(PROBE_COLUMNS, rows, console.width, PROBE_DROPS, title=title)
     console.print(table)
+    folded = [c for c in PROBE_COLUMNS if c in dropped]  # in the table's order
+    for p, row in zip(probes, rows):
+        readings = [f"{fit.headers([c])} {fit.plain(row[c.key])}" for c in folded if fit.plain(row[c.key]) != "–"]
+        if readings:
+            console.print(Text(f"  {p.device.name}: " + "; ".join(readings)))
     for p in probes:
         if p.error:
             hint = f"\n    fix: {p.error_hint}" if p.error_hint else ""
-            console.print(f"[red]✗[/red] {p.device.name}: {p.error}{hint}")
+            console.print(Text.assemble(("✗", "red"), f" {p.device.name}: {p.error}{hint}"))
         for missing in p.lacks():
-            console.print(f"[yellow]![/yellow] {p.device.name} lacks {missing}")
+            console.print(Text.assemble(("!", "yellow"), f" {p.device.name} lacks {missing}"))

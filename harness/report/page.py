@@ -16,8 +16,8 @@ th,td{padding:.3rem .6rem;border-bottom:1px solid #dde3ea;text-align:right;white
 .scroll{overflow-x:auto;max-width:100%}
 th{background:#f3f6f9}td.l,th.l{text-align:left}
 tr.failed td{color:#b00020}.slower{color:#b00020}.faster{color:#137333}
-.note{color:#4a5562;font-size:.9rem}td.wrap{white-space:normal;max-width:28rem}.charts{display:flex;gap:2rem;flex-wrap:wrap;align-items:flex-start}
-svg text{font:11px system-ui,sans-serif;fill:#1d232a}svg text.ct{font-weight:600}
+.note{color:#4a5562;font-size:.9rem}td.wrap{white-space:normal;max-width:28rem}table.results td.wrap{max-width:14rem}table.results th{white-space:normal;vertical-align:bottom}.charts{display:flex;gap:2rem;flex-wrap:wrap;align-items:flex-start}
+svg text{font:11px system-ui,sans-serif;fill:#1d232a}svg text.ct{font-weight:600}svg text.caption{fill:#4a5562}
 .off{display:none}[data-tip]{cursor:default}
 .tip{position:absolute;background:#1d232a;color:#fff;padding:.25rem .5rem;border-radius:4px;font-size:12px;pointer-events:none;max-width:32rem;white-space:normal;z-index:9}
 .toggles{position:sticky;top:0;background:#fff;padding:.4rem 0;border-bottom:1px solid #dde3ea;z-index:5}
@@ -29,6 +29,13 @@ svg text{font:11px system-ui,sans-serif;fill:#1d232a}svg text.ct{font-weight:600
 def script() -> str:
     # Ours, and checked by a test never to contain "</" (it sits inside <script>).
     return resources.files("harness.report").joinpath("report.js").read_text(encoding="utf-8")
+
+
+def inline_code(text: str) -> str:
+    """Plain text with `backtick` spans (as the Markdown notes write them),
+    escaped, the spans as <code>."""
+    parts = escape(text).split("`")
+    return "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
 
 
 def toggles(variants: Iterable[str]) -> str:

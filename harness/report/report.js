@@ -25,6 +25,10 @@
     document.querySelectorAll("[data-variant]").forEach(function (el) {
       el.classList.toggle("off", hidden.has(el.getAttribute("data-variant")));
     });
+    // A Pareto front segment goes with either of its ends.
+    document.querySelectorAll("[data-from]").forEach(function (el) {
+      el.classList.toggle("off", hidden.has(el.getAttribute("data-from")) || hidden.has(el.getAttribute("data-to")));
+    });
   }
   // report.html#hide=int16x8,fp16 opens with those variants hidden: a link to share.
   var match = /(?:^#|&)hide=([^&]*)/.exec(location.hash);

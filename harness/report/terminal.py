@@ -1,4 +1,8 @@
-"""The rich terminal report: one table per (device, model)."""
+"""The rich terminal report: one table per (device, model).
+
+Formats the blocks harness/report/layout.py lists. The terminal is the
+short form printed after a run: charts, comparisons and trends are in
+report.md and report.html, so their blocks print nothing here."""
 
 from __future__ import annotations
 
@@ -9,100 +13,101 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness.report import layout
 from harness.report.view import TERMINAL_HEADERS as HEADERS
-from harness.report.view import (
-    DeviceSection,
-    cells,
-    findings,
-    has_quantization,
-    quantization_findings,
-    quantization_rows,
-    runtime_headers,
-    sections,
-    sensitive_layers,
-)
 from harness.results.record import Record
-
 
 # Below this width the table keeps the columns a decision needs and the
 # flags move under it; the Markdown and HTML reports always carry them all.
 WIDE_COLUMNS = 130
 NARROW_KEYS = ("variant", "p50", "vs_fp32", "peak_mb", "size_both", "map", "map_drop")
 WIDE_KEYS = tuple(k for k, _ in HEADERS if k != "size_both")
+TONE_STYLES = {"slower": "red", "faster": "green", "": ""}
+# The terminal lists the few most sensitive layers; report.md lists them all.
+TERMINAL_LAYERS = 5
 
 
-def render_terminal(records: Sequence[Record], console: Console, *, title: str) -> None:
-    wide = console.width >= WIDE_COLUMNS
-    keys = WIDE_KEYS if wide else NARROW_KEYS
-    headers = tuple((k, h) for k, h in HEADERS if k in keys)
-    group = None
-    for section in sections(records):
-        if section.group != group:
-            group = section.group
-            console.rule(Text(group, style="bold"), align="left")
-        table = Table(
-            title=f"{title} · {section.heading}",
-            title_justify="left",
-            header_style="bold",
-            box=box.SIMPLE_HEAD,
-            padding=(0, 1),
-            pad_edge=False,
-            collapse_padding=True,
-        )
-        for key, header in headers:
+def _table(title: str, *, collapse_padding: bool = False) -> Table:
+    return Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1),
+                 pad_edge=False, collapse_padding=collapse_padding)
+
+
+class TerminalFormatter:
+    """Prints each block on a rich console."""
+
+    def __init__(self, console: Console, title: str) -> None:
+        self.console = console
+        self.title = title
+        self.wide = console.width >= WIDE_COLUMNS
+        keys = WIDE_KEYS if self.wide else NARROW_KEYS
+        self.headers = tuple((k, h) for k, h in HEADERS if k in keys)
+
+    def group(self, block: layout.GroupHeading) -> None:
+        self.console.rule(Text(block.title, style="bold"), align="left")
+
+    def section(self, block: layout.SectionHeading) -> None:
+        pass  # the results table's title carries the heading
+
+    def results(self, block: layout.ResultsTable) -> None:
+        table = _table(f"{self.title} · {block.section.heading}", collapse_padding=True)
+        for key, header in self.headers:
             table.add_column(header, justify="left" if key in ("variant", "flags") else "right", no_wrap=key != "flags")
         notes: list[str] = []
-        for row in section.rows:
-            c = cells(row)
-            values = [Text(str(getattr(c, key))) for key, _ in headers]
-            if not wide and c.flags and row.record.status == "ok":
+        for row, c in block.rows:
+            values = [Text(str(getattr(c, key)), style=TONE_STYLES[row.tone] if key == "vs_fp32" else "")
+                      for key, _ in self.headers]
+            if not self.wide and c.flags and row.record.status == "ok":
                 notes.append(f"{c.variant}: {c.flags}")
-            ratio_cell = values[[k for k, _ in headers].index("vs_fp32")]
-            if row.latency_ratio is not None and row.latency_ratio > 1.05:
-                ratio_cell.stylize("red")
-            elif row.latency_ratio is not None and row.latency_ratio < 0.95:
-                ratio_cell.stylize("green")
             if row.record.status != "ok":
                 values[0].stylize("bold red")
             table.add_row(*values)
-        console.print(table)
-        for line in _fold_common(notes, len(section.rows)) + findings(section):
-            console.print(Text("• " + line))
-        if has_quantization(section):
-            _quantization(section, console)
-    if not wide:
-        console.print(Text(f"(p90, p99 and their intervals: a terminal of {WIDE_COLUMNS}+ columns, or report.md)", style="dim"))
+        self.console.print(table)
+        self._bullets(_fold_common(notes, len(block.rows)))
+
+    def findings(self, block: layout.Findings) -> None:
+        self._bullets(block.lines)
+
+    def charts(self, block: layout.Charts) -> None:
+        pass  # report.html draws them
+
+    def comparison(self, block: layout.Comparison) -> None:
+        pass  # report.md and report.html; `harness report --versus` prints one as a table
+
+    def quantization(self, block: layout.Quantization) -> None:
+        table = _table(f"quantization · {block.section.model} on {block.section.device}")
+        table.add_column("variant", no_wrap=True)
+        for header in ("MB", "mAP", "ΔmAP"):
+            table.add_column(header, justify="right", no_wrap=True)
+        for runtime in block.runtimes:
+            table.add_column(runtime, justify="center")
+        for row in block.rows:
+            loads = [Text(row.loads.get(r, "—"), style="red" if row.loads.get(r) == "FAILS" else "") for r in block.runtimes]
+            table.add_row(row.variant, row.size_mb, row.map, row.map_drop, *loads)
+        self.console.print(table)
+        if block.layers:
+            top = _table("most sensitive layers (RMSE/scale; rounding alone ~0.29)")
+            for header, justify in (("#", "right"), ("layer", "left"), ("op", "left"), ("RMSE/scale", "right"), ("float", "left")):
+                top.add_column(header, justify=justify, no_wrap=header != "layer")  # type: ignore[arg-type]
+            for layer in block.layers[:TERMINAL_LAYERS]:
+                top.add_row(str(layer.rank), layer.layer, layer.op, layer.rmse_over_scale, layer.in_float)
+            self.console.print(top)
+        self._bullets(block.findings)
+
+    def trend(self, block: layout.TrendBlock) -> None:
+        pass  # report.md and report.html; `harness history --trend` prints one as a table
+
+    def note(self, block: layout.Note) -> None:
+        if not self.wide:
+            self.console.print(Text(f"(p90, p99 and their intervals: a terminal of {WIDE_COLUMNS}+ columns, or report.md)",
+                                    style="dim"))
+
+    def _bullets(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            self.console.print(Text("• " + line))
 
 
-def _quantization(section: DeviceSection, console: Console) -> None:
-    rows = quantization_rows(section)
-    runtimes = runtime_headers(rows)
-    table = Table(
-        title=f"quantization · {section.model} on {section.device}",
-        title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
-    )
-    table.add_column("variant", no_wrap=True)
-    for header in ("MB", "mAP", "ΔmAP"):
-        table.add_column(header, justify="right", no_wrap=True)
-    for runtime in runtimes:
-        table.add_column(runtime, justify="center")
-    for row in rows:
-        loads = [Text(row.loads.get(r, "—"), style="red" if row.loads.get(r) == "FAILS" else "") for r in runtimes]
-        table.add_row(row.variant, row.size_mb, row.map, row.map_drop, *loads)
-    console.print(table)
-    layers = sensitive_layers(section)
-    if layers:
-        top = Table(
-            title="most sensitive layers (RMSE/scale; rounding alone ~0.29)",
-            title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
-        )
-        for header, justify in (("#", "right"), ("layer", "left"), ("op", "left"), ("RMSE/scale", "right"), ("float", "left")):
-            top.add_column(header, justify=justify, no_wrap=header != "layer")  # type: ignore[arg-type]
-        for layer in layers[:5]:
-            top.add_row(str(layer.rank), layer.layer, layer.op, layer.rmse_over_scale, layer.in_float)
-        console.print(top)
-    for line in quantization_findings(section):
-        console.print(Text("• " + line))
+def render_terminal(records: Sequence[Record], console: Console, *, title: str) -> None:
+    layout.render(layout.run_report(records, title=title), TerminalFormatter(console, title))
 
 
 def _fold_common(notes: list[str], n_rows: int) -> list[str]:
@@ -119,4 +124,3 @@ def _fold_common(notes: list[str], n_rows: int) -> list[str]:
         if rest:
             out.append(f"{variant}: {', '.join(rest)}")
     return out
-

@@ -7,18 +7,24 @@ in the same run: the only comparison that survives noisy machines.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
+from harness.fleet.profiles import FAMILIES, FAMILY_TITLES
+from harness.model.variants import VARIANTS
 from harness.results.record import Record
 
-FAMILY_ORDER = ("x86", "raspberry-pi", "coral")
-FAMILY_TITLES = {"x86": "x86 CPU", "raspberry-pi": "Raspberry Pi", "coral": "Coral Edge TPU"}
+# Sections follow the profiles' family order; variants the order they are
+# declared in (harness/model/variants.py): one list each, not a copy here.
+FAMILY_ORDER = FAMILIES
+VARIANT_ORDER = tuple(VARIANTS)
 EMULATED_NOTE = "EMULATED (aarch64 under qemu-user on an x86 host): not a Raspberry Pi's latency"
 DELEGATE_WORDS = {"cpu": "CPU kernels + default XNNPACK", "edgetpu": "Edge TPU (libedgetpu)"}
 
 REFERENCE_VARIANT = "fp32"
-VARIANT_ORDER = ("fp32", "fp16", "dynamic-int8", "int8", "uint8", "int16x8", "qat-int8", "selective-int8", "edgetpu")
+# p50 more than 5% off fp32's is coloured slower / faster in every renderer.
+TONE_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,15 @@ class Row:
     @property
     def variant(self) -> str:
         return self.record.model.variant
+
+    @property
+    def tone(self) -> str:
+        """slower | faster | '' (within 5% of fp32, or no ratio)."""
+        if self.latency_ratio is None:
+            return ""
+        if self.latency_ratio > 1 + TONE_MARGIN:
+            return "slower"
+        return "faster" if self.latency_ratio < 1 - TONE_MARGIN else ""
 
 
 @dataclass(frozen=True)
@@ -126,13 +141,20 @@ def _row(record: Record, ref: Record | None) -> Row:
     return Row(record, record is ref, latency_ratio, size_ratio, map_drop, flags_for(record))
 
 
+# Ratios this close to 1 (both ways) print as equal.
+EQUAL_WITHIN = 0.005
+
+
 def ratio_words(ratio: float | None) -> str:
-    """'1.23x slower' / '0.81x (faster)': say the direction plainly."""
-    if ratio is None:
+    """A time ratio (this / reference) as a reader says it: 1.4 is '1.40x
+    slower', 0.48 is '2.08x faster' (never '0.48x faster', which reads as
+    slower or as 48%), about 1 is '1.00x'. The data keeps the raw ratio."""
+    if ratio is None or not ratio > 0 or math.isinf(ratio):
         return "—"
-    if abs(ratio - 1.0) < 0.005:
+    factor = ratio if ratio >= 1 else 1 / ratio
+    if factor < 1 + EQUAL_WITHIN:
         return "1.00x"
-    return (f"{ratio:.2f}x " if ratio < 10 else f"{ratio:.1f}x ") + ("slower" if ratio > 1 else "faster")
+    return (f"{factor:.2f}x " if factor < 10 else f"{factor:.1f}x ") + ("slower" if ratio > 1 else "faster")
 
 
 def md_cell(text: str) -> str:

@@ -21,6 +21,7 @@ import pytest
 from harness.results.record import DeviceInfo, ModelInfo
 from harness.results.store import RunInfo, SqliteStore
 from harness.model.variants import DEFAULT_VARIANTS
+from harness.report.html import render_html
 from tests import browser
 from tests.store_records import make_record, samples_ns
 
@@ -53,7 +54,7 @@ def report_json(run_cli, reports: Path, *argv: str) -> dict:
 
 def test_demo_html_renders_its_charts_in_chromium_without_network(demo_run, tmp_path):
     _, run_dir, _ = demo_run
-    page = browser.load(run_dir / "report.html", tmp_path / "chromium", fragment="#hide=int16x8")
+    page = browser.load(run_dir / "report.html", tmp_path / "chromium", fragment="#hide=int16x8", measure=True)
     assert page.page_requests == ()
     body = re.search(r"<body[^>]*>", page.dom).group(0)
     charts = int(re.search(r"data-charts=\"(\d+)\"", body).group(1))  # set by the report's script once it ran
@@ -64,6 +65,26 @@ def test_demo_html_renders_its_charts_in_chromium_without_network(demo_run, tmp_
     # The URL fragment unticked int16x8: its rows and marks are hidden, the others are not.
     hidden = re.findall(r"<(?:tr|g)[^>]*class=\"[^\"]*\boff\b[^\"]*\"[^>]*>", page.dom)
     assert hidden and all("data-variant=\"int16x8\"" in tag for tag in hidden)
+    # In a 1400 px window every results table fits its container: nothing to scroll to.
+    boxes = re.findall(r"<div class=\"scroll\"[^>]*>\s*<table class=\"results\"", page.dom)
+    overflow = [int(px) for px in re.findall(r"data-overflow-px=\"(\d+)\"[^>]*>\s*<table class=\"results\"", page.dom)]
+    assert boxes and len(overflow) == len(boxes) and set(overflow) == {0}, overflow
+
+
+def test_hiding_a_front_variant_hides_its_front_segments(tmp_path):
+    """A front of three (int8 fastest, fp16, fp32 most accurate): unticking
+    fp16 hides both segments that end at it and nothing else."""
+    records = [make_record(variant=v, p50_ms=ms, map_=m) for v, ms, m in (("int8", 0.5, 0.30), ("fp16", 0.8, 0.33),
+                                                                           ("fp32", 0.9, 0.36))]
+    out = tmp_path / "front.html"
+    out.write_text(render_html(records, title="front"))
+    page = browser.load(out, tmp_path / "chromium", fragment="#hide=fp16")
+    segments = re.findall(r"<line[^>]*class=\"front-segment[^\"]*\"[^>]*>", page.dom)
+    assert len(segments) == 2, segments
+    for tag in segments:
+        assert " off" in tag and "\"fp16\"" in tag, tag
+    page = browser.load(out, tmp_path / "chromium", fragment="#hide=int16x8")  # not in the chart: nothing hidden
+    assert not re.findall(r"<line[^>]*class=\"front-segment off\"", page.dom)
 
 
 def test_the_network_check_catches_a_page_that_fetches(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from dataclasses import replace
 from html import unescape
 
@@ -13,12 +14,14 @@ import pytest
 
 from harness.cli import main
 from harness.errors import InputError
-from harness.report import charts, compare, history
+from harness.report import charts, compare, history, layout, pareto
 from harness.report.benchmark_json import render_benchmark_json, stats_s
 from harness.report.compare_render import COLUMNS, render_html as render_comparison_html, render_markdown
+from harness.report.compare_render import render_json as render_comparison_json
 from harness.report.context import load_context
 from harness.report.html import render_html
 from harness.report.page import script
+from harness.report.write import render
 from harness.results.record import DeviceInfo, ModelInfo
 from harness.results.store import RunInfo, SqliteStore
 from tests.store_records import make_record, samples_ns
@@ -49,9 +52,9 @@ def store(tmp_path):
 
 
 def test_pareto_front_keeps_only_undominated_variants():
-    pts = [charts.TradeOff("fp32", 2.0, 0.36), charts.TradeOff("int8", 1.0, 0.35),
-           charts.TradeOff("fp16", 2.1, 0.36), charts.TradeOff("int16x8", 50.0, 0.36)]
-    assert [p.variant for p in charts.pareto_front(pts)] == ["int8", "fp32"]
+    pts = [pareto.TradeOff("fp32", 2.0, 0.36), pareto.TradeOff("int8", 1.0, 0.35),
+           pareto.TradeOff("fp16", 2.1, 0.36), pareto.TradeOff("int16x8", 50.0, 0.36)]
+    assert [p.variant for p in pareto.pareto_front(pts)] == ["int8", "fp32"]
 
 
 def test_benchmark_stats_match_pytest_benchmarks_own_definitions():
@@ -101,6 +104,58 @@ def test_html_report_has_every_chart_and_the_trend(store):
                   "Device vs device"):
         assert label in html, label
     assert html.count("class='variant-toggle'") == 2 and "data-variant='int8'" in html
+
+
+def test_every_table_says_a_speed_up_as_n_times_faster_and_the_data_keeps_the_ratio(store, tmp_path, capsys):
+    """r1: int8 runs in half fp32's time. Every table says "2.00x faster"
+    (never "0.50x faster"); json and csv keep the ratio 0.5."""
+    records = store.records("r1")
+    context = load_context(store, "r1", records)
+    tables = {fmt: render(records, fmt, title="t", context=context) for fmt in ("md", "html")}
+    variants = compare.compare_variants(store, "r1")
+    tables["comparison md"] = render_markdown(variants)
+    tables["comparison html"] = render_comparison_html(variants)
+    for argv in (("report", "r1"), ("report", "r1", "--versus", "variants"), ("report", "r2", "--baseline", "r1")):
+        code, out, _ = cli(tmp_path, capsys, *argv)
+        assert code == 0
+        tables[" ".join(argv)] = out
+    for name, text in tables.items():
+        assert not re.search(r"\b0\.\d+x", text), (name, text)
+        assert ("1.50x slower" if "--baseline" in name else "2.00x faster") in text, (name, text)
+    (pair,) = json.loads(render_comparison_json(variants))["pairs"]
+    assert pair["ratio"] == pytest.approx(0.5, rel=0.02)
+    assert render(records, "csv", title="t").splitlines()[2].split(",")[9] == "0.5"
+
+
+def test_the_layout_decides_the_blocks_and_every_renderer_follows_it(store):
+    records = store.records("r2")
+    context = load_context(store, "r2", records)
+    report = layout.run_report(records, title="t", context=context)
+    kinds = [(type(b).__name__, getattr(getattr(b, "section", None), "device", None)) for b in report.blocks()]
+    assert kinds == [
+        ("GroupHeading", None), ("SectionHeading", "local"), ("ResultsTable", "local"), ("Charts", "local"),
+        ("Comparison", None), ("TrendBlock", "local"), ("SectionHeading", "pi"), ("ResultsTable", "pi"),
+        ("Charts", "pi"), ("Comparison", None), ("Note", None),
+    ]
+    # Markdown and HTML say the same headings in the same order: neither decides the structure.
+    md, html = render(records, "md", title="t", context=context), render(records, "html", title="t", context=context)
+    headings = ["demo on local", "Each variant vs fp32 on local", "across runs on", "demo on pi",
+                "Device vs device (same variant"]
+    for text in (md, unescape(html)):
+        positions = [text.find(h) for h in headings]
+        assert -1 not in positions and positions == sorted(positions), (headings, positions)
+
+
+def test_every_block_kind_has_a_method_in_every_renderer():
+    from harness.report.markdown import MarkdownFormatter
+    from harness.report.html import HtmlFormatter
+    from harness.report.terminal import TerminalFormatter
+
+    assert set(typing.get_args(layout.Block)) == set(layout.FORMATTER_METHODS)
+    for method in layout.FORMATTER_METHODS.values():
+        assert hasattr(layout.Formatter, method), method
+        for renderer in (MarkdownFormatter, HtmlFormatter, TerminalFormatter):
+            assert callable(getattr(renderer, method, None)), (renderer, method)
 
 
 def test_report_js_never_closes_its_script_element():

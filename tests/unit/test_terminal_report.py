@@ -10,9 +10,15 @@ from tests.store_records import make_record
 
 
 def test_ratio_words_say_the_direction():
-    assert ratio_words(0.42) == "0.42x faster"
+    # Below 1 the reader gets the speed-up, never "0.42x faster".
+    assert ratio_words(0.42) == "2.38x faster"
+    assert ratio_words(0.48) == "2.08x faster"
+    assert ratio_words(1.4) == "1.40x slower"
     assert ratio_words(1.0) == "1.00x"
+    assert ratio_words(0.996) == ratio_words(1.004) == "1.00x"  # equal within rounding, either way
     assert ratio_words(23.81) == "23.8x slower"
+    assert ratio_words(1 / 23.81) == "23.8x faster"
+    assert ratio_words(None) == "—"
 
 
 def test_flags_every_row_shares_are_said_once():
