@@ -174,10 +174,10 @@ def execute(plan: RunPlan, store: ResultsStore, events: RunEvents | None = None,
     once every pair measured is saved."""
     events = events or RunEvents()
     prepared = prepare(plan, events)  # bad input fails here, before a run exists
-    outcome, meta = _start(plan, store) if resume is None else _reopen(store, resume)
+    outcome, meta, stopped = _start(plan, store) if resume is None else _reopen(store, resume)
     status = "failed"
     try:
-        jobs = _jobs(plan, store, outcome, prepared)
+        jobs = _jobs(plan, store, outcome, prepared, continue_partials=stopped)
         events.stage("measure", total=sum(job.units for job in jobs))
         _measure_devices(store, events, outcome, jobs, meta)
         status = "finished"
@@ -218,7 +218,7 @@ def prepare(plan: RunPlan, events: RunEvents) -> Prepared:
     return Prepared(artifacts, inputs, evaluation, category_ids)
 
 
-def _start(plan: RunPlan, store: ResultsStore) -> tuple[RunOutcome, dict[str, Any]]:
+def _start(plan: RunPlan, store: ResultsStore) -> tuple[RunOutcome, dict[str, Any], bool]:
     run_id = new_run_id()
     run_dir = make_run_dir(plan.reports_dir, run_id)
     meta = {
@@ -236,12 +236,18 @@ def _start(plan: RunPlan, store: ResultsStore) -> tuple[RunOutcome, dict[str, An
                             source_commit=meta["source_commit"], host=meta["host"]["name"]))
     outcome = RunOutcome(run_id, run_dir)
     write_results(run_dir, run_id, outcome.records, meta)
-    return outcome, meta
+    return outcome, meta, False
 
 
-def _reopen(store: ResultsStore, run_id: str) -> tuple[RunOutcome, dict[str, Any]]:
+def _reopen(store: ResultsStore, run_id: str) -> tuple[RunOutcome, dict[str, Any], bool]:
+    """The run again, and whether it stopped before it finished (Ctrl-C, a
+    crash, a lost store): only then are its part-measured pairs a sitting
+    to continue; in a finished run (the pytest plugin adds pairs to one)
+    they were measured to another plan's rounds."""
     meta = stored_meta(store, run_id)
-    run_dir = Path(store.run(run_id).run_dir)  # type: ignore[union-attr]
+    info = store.run(run_id)
+    assert info is not None
+    run_dir, stopped = Path(info.run_dir), info.status != "finished"
     meta.setdefault("resumed_at", []).append(utc_now_iso())
     store.reopen_run(run_id)
     outcome = RunOutcome(run_id, run_dir, records=store.records(run_id))
@@ -249,7 +255,7 @@ def _reopen(store: ResultsStore, run_id: str) -> tuple[RunOutcome, dict[str, Any
     if outcome.recovered:
         outcome.records = store.records(run_id)
     write_results(run_dir, run_id, outcome.records, meta)
-    return outcome, meta
+    return outcome, meta, stopped
 
 
 def recover_from_folder(store: ResultsStore, run_dir: Path, stored: list[Record]) -> list[Record]:
@@ -296,13 +302,13 @@ def _finish(store: ResultsStore, run_id: str, status: str, run_dir: Path) -> Non
 # -- the devices' jobs ------------------------------------------------------------
 
 
-def _jobs(plan: RunPlan, store: ResultsStore, outcome: RunOutcome, prepared: Prepared) -> list[DeviceJob]:
+def _jobs(plan: RunPlan, store: ResultsStore, outcome: RunOutcome, prepared: Prepared, *, continue_partials: bool) -> list[DeviceJob]:
     """One job per device, with what the run already has taken out."""
     artifacts = {v: _copy_into_run(a, outcome.run_dir) if isinstance(a, Artifact) else a for v, a in prepared.artifacts.items()}
     jobs = [_device_job(plan, outcome, device, artifacts, prepared) for device in plan.devices]
 
     def samples_of(record: Record) -> list[int]:
-        return store.samples_ns(record.run_id, *record.key)
+        return store.samples_ns(record.run_id, *record.key) if continue_partials else []
 
     jobs = [_remaining(job, outcome.records, plan.remeasure, samples_of) for job in jobs]
     return [job for job in jobs if job.variants]
@@ -337,7 +343,8 @@ def _remaining(
     """The job without the variants this device already has a complete `ok`
     record of (unless they are to be measured again); a pair with fewer
     rounds than the plan's (the run was interrupted) continues where it
-    stopped, when it is the same model file and its samples are stored."""
+    stopped, when it is the same model file and `samples_of` gives its
+    stored samples (an empty list: measure it anew)."""
     stored = {
         r.model.variant: r
         for r in records
