@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume",
         metavar="RUN_ID",
-        help="finish an interrupted run: measure only the pairs it has no complete result for ('latest' works)",
+        help="finish an interrupted run: measure only the pairs it has no complete result for, continuing "
+        "part-measured ones ('latest' works)",
     )
     run.set_defaults(handler=_cmd_run)
 
