@@ -11,16 +11,12 @@ input, 3 infrastructure failure after saving every result obtained.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from harness import __version__
 from harness.errors import EXIT_INFRA, EXIT_INPUT, EXIT_OK, HarnessError, InputError
-
-if TYPE_CHECKING:
-    from harness.results.store import ResultsStore
 
 # Kept here (not imported from harness.report) so `--help` stays fast.
 REPORT_FORMATS = ("table", "md", "html", "json", "csv", "benchmark-json")
@@ -44,7 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     inventory_help = "device inventory YAML (default: $HARNESS_INVENTORY; without one only `local` exists)"
-    out_help = "output folder for runs, reports and the results database (default: $HARNESS_REPORTS or ./reports)"
     store_help = (
         "results store: sqlite:///PATH or postgresql://USER@HOST/DB (default: $HARNESS_STORE, else "
         "sqlite:///<reports>/results.sqlite); a password belongs in $HARNESS_STORE or a libpq service file"
@@ -54,14 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--variants", help="comma list (default: fp32,fp16,dynamic-int8,int8,uint8,int16x8,qat-int8,selective-int8)"
     )
-    demo.add_argument("--out", type=Path, help=out_help)
+    _reports_option(demo, out_alias=True)
     demo.add_argument("--store", metavar="URL", help=store_help)
     demo.set_defaults(handler=_cmd_demo)
 
     convert = sub.add_parser("convert", help="convert a model recipe into its TFLite variants")
     convert.add_argument("recipe", type=Path, metavar="MODEL.yaml")
     convert.add_argument("--variants", help="comma list (default: the recipe's)")
-    convert.add_argument("--out", type=Path, help="where to write <model>-<variant>.tflite (default: reports/variants/<model>)")
+    convert.add_argument("--out", type=Path, help="where to write <model>-<variant>.tflite (default: <reports>/variants/<model>)")
+    _reports_option(convert)
     convert.set_defaults(handler=_cmd_convert)
 
     run = sub.add_parser("run", help="benchmark a recipe's variants on devices")
@@ -76,12 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to wait for a device another controller is benchmarking (default: 600)",
     )
     run.add_argument("--variants", help="comma list (default: the recipe's)")
-    run.add_argument("--out", type=Path, help=out_help)
+    _reports_option(run, out_alias=True)
     run.add_argument("--store", metavar="URL", help=store_help)
     run.add_argument(
         "--resume",
         metavar="RUN_ID",
-        help="finish an interrupted run: measure only the pairs it has no complete result for ('latest' works)",
+        help="finish an interrupted run: measure only the pairs it has no complete result for, continuing "
+        "part-measured ones ('latest' works)",
     )
     run.set_defaults(handler=_cmd_run)
 
@@ -99,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--inventory", type=Path, help=inventory_help)
         if action == "trust":
             p.add_argument("--yes", action="store_true", help="accept the shown host keys without asking")
+        _reports_option(p)
         p.set_defaults(handler=_cmd_devices)
 
     report = sub.add_parser("report", help="render a stored run, or compare runs, variants or devices")
@@ -113,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=REPORT_FORMATS, default="table",
                         help="benchmark-json: pytest-benchmark's format (`pytest-benchmark compare FILE`)")
     report.add_argument("--out", type=Path, help="write to this file instead of the terminal")
-    report.add_argument("--reports", type=Path, help=out_help)
+    _reports_option(report)
     report.add_argument("--store", metavar="URL", help=store_help)
     report.set_defaults(handler=_cmd_report)
 
@@ -136,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--allow-inconclusive", action="store_true",
                       help="let inconclusive checks pass (default: they fail the gate)")
     gate.add_argument("--inventory", type=Path, help=inventory_help + " (for --remeasure)")
-    gate.add_argument("--reports", type=Path, help=out_help)
+    _reports_option(gate)
     gate.add_argument("--store", metavar="URL", help=store_help)
     gate.set_defaults(handler=_cmd_gate)
 
@@ -145,12 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     export = store_actions.add_parser("export", help="write runs to a JSON-lines file")
     export.add_argument("runs", nargs="*", metavar="RUN_ID", help="runs to export ('latest' works; default: every run)")
     export.add_argument("--out", required=True, metavar="FILE", help="the export file ('-' for standard output)")
-    export.add_argument("--reports", type=Path, help=out_help)
+    _reports_option(export)
     export.add_argument("--store", metavar="URL", help=store_help)
     export.set_defaults(handler=_cmd_store)
     imp = store_actions.add_parser("import", help="merge an export file into the store (runs already there are not duplicated)")
     imp.add_argument("file", type=Path, metavar="FILE", help="a file written by `harness store export`")
-    imp.add_argument("--reports", type=Path, help=out_help)
+    _reports_option(imp)
     imp.add_argument("--store", metavar="URL", help=store_help)
     imp.set_defaults(handler=_cmd_store)
 
@@ -161,10 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--variant", default="*", help="variant name or glob (default: all)")
     history.add_argument("--device", default="*", help="device name or glob (default: all)")
     history.add_argument("--format", choices=("table", "md", "json", "csv"), default="table")
-    history.add_argument("--reports", type=Path, help=out_help)
+    _reports_option(history)
     history.add_argument("--store", metavar="URL", help=store_help)
     history.set_defaults(handler=_cmd_history)
     return parser
+
+
+def _reports_option(parser: argparse.ArgumentParser, *, out_alias: bool = False) -> None:
+    """`--reports DIR`, the same flag on every command that reads or writes
+    the reports folder; `run` and `demo` also take their old `--out`."""
+    names = ("--reports", "--out") if out_alias else ("--reports",)
+    parser.add_argument(
+        *names, dest="reports", type=Path, metavar="DIR",
+        help="folder for runs, reports and the results database (default: $HARNESS_REPORTS or ./reports)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,9 +187,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:
         sys.stderr.write(f"harness {args.command}: error: {exc.render()}\n")
         return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write(f"harness {args.command}: interrupted; every pair measured so far is saved\n")
-        return 130
+    except KeyboardInterrupt as exc:  # exit 3 like any stop after saving, never Python's 130
+        sys.stderr.write(_interrupted(args, getattr(exc, "run_id", None)))
+        return EXIT_INFRA
+
+
+def _interrupted(args: argparse.Namespace, run_id: str | None) -> str:
+    """What Ctrl-C leaves, and for a run the exact command that continues it."""
+    if run_id is None:
+        return f"harness {args.command}: interrupted\n"
+    text = f"harness {args.command}: interrupted; every pair measured so far is saved in run {run_id}\n"
+    if args.command == "gate":
+        return text + "  the gate decided nothing: run it again\n"
+    import shlex
+
+    resume = ["harness", "run", "--resume", run_id]
+    for flag, value in (("--reports", args.reports), ("--store", getattr(args, "store", None))):
+        if value:
+            resume += [flag, str(value)]
+    return text + f"  continue it with: {shlex.join(resume)}\n"
 
 
 # -- commands -------------------------------------------------------------
@@ -195,160 +219,104 @@ def _reports_dir(out: Path | None) -> Path:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from harness import paths
+    from harness.runner import make_plan
 
-    return _run_pipeline(
-        paths.demo_recipe_path(), args.variants, "local", _reports_dir(args.out), command="demo", store_url=args.store
-    )
+    plan = make_plan(paths.demo_recipe_path(), args.variants, "local", _reports_dir(args.reports), command="demo")
+    return _run_pipeline(plan, args.store)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness import paths
+    from harness.runner import make_plan
 
-    reports = _reports_dir(args.out)
+    reports = _reports_dir(args.reports)
     if args.resume:
         return _resume(args, reports)
-    recipe = args.model or paths.demo_recipe_path()
-    return _run_pipeline(
-        recipe, args.variants, args.devices or "local", reports,
-        command="run", inventory_path=args.inventory, lock_wait_s=args.lock_wait, store_url=args.store,
+    plan = make_plan(
+        args.model or paths.demo_recipe_path(), args.variants, args.devices or "local", reports,
+        command="run", inventory_path=args.inventory, lock_wait_s=args.lock_wait,
     )
+    return _run_pipeline(plan, args.store)
 
 
 def _resume(args: argparse.Namespace, reports: Path) -> int:
     """A resumed run keeps the plan it was started with."""
-    from harness.results.files import read_run_meta
     from harness.results.open import open_store
+    from harness.runner import plan_from_meta, stored_meta
 
     for flag, value in (("--model", args.model), ("--variants", args.variants), ("--devices", args.devices)):
         if value:
             raise InputError(
                 "a resumed run keeps the plan it was started with", source=flag, hint=f"drop {flag}, or start a new run"
             )
-    with open_store(args.store, reports, must_exist=True, missing_hint="pass the --out folder the run was written to") as store:
+    with open_store(args.store, reports, must_exist=True, missing_hint="pass the --reports folder the run was written to") as store:
         run_id = store.resolve_run(args.resume)
-        run_dir = Path(store.run(run_id).run_dir)  # type: ignore[union-attr]
-    meta = read_run_meta(run_dir)
-    inventory = args.inventory or (Path(meta["inventory"]) if meta.get("inventory") else None)
-    return _run_pipeline(
-        Path(meta["recipe"]), ",".join(meta["variants"]), ",".join(meta["devices"]), reports,
-        command="run", inventory_path=inventory, lock_wait_s=args.lock_wait, resume=run_id, store_url=args.store,
-    )
+        meta = stored_meta(store, run_id)
+    return _run_pipeline(plan_from_meta(meta, reports, args.inventory, lock_wait_s=args.lock_wait), args.store, resume=run_id)
 
 
-def _run_pipeline(
-    recipe_path: Path,
-    variants_arg: str | None,
-    devices_arg: str,
-    reports: Path,
-    *,
-    command: str,
-    inventory_path: Path | None = None,
-    lock_wait_s: float = 600.0,
-    resume: str | None = None,
-    remeasure: frozenset[tuple[str, str]] = frozenset(),
-    measure_scale: float = 1.0,
-    show: bool = True,
-    store_url: str | None = None,
-) -> int:
+def _run_pipeline(plan: Any, store_url: str | None, *, resume: str | None = None) -> int:
+    """Measure the plan with the progress display, show the run, and
+    answer its exit code."""
     from rich.console import Console
 
-    from harness.device import local_device
-    from harness.model.recipe import bare_tflite_recipe, load_recipe
-    from harness.report.terminal import render_terminal
-    from harness.report.write import write_run_reports
-    from harness.results.open import open_store
-    from harness.runner import RunPlan, execute
     from harness.report.progress import ProgressEvents
-    from harness.model.variants import parse_variant_names
+    from harness.report.terminal import render_terminal
+    from harness.runner import exit_code, measure_and_write, transfer_note
 
-    # Flags first: they are cheap to check and the user's most likely typo.
-    asked_variants = parse_variant_names(variants_arg) if variants_arg else None
-    names = [n.strip() for n in devices_arg.split(",") if n.strip()]
-    if not names:
-        raise InputError("no device named", source="--devices", hint="name at least one device, e.g. --devices local")
-    from harness.fleet.command import inventory_from
-
-    inventory = inventory_from(inventory_path)
-    from harness import paths
-
-    # The local device keeps its "device cache" inside the harness cache.
-    local = local_device(paths.cache_dir(reports).resolve() / "local-device")
-    devices = inventory.select(names, local=local)
-    recipe = bare_tflite_recipe(recipe_path) if recipe_path.suffix == ".tflite" else load_recipe(recipe_path)
-    variants = asked_variants or recipe.variants
-    recipe.check_variants(variants)
-    plan = RunPlan(
-        recipe, variants, devices, reports, command=command, lock_wait_s=lock_wait_s,
-        inventory=inventory_path.resolve() if inventory_path else None,
-        remeasure=remeasure, measure_scale=measure_scale,
-    )
-    from harness.report.context import load_context
-
-    console = Console(stderr=True)
-    with open_store(store_url, reports) as store:
-        with ProgressEvents(console) as events:
-            outcome = execute(plan, store, events, resume=resume)
-        context = load_context(store, outcome.run_id, outcome.records)
-        name = _run_name(store, outcome.run_id)
-    # Re-measuring for the gate prints the gate's table, not the run's.
-    out = Console() if show else Console(stderr=True, quiet=True)
-    render_terminal(outcome.records, out, title=name)
-    md, html = write_run_reports(outcome.records, outcome.run_dir, title=f"Edge Harness {name}", context=context)
+    with ProgressEvents() as events:
+        outcome = measure_and_write(plan, store_url, events, resume=resume)
+    out = Console()
+    render_terminal(outcome.records, out, title=outcome.name)
+    md, html = outcome.report_files
     out.print(f"\nresults: {outcome.results_json}\nreport:  {md}\n         {html}")
     if outcome.recovered:
         pairs = ", ".join(f"{r.device.name}/{r.model.variant}" for r in outcome.recovered)
         out.print(f"recovered from the run folder (not measured again): {pairs}")
     for device in plan.devices:
         transfer = outcome.transfers.get(device.name)
-        if transfer is not None:
-            out.print(f"{device.name}: sent {transfer.bytes_uploaded / 1e6:.2f} MB ({transfer.files_uploaded} files)")
+        note = transfer_note(device, transfer) if transfer is not None else None
+        if note:
+            out.print(f"{device.name}: {note}")
     for failure in outcome.infra_failures:
-        sys.stderr.write(f"harness {command}: device failure: {failure}\n")
-    if outcome.infra_failures:
-        return EXIT_INFRA
-    failed = [r for r in outcome.records if r.status == "failed"]
-    if any(r.error and r.error.kind in ("agent", "device") for r in failed):
-        return EXIT_INFRA
-    if failed:
-        return EXIT_INPUT
-    return EXIT_OK
+        sys.stderr.write(f"harness {plan.command}: device failure: {failure}\n")
+    return exit_code(outcome)
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
     from harness.fleet.command import run_devices
 
-    return run_devices(args, _reports_dir(None))
+    return run_devices(args, _reports_dir(args.reports))
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from harness.convert.converter import Artifact, convert_variants, export_artifact
+    from harness import paths
+    from harness.convert.build import build_variants
     from harness.model.datasets import resolve_dataset
     from harness.model.recipe import load_recipe
     from harness.model.variants import parse_variant_names
+    from harness.report.progress import ProgressEvents
 
     recipe = load_recipe(args.recipe)
     variants = parse_variant_names(args.variants) if args.variants else recipe.variants
     recipe.check_variants(variants)
-    from harness import paths
-
-    reports = _reports_dir(None)
-    out_dir = args.out or reports / "variants" / recipe.name
-    console = Console(stderr=True)
+    reports = _reports_dir(args.reports)
     cache = paths.cache_dir(reports)
-    calibration = resolve_dataset(recipe, recipe.calibration, cache)
-    from harness.edgetpu.compiler import Unavailable, add_edgetpu, needs_uint8
+    with ProgressEvents() as events:
+        events.stage("dataset")
+        calibration = resolve_dataset(recipe, recipe.calibration, cache)
+        results = build_variants(recipe, variants, calibration, cache, events)
+    return _print_converted(results, args.out or reports / "variants" / recipe.name, cache)
 
-    with console.status("converting…") as status:
-        results = convert_variants(
-            recipe,
-            needs_uint8(variants),
-            calibration,
-            cache,
-            progress=lambda variant, message: status.update(f"{variant}: {message}"),
-        )
-        results = add_edgetpu(variants, results)
+
+def _print_converted(results: dict[str, Any], out_dir: Path, cache: Path) -> int:
+    """Each variant exported to `out_dir` (stdout), or why it is not (stderr)."""
+    from rich.console import Console
+
+    from harness.convert.converter import Artifact, export_artifact
+    from harness.edgetpu.compiler import Unavailable
+
+    console = Console(stderr=True)
     exit_code = EXIT_OK
     out = Console()
     for variant, result in results.items():
@@ -372,7 +340,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     artifacts = [r for r in results.values() if isinstance(r, Artifact)]
     converted = [a.variant for a in artifacts if not a.cached]
     if artifacts and not converted:
-        out.print(f"nothing converted: all {len(artifacts)} variant(s) were already in the cache ({paths.cache_dir(reports)})")
+        out.print(f"nothing converted: all {len(artifacts)} variant(s) were already in the cache ({cache})")
     else:
         out.print(f"converted {len(converted)}, reused {len(artifacts) - len(converted)} from the cache")
     return exit_code
@@ -396,18 +364,9 @@ def _emit(text: str, out: Path | None) -> None:
         sys.stdout.write(text)
 
 
-def _run_name(store: ResultsStore, run_id: str) -> str:
-    """`run <id>`, with the commit it measured when that is known."""
-    from harness.report.view import short_commit
-
-    info = store.run(run_id)
-    commit = info.source_commit if info else None
-    return f"run {run_id} · commit {short_commit(commit)}" if commit else f"run {run_id}"
-
-
 def _cmd_report(args: argparse.Namespace) -> int:
     from harness.report.context import load_context
-    from harness.report.write import render
+    from harness.report.write import render, run_title
 
     if args.baseline and args.versus:
         raise InputError("--baseline compares two runs, --versus compares inside one run", source="--versus",
@@ -421,7 +380,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             return _report_comparison(store, run_id, args)
         records = store.records(run_id)
         context = load_context(store, run_id, records)
-        name = _run_name(store, run_id)
+        name = run_title(store, run_id)
     title = f"Edge Harness {name}"
     if args.format == "table":
         from rich.console import Console
@@ -537,31 +496,14 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     from harness.gate.command import run_gate
 
     reports = _reports_dir(args.reports)
+    remeasure = None
+    if args.remeasure:  # the runner (and numpy) load only when the gate may measure
+        from functools import partial
 
-    def remeasure(run_id: str, pairs: set[tuple[str, str, str]], scale: float) -> None:
-        _remeasure(args, reports, run_id, pairs, scale)
+        from harness.runner import remeasure as remeasure_run
 
+        remeasure = partial(remeasure_run, store_url=args.store, reports=reports, inventory=args.inventory)
     return run_gate(args, reports, remeasure)
-
-
-def _remeasure(args: argparse.Namespace, reports: Path, run_id: str, pairs: set[tuple[str, str, str]], scale: float) -> None:
-    """Measure the given pairs of a stored run again, longer, into that run."""
-    from harness.results.files import read_run_meta
-    from harness.results.open import open_store
-
-    with open_store(args.store, reports, must_exist=True) as store:
-        run_dir = Path(store.run(run_id).run_dir)  # type: ignore[union-attr]
-    meta = read_run_meta(run_dir)
-    inventory = args.inventory or (Path(meta["inventory"]) if meta.get("inventory") else None)
-    devices = sorted({device for device, _, _ in pairs})
-    variants = sorted({variant for _, _, variant in pairs})
-    code = _run_pipeline(
-        Path(meta["recipe"]), ",".join(variants), ",".join(devices), reports, command="run",
-        inventory_path=inventory, resume=run_id, remeasure=frozenset((d, v) for d, _, v in pairs),
-        measure_scale=scale, show=False, store_url=args.store,
-    )
-    if code != EXIT_OK:
-        sys.stderr.write(f"harness gate: re-measurement ended with exit {code}; deciding on what is stored\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

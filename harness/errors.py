@@ -119,3 +119,13 @@ class DeviceBusy(InfraError):
 class StoreLost(InfraError):
     """The results store (PostgreSQL) went away mid-run; the run folder
     still holds every pair measured."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, raised once every pair measured is saved; the
+    CLI answers exit 3 with the command that continues the run. A
+    KeyboardInterrupt still, so callers that stop on Ctrl-C (pytest) do."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id

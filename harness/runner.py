@@ -1,12 +1,14 @@
 """Run plans: datasets, conversion, then every (device, variant) pair.
 
-Each measured pair is committed to the results database and the run folder
-before the next pair starts. A pair that fails is recorded with its reason
-and the run goes on; a device that is lost fails its remaining pairs, never
-the other devices'. Devices run in parallel (a worker thread each), one
-pair at a time per device under the device lock; only the main thread
-writes results, so the store needs no locking (other controllers may
-write other runs to the same store at once: each pair is one transaction).
+Everything a run reads is prepared before the run exists, so a bad input
+(exit 2) leaves no run behind. Each measured pair is committed to the
+results database and the run folder before the next pair starts. A pair
+that fails is recorded with its reason and the run goes on; a device that
+is lost fails its remaining pairs, never the other devices'. Devices run in
+parallel (measure.worker, a thread each), one pair at a time per device
+under the device lock; only the main thread writes results, so the store
+needs no locking (other controllers may write other runs to the same store
+at once: each pair is one transaction).
 """
 
 from __future__ import annotations
@@ -17,25 +19,25 @@ import sys
 import threading
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from harness import __version__, paths
-from harness.convert import loadability
-from harness.results import provenance
-from harness.model.adapters import AdapterSpec, adapter_spec
-from harness.agent.client import AgentClient
-from harness.fleet.capabilities import skip_record
-from harness.convert.converter import Artifact, convert_variants, export_artifact
-from harness.model.datasets import resolve_dataset
-from harness.device import Device
-from harness.fleet.lock import DeviceLock
-from harness.edgetpu.compiler import add_edgetpu, needs_uint8
-from harness.errors import AgentError, ConversionError, InfraError, InputError, StoreLost
-from harness.measure.events import RunEvents
-from harness.measure.pair import PairAccumulator, PairContext, failed_record, run_round, skipped_record
+from harness.convert.build import Built, build_variants
+from harness.convert.converter import Artifact, export_artifact
+from harness.dataset.coco import CocoDataset
 from harness.dataset.preprocess import prepared_inputs
+from harness.device import Device, local_device
+from harness.errors import EXIT_INFRA, EXIT_INPUT, EXIT_OK, InputError, RunInterrupted, StoreLost
+from harness.fleet.command import inventory_from
 from harness.fleet.profiles import load_profile, scaled_plan
-from harness.model.recipe import Recipe
+from harness.measure.events import RunEvents
+from harness.measure.pair import PairContext
+from harness.measure.worker import DeviceJob, Finished, PairMessage, Status, Transfer, device_worker
+from harness.model.adapters import adapter_spec
+from harness.model.datasets import resolve_dataset
+from harness.model.recipe import Recipe, bare_tflite_recipe, load_recipe
+from harness.model.variants import parse_variant_names
+from harness.results import provenance
 from harness.results.files import (
     make_run_dir,
     new_run_id,
@@ -45,9 +47,11 @@ from harness.results.files import (
     write_results,
     write_samples,
 )
+from harness.results.open import open_store
 from harness.results.record import DeviceInfo, Record, utc_now_iso
 from harness.results.store import ResultsStore, RunInfo
-from harness.transport import open_transport
+
+__all__ = ["RunPlan", "RunOutcome", "execute", "make_plan", "remeasure", "exit_code", "Transfer"]
 
 
 @dataclass(frozen=True)
@@ -76,101 +80,182 @@ class RunOutcome:
     run_dir: Path
     records: list[Record] = field(default_factory=list)
     infra_failures: list[str] = field(default_factory=list)
-    transfers: dict[str, "Transfer"] = field(default_factory=dict)
+    transfers: dict[str, Transfer] = field(default_factory=dict)
     # On --resume: pairs the run folder had and the store lacked, stored now.
     recovered: list[Record] = field(default_factory=list)
+    # Set by measure_and_write: "run <id> · commit <sha>", report.md, report.html.
+    name: str = ""
+    report_files: tuple[Path, ...] = ()
 
     @property
     def results_json(self) -> Path:
         return self.run_dir / "results.json"
 
 
+# -- plans --------------------------------------------------------------------
+
+
+def make_plan(
+    recipe_path: Path,
+    variants_arg: str | None,
+    devices_arg: str,
+    reports: Path,
+    *,
+    command: str,
+    inventory_path: Path | None = None,
+    lock_wait_s: float = 600.0,
+    remeasure: frozenset[tuple[str, str]] = frozenset(),
+    measure_scale: float = 1.0,
+) -> RunPlan:
+    """The plan the command line asks for, every flag and file checked."""
+    # Flags first: they are cheap to check and the user's most likely typo.
+    asked_variants = parse_variant_names(variants_arg) if variants_arg else None
+    names = [n.strip() for n in devices_arg.split(",") if n.strip()]
+    if not names:
+        raise InputError("no device named", source="--devices", hint="name at least one device, e.g. --devices local")
+    inventory = inventory_from(inventory_path)
+    # The local device keeps its "device cache" inside the harness cache.
+    local = local_device(paths.cache_dir(reports).resolve() / "local-device")
+    devices = inventory.select(names, local=local)
+    recipe = bare_tflite_recipe(recipe_path) if recipe_path.suffix == ".tflite" else load_recipe(recipe_path)
+    variants = asked_variants or recipe.variants
+    recipe.check_variants(variants)
+    return RunPlan(
+        recipe, variants, devices, reports, command=command, lock_wait_s=lock_wait_s,
+        inventory=inventory_path.resolve() if inventory_path else None,
+        remeasure=remeasure, measure_scale=measure_scale,
+    )
+
+
+def stored_meta(store: ResultsStore, run_id: str) -> dict[str, Any]:
+    """The plan a stored run was started with (its results.json's `run`)."""
+    info = store.run(run_id)
+    assert info is not None, "resolve the run id with store.resolve_run first"
+    return read_run_meta(Path(info.run_dir))
+
+
+def plan_from_meta(
+    meta: dict[str, Any],
+    reports: Path,
+    inventory: Path | None = None,
+    *,
+    only: set[tuple[str, str]] | None = None,
+    lock_wait_s: float = 600.0,
+    measure_scale: float = 1.0,
+) -> RunPlan:
+    """A stored run's plan again (a resumed run keeps the plan it was started
+    with); with `only`, just those (device, variant) pairs, measured again."""
+    inventory = inventory or (Path(meta["inventory"]) if meta.get("inventory") else None)
+    devices = sorted({d for d, _ in only}) if only else meta["devices"]
+    variants = sorted({v for _, v in only}) if only else meta["variants"]
+    return make_plan(
+        Path(meta["recipe"]), ",".join(variants), ",".join(devices), reports, command="run",
+        inventory_path=inventory, lock_wait_s=lock_wait_s, remeasure=frozenset(only or ()), measure_scale=measure_scale,
+    )
+
+
+# -- a run -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What every device's share of the run reads, made before the run exists."""
+
+    artifacts: dict[str, Built]  # in the cache
+    inputs: dict[str, Path | None]
+    evaluation: CocoDataset | None
+    category_ids: tuple[int, ...] | None
+
+
 def execute(plan: RunPlan, store: ResultsStore, events: RunEvents | None = None, *, resume: str | None = None) -> RunOutcome:
     """Run the plan; with ``resume`` (a run id), measure only the pairs that
-    run has no complete `ok` record for, into the same run."""
+    run has no complete `ok` record for, into the same run, continuing the
+    pairs an interruption left part-measured. Ctrl-C raises RunInterrupted
+    once every pair measured is saved."""
     events = events or RunEvents()
-    cache = paths.cache_dir(plan.reports_dir)
-    if resume is None:
-        run_id = new_run_id()
-        run_dir = make_run_dir(plan.reports_dir, run_id)
-        meta = {
-            "command": plan.command,
-            "recipe": str(plan.recipe.path),
-            "variants": list(plan.variants),
-            "devices": [d.name for d in plan.devices],
-            "inventory": str(plan.inventory) if plan.inventory else None,
-            "created_at": utc_now_iso(),
-            "source_commit": provenance.source_commit(plan.recipe.path, plan.recipe.source),
-            "host": {"name": provenance.controller_host(), "python": platform.python_version(),
-                     "arch": platform.machine(), "argv": sys.argv[1:]},
-        }
-        store.begin_run(RunInfo(run_id, meta["created_at"], __version__, "running", plan.command, str(run_dir),
-                                source_commit=meta["source_commit"], host=meta["host"]["name"]))
-        outcome = RunOutcome(run_id, run_dir)
-    else:
-        run_id = resume
-        info = store.run(run_id)
-        assert info is not None, "resolve the run id with store.resolve_run first"
-        run_dir = Path(info.run_dir)
-        meta = read_run_meta(run_dir)
-        meta.setdefault("resumed_at", []).append(utc_now_iso())
-        store.reopen_run(run_id)
-        outcome = RunOutcome(run_id, run_dir, records=store.records(run_id))
-        outcome.recovered = recover_from_folder(store, run_dir, outcome.records)
-        if outcome.recovered:
-            outcome.records = store.records(run_id)
-    write_results(run_dir, run_id, outcome.records, meta)
+    prepared = prepare(plan, events)  # bad input fails here, before a run exists
+    outcome, meta, stopped = _start(plan, store) if resume is None else _reopen(store, resume)
     status = "failed"
     try:
-        events.stage("dataset")
-        calibration = resolve_dataset(plan.recipe, plan.recipe.calibration, cache)
-        evaluation = resolve_dataset(plan.recipe, plan.recipe.eval, cache)
-        category_ids = (
-            evaluation.category_ids_for(plan.recipe.labels, source=plan.recipe.path)
-            if evaluation is not None and plan.recipe.adapter != "none"
-            else None
-        )
-
-        events.stage("convert", total=len(plan.variants))
-        converted = convert_variants(
-            plan.recipe,
-            needs_uint8(plan.variants),
-            calibration,
-            cache,
-            progress=lambda variant, message: events.advance("convert", f"{variant}: {message}", units=1)
-            if message in ("done", "cached", "failed")
-            else None,
-        )
-        converted = add_edgetpu(plan.variants, converted)
-        artifacts = {v: _copy_into_run(a, run_dir) if isinstance(a, Artifact) else a for v, a in converted.items()}
-
-        # Inputs depend on the variant, not the device: prepared once, here,
-        # so device workers never write the cache concurrently.
-        inputs = {
-            v: prepared_inputs(evaluation, plan.recipe.input, a.input_quant, cache)
-            if isinstance(a, Artifact) and evaluation is not None
-            else None
-            for v, a in artifacts.items()
-        }
-        jobs = [_device_job(plan, outcome, device, artifacts, inputs, evaluation, category_ids) for device in plan.devices]
-        jobs = [job for job in (_only_missing(job, outcome.records, plan.remeasure) for job in jobs) if job.variants]
-        events.stage("measure", total=sum(len(j.variants) * max(1, j.ctx.plan.rounds) for j in jobs))
-        _measure_devices(plan, store, events, outcome, jobs, meta)
+        jobs = _jobs(plan, store, outcome, prepared, continue_partials=stopped)
+        events.stage("measure", total=sum(job.units for job in jobs))
+        _measure_devices(store, events, outcome, jobs, meta)
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
         # Ctrl-C may land between a pair's commit and the file's rewrite:
         # the store is the truth, so results.json is rebuilt from it.
-        write_results(run_dir, run_id, store.records(run_id), meta)
-        raise
+        write_results(outcome.run_dir, outcome.run_id, store.records(outcome.run_id), meta)
+        raise RunInterrupted(outcome.run_id) from None
     except StoreLost as exc:
         # Every pair was written to the run folder before the store; the
         # store keeps the run as `running`, which --resume continues.
-        exc.hint = _store_lost_hint(run_dir, run_id)
+        exc.hint = _store_lost_hint(outcome.run_dir, outcome.run_id)
         raise
     finally:
-        _finish(store, run_id, status, run_dir)
+        _finish(store, outcome.run_id, status, outcome.run_dir)
     return outcome
+
+
+def prepare(plan: RunPlan, events: RunEvents) -> Prepared:
+    """Datasets, variants (converted or cached) and each variant's inputs."""
+    recipe, cache = plan.recipe, paths.cache_dir(plan.reports_dir)
+    events.stage("dataset")
+    calibration = resolve_dataset(recipe, recipe.calibration, cache)
+    evaluation = resolve_dataset(recipe, recipe.eval, cache)
+    category_ids = (
+        evaluation.category_ids_for(recipe.labels, source=recipe.path)
+        if evaluation is not None and recipe.adapter != "none"
+        else None
+    )
+    artifacts = build_variants(recipe, plan.variants, calibration, cache, events)
+    # Inputs depend on the variant, not the device: prepared once, here,
+    # so device workers never write the cache concurrently.
+    inputs = {
+        v: prepared_inputs(evaluation, recipe.input, a.input_quant, cache) if isinstance(a, Artifact) and evaluation else None
+        for v, a in artifacts.items()
+    }
+    return Prepared(artifacts, inputs, evaluation, category_ids)
+
+
+def _start(plan: RunPlan, store: ResultsStore) -> tuple[RunOutcome, dict[str, Any], bool]:
+    run_id = new_run_id()
+    run_dir = make_run_dir(plan.reports_dir, run_id)
+    meta = {
+        "command": plan.command,
+        "recipe": str(plan.recipe.path),
+        "variants": list(plan.variants),
+        "devices": [d.name for d in plan.devices],
+        "inventory": str(plan.inventory) if plan.inventory else None,
+        "created_at": utc_now_iso(),
+        "source_commit": provenance.source_commit(plan.recipe.path, plan.recipe.source),
+        "host": {"name": provenance.controller_host(), "python": platform.python_version(),
+                 "arch": platform.machine(), "argv": sys.argv[1:]},
+    }
+    store.begin_run(RunInfo(run_id, meta["created_at"], __version__, "running", plan.command, str(run_dir),
+                            source_commit=meta["source_commit"], host=meta["host"]["name"]))
+    outcome = RunOutcome(run_id, run_dir)
+    write_results(run_dir, run_id, outcome.records, meta)
+    return outcome, meta, False
+
+
+def _reopen(store: ResultsStore, run_id: str) -> tuple[RunOutcome, dict[str, Any], bool]:
+    """The run again, and whether it stopped before it finished (Ctrl-C, a
+    crash, a lost store): only then are its part-measured pairs a sitting
+    to continue; in a finished run (the pytest plugin adds pairs to one)
+    they were measured to another plan's rounds."""
+    meta = stored_meta(store, run_id)
+    info = store.run(run_id)
+    assert info is not None
+    run_dir, stopped = Path(info.run_dir), info.status != "finished"
+    meta.setdefault("resumed_at", []).append(utc_now_iso())
+    store.reopen_run(run_id)
+    outcome = RunOutcome(run_id, run_dir, records=store.records(run_id))
+    outcome.recovered = recover_from_folder(store, run_dir, outcome.records)
+    if outcome.recovered:
+        outcome.records = store.records(run_id)
+    write_results(run_dir, run_id, outcome.records, meta)
+    return outcome, meta, stopped
 
 
 def recover_from_folder(store: ResultsStore, run_dir: Path, stored: list[Record]) -> list[Record]:
@@ -214,50 +299,71 @@ def _finish(store: ResultsStore, run_id: str, status: str, run_dir: Path) -> Non
         # Otherwise the error already in flight says more than this one.
 
 
-def _device_job(
-    plan: RunPlan,
-    outcome: RunOutcome,
-    device: Device,
-    artifacts: dict[str, Artifact | ConversionError],
-    inputs: dict[str, Path | None],
-    evaluation: Any,
-    category_ids: Any,
-) -> DeviceJob:
+# -- the devices' jobs ------------------------------------------------------------
+
+
+def _jobs(plan: RunPlan, store: ResultsStore, outcome: RunOutcome, prepared: Prepared, *, continue_partials: bool) -> list[DeviceJob]:
+    """One job per device, with what the run already has taken out."""
+    artifacts = {v: _copy_into_run(a, outcome.run_dir) if isinstance(a, Artifact) else a for v, a in prepared.artifacts.items()}
+    jobs = [_device_job(plan, outcome, device, artifacts, prepared) for device in plan.devices]
+
+    def samples_of(record: Record) -> list[int]:
+        return store.samples_ns(record.run_id, *record.key) if continue_partials else []
+
+    jobs = [_remaining(job, outcome.records, plan.remeasure, samples_of) for job in jobs]
+    return [job for job in jobs if job.variants]
+
+
+def _device_job(plan: RunPlan, outcome: RunOutcome, device: Device, artifacts: dict[str, Built], prepared: Prepared) -> DeviceJob:
     profile = load_profile(device.profile)
     if plan.measurement:
         profile = replace(profile, measurement=replace(profile.measurement, **plan.measurement))
-    threads = device.threads or profile.threads
     ctx = PairContext(
         run_id=outcome.run_id,
         run_dir=outcome.run_dir,
         device_info=DeviceInfo(name=device.name, profile=device.profile, family=profile.family, emulated=profile.emulated, tags=tuple(device.tags)),
-        threads=threads,
+        threads=device.threads or profile.threads,
         plan=scaled_plan(profile.measurement, plan.measure_scale),
         runtime=profile.runtime,
         cpus=device.cpus,
         profile=profile,
     )
     return DeviceJob(
-        device, ctx, plan.recipe, plan.variants, artifacts, inputs, evaluation, category_ids, plan.lock_wait_s, plan.command,
-        adapter_spec(plan.recipe),
+        device, ctx, plan.recipe, plan.variants, artifacts, prepared.inputs, prepared.evaluation, prepared.category_ids,
+        plan.lock_wait_s, plan.command, adapter_spec(plan.recipe),
     )
 
 
-def _only_missing(job: DeviceJob, records: list[Record], remeasure: frozenset[tuple[str, str]] = frozenset()) -> DeviceJob:
-    """Drop the variants this device already has a complete `ok` record of,
-    unless they are to be measured again."""
-    rounds = max(1, job.ctx.plan.rounds)
-    complete = {
-        r.model.variant
+def _remaining(
+    job: DeviceJob,
+    records: list[Record],
+    remeasure: frozenset[tuple[str, str]],
+    samples_of: Callable[[Record], list[int]],
+) -> DeviceJob:
+    """The job without the variants this device already has a complete `ok`
+    record of (unless they are to be measured again); a pair with fewer
+    rounds than the plan's (the run was interrupted) continues where it
+    stopped, when it is the same model file and `samples_of` gives its
+    stored samples (an empty list: measure it anew)."""
+    stored = {
+        r.model.variant: r
         for r in records
         if r.device.name == job.device.name
         and r.model.name == job.recipe.name
         and r.status == "ok"
         and r.latency_ms is not None
-        and r.latency_ms.rounds >= rounds
         and (r.device.name, r.model.variant) not in remeasure
     }
-    return replace(job, variants=tuple(v for v in job.variants if v not in complete))
+    complete = {v for v, r in stored.items() if r.latency_ms.rounds >= job.rounds}  # type: ignore[union-attr]
+    earlier: dict[str, tuple[Record, list[int]]] = {}
+    for variant in job.variants:
+        record, artifact = stored.get(variant), job.artifacts.get(variant)
+        if variant in complete or record is None or not isinstance(artifact, Artifact) or record.model.sha256 != artifact.sha256:
+            continue
+        samples = samples_of(record)
+        if samples:
+            earlier[variant] = (record, samples)
+    return replace(job, variants=tuple(v for v in job.variants if v not in complete), earlier=earlier)
 
 
 def _copy_into_run(artifact: Artifact, run_dir: Path) -> Artifact:
@@ -265,93 +371,38 @@ def _copy_into_run(artifact: Artifact, run_dir: Path) -> Artifact:
     return replace(artifact, path=export_artifact(artifact, run_dir / "artifacts"))
 
 
-@dataclass(frozen=True)
-class DeviceJob:
-    """Everything one device's worker needs; shared inputs are read-only."""
-
-    device: Device
-    ctx: PairContext
-    recipe: Recipe
-    variants: tuple[str, ...]
-    artifacts: dict[str, Artifact | ConversionError]
-    inputs: dict[str, Path | None]
-    evaluation: Any
-    category_ids: Any
-    lock_wait_s: float
-    command: str
-    adapter: AdapterSpec = AdapterSpec("none")
+# -- the main thread: messages in, results out -----------------------------------------
 
 
-@dataclass(frozen=True)
-class Transfer:
-    """What deployment sent to one device during the run."""
-
-    bytes_uploaded: int = 0
-    files_uploaded: int = 0
-
-
-# Messages from device workers to the main thread, which alone touches the
-# store, the run folder and the display.
-@dataclass(frozen=True)
-class _Status:
-    device: str
-    label: str
-
-
-@dataclass(frozen=True)
-class _Pair:
-    """A pair's record so far (after each round) or its final one."""
-
-    record: Record
-    samples: list[int]
-    infra_failure: str | None = None
-    final: bool = True
-    units: int = 1  # progress units (rounds) this message completes
-
-
-@dataclass(frozen=True)
-class _Finished:
-    device: str
-    transfer: Transfer
-    crash: BaseException | None = None
-
-
-def _measure_devices(plan: RunPlan, store: ResultsStore, events: RunEvents, outcome: RunOutcome, jobs: list[DeviceJob], meta: dict) -> None:
+def _measure_devices(store: ResultsStore, events: RunEvents, outcome: RunOutcome, jobs: list[DeviceJob], meta: dict) -> None:
     """One worker thread per device, one pair at a time on each; a device
     that fails never stops the others."""
     inbox: queue.Queue = queue.Queue()
     cancel = threading.Event()
+    progress = _Progress(events, jobs)
     for job in jobs:
-        events.device_status(job.device.name, "waiting", 0, len(job.variants))
-        threading.Thread(target=_device_worker, args=(job, inbox, cancel), name=f"device-{job.device.name}", daemon=True).start()
-    done_pairs = {job.device.name: 0 for job in jobs}
-    totals = {job.device.name: len(job.variants) * max(1, job.ctx.plan.rounds) for job in jobs}
+        progress.status(job.device.name, "waiting")
+        threading.Thread(target=device_worker, args=(job, inbox, cancel), name=f"device-{job.device.name}", daemon=True).start()
     running = len(jobs)
     crashes: list[BaseException] = []
     try:
         while running:
             message = inbox.get()
-            if isinstance(message, _Status):
-                events.device_status(message.device, message.label, done_pairs[message.device], totals[message.device])
+            if isinstance(message, Status):
+                progress.status(message.device, message.label)
                 events.advance("measure", f"{message.device} · {message.label}")
-            elif isinstance(message, _Pair):
-                name = message.record.device.name
+            elif isinstance(message, PairMessage):
                 if message.infra_failure and message.infra_failure not in outcome.infra_failures:
                     outcome.infra_failures.append(message.infra_failure)
                 _save(store, outcome, message.record, message.samples, meta)
-                done_pairs[name] += message.units
-                events.advance("measure", f"{name} · {message.record.model.variant}", units=message.units)
-                if message.final:
-                    events.pair_done(message.record)
-                events.device_status(name, message.record.model.variant, done_pairs[name], totals[name])
-            elif isinstance(message, _Finished):
+                progress.pair(message)
+            elif isinstance(message, Finished):
                 running -= 1
                 outcome.transfers[message.device] = message.transfer
                 meta["transfers"] = {k: asdict(v) for k, v in outcome.transfers.items()}
                 if message.crash is not None:
                     crashes.append(message.crash)
-                sent_mb = message.transfer.bytes_uploaded / 1e6
-                events.device_status(message.device, f"done, sent {sent_mb:.2f} MB", done_pairs[message.device], totals[message.device])
+                progress.finished(message)
     except BaseException:
         cancel.set()  # workers stop after their current pair; their locks expire
         raise
@@ -360,149 +411,37 @@ def _measure_devices(plan: RunPlan, store: ResultsStore, events: RunEvents, outc
         raise crashes[0]  # a bug, not a device problem: every result is saved first
 
 
-def _with_fix(exc: InfraError) -> str:
-    """Recorded with the pair, so the fix travels into results and reports."""
-    return f"{exc.message} (fix: {exc.hint})" if exc.hint else exc.message
+class _Progress:
+    """Each device's line under the measure bar: rounds done of its total."""
+
+    def __init__(self, events: RunEvents, jobs: list[DeviceJob]) -> None:
+        self.events = events
+        self.devices = {job.device.name: job.device for job in jobs}
+        self.done = {job.device.name: 0 for job in jobs}
+        self.totals = {job.device.name: job.units for job in jobs}
+
+    def status(self, device: str, label: str) -> None:
+        self.events.device_status(device, label, self.done[device], self.totals[device])
+
+    def pair(self, message: PairMessage) -> None:
+        name, variant = message.record.device.name, message.record.model.variant
+        self.done[name] += message.units
+        self.events.advance("measure", f"{name} · {variant}", units=message.units)
+        if message.final:
+            self.events.pair_done(message.record)
+        self.status(name, variant)
+
+    def finished(self, message: Finished) -> None:
+        note = transfer_note(self.devices[message.device], message.transfer)
+        self.status(message.device, f"done, {note}" if note else "done")
 
 
-def _device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) -> None:
-    """Rounds of interleaved variants on one device (A B C A B C ...), so
-    drift and heat spread over every variant alike."""
-    name = job.device.name
-    recipe = job.recipe
-    plan = job.ctx.plan
-    rounds = max(1, plan.rounds)
-    transport = None
-    client: AgentClient | None = None
-    lock: DeviceLock | None = None
-    lost: str | None = None
-    runtime: tuple[str, str] | None = None
-    crash: BaseException | None = None
-    finished: set[str] = set()
-    progress: dict[str, PairAccumulator] = {}
-
-    def emit_failure(variant: str, kind: str, message: str, artifact: Artifact | None, round_index: int) -> None:
-        record = failed_record(job.ctx, recipe.name, variant, kind, message, artifact)
-        infra = message if kind == "device" else None
-        inbox.put(_Pair(record, [], infra, final=True, units=rounds - round_index))
-        finished.add(variant)
-
-    def retrying(what: str, action: Any) -> Any:
-        first: InfraError | None = None
-        for attempt in range(plan.retries + 1):
-            try:
-                return action()
-            except AgentError:
-                raise
-            except InfraError as exc:
-                first = first or exc
-                if attempt == plan.retries or cancel.is_set():
-                    # What went wrong first (lost mid-upload) is the useful
-                    # part; the retries' own failure (cannot connect) follows.
-                    if first is not exc and first.message != exc.message:
-                        exc.message = f"{first.message}; then, after {attempt} retr{'y' if attempt == 1 else 'ies'}: {exc.message}"
-                    raise
-                wait_s = plan.retry_backoff_s * 2**attempt
-                inbox.put(_Status(name, f"{what}: {exc.message}; retry {attempt + 1}/{plan.retries} in {wait_s:.0f} s"))
-                cancel.wait(wait_s)
-        raise AssertionError("unreachable")
-
-    def connect() -> None:
-        nonlocal transport, client, lock, runtime
-        inbox.put(_Status(name, "connecting"))
-        transport = open_transport(job.device)
-        client = AgentClient(transport, timeout_s=plan.command_timeout_s)
-        lock = DeviceLock(client, wait_s=job.lock_wait_s, command=job.command)
-        lock.acquire(on_wait=lambda why: inbox.put(_Status(name, f"waiting for lock: {why}")))
-        runtime = _device_runtime(client, job.ctx.runtime)
-
-    try:
-        try:
-            retrying("connect", connect)
-        except InfraError as exc:
-            lost = _with_fix(exc)
-        for variant in job.variants:
-            artifact = job.artifacts[variant]
-            # A pair this device cannot run is recorded with the reason, once.
-            skipped = skip_record(job.ctx, recipe.name, variant, artifact)
-            if skipped is not None:
-                inbox.put(_Pair(skipped, [], None, final=True, units=rounds))
-                finished.add(variant)
-            elif isinstance(artifact, ConversionError):
-                emit_failure(variant, "conversion", artifact.render(), None, 0)
-            elif lost is None and (reason := _cannot_load(artifact, runtime)) is not None:
-                inbox.put(_Pair(skipped_record(job.ctx, artifact, reason), [], None, final=True, units=rounds))
-                finished.add(variant)
-        for round_index in range(rounds):
-            for variant in job.variants:
-                if variant in finished or cancel.is_set():
-                    continue
-                artifact = job.artifacts[variant]
-                assert isinstance(artifact, Artifact)
-                if lost is not None:
-                    emit_failure(variant, "device", lost, artifact, round_index)
-                    continue
-                inbox.put(_Status(name, f"{variant} · round {round_index + 1}/{rounds}"))
-                try:
-                    assert lock is not None and client is not None
-                    lock.renew()
-                    reply = retrying(
-                        variant,
-                        lambda: run_round(job.ctx, client, artifact, job.inputs[variant], job.adapter, round_index=round_index),
-                    )
-                except AgentError as exc:
-                    emit_failure(variant, "agent", _with_fix(exc), artifact, round_index)
-                    continue
-                except InfraError as exc:
-                    lost = _with_fix(exc)
-                    emit_failure(variant, "device", lost, artifact, round_index)
-                    continue
-                pair = progress.setdefault(variant, PairAccumulator(artifact))
-                pair.add(reply, job.ctx, job.evaluation, job.category_ids)
-                record, samples = pair.record(job.ctx)
-                final = round_index == rounds - 1
-                if final:  # its raw samples are in the store now: free them
-                    del progress[variant]
-                inbox.put(_Pair(record, samples, None, final=final, units=1))
-    except Exception as exc:  # a bug: keep the other devices going, re-raised at the end
-        crash = exc
-        for variant in job.variants:
-            if variant not in finished:
-                message = f"internal error on this device's worker: {type(exc).__name__}: {exc}"
-                inbox.put(_Pair(failed_record(job.ctx, recipe.name, variant, "internal", message), [], final=True, units=0))
-    finally:
-        if lock is not None:
-            lock.release()
-        transfer = Transfer()
-        if transport is not None:
-            transfer = Transfer(transport.bytes_uploaded, transport.files_uploaded)
-            transport.close()
-        inbox.put(_Finished(name, transfer, crash))
-
-
-def _device_runtime(client: AgentClient, preferred: str | None) -> tuple[str, str] | None:
-    """(name, version) of the runtime the agent will use on this device."""
-    try:
-        reply = client.call({"command": "info", "runtime": preferred, "path": client.cache_root}, timeout_s=120)
-    except AgentError:
-        return None  # the benchmark itself will report what is wrong
-    runtime = reply.get("runtime") or {}
-    return (runtime["name"], runtime.get("version", "?")) if runtime.get("name") else None
-
-
-def _cannot_load(artifact: Artifact, runtime: tuple[str, str] | None) -> str | None:
-    """Why this device's runtime cannot load the variant (checked on the host), or None."""
-    if runtime is None:
+def transfer_note(device: Device, transfer: Transfer) -> str | None:
+    """What deployment sent to a device, for the user; nothing for the local
+    device, whose "upload" is a copy into its own cache on this machine."""
+    if device.kind == "local":
         return None
-    name, version = runtime
-    status = artifact.loadability.get(name)
-    if loadability.status_kind(status) != "error":
-        return None
-    checked = artifact.manifest.get("runtime_versions", {}).get(name, "?")
-    return (
-        f"this device runs {name} {version}, which cannot load {artifact.variant} "
-        f"(checked on the host with {name} {checked}: {status})"
-    )
+    return f"sent {transfer.bytes_uploaded / 1e6:.2f} MB ({transfer.files_uploaded} files)"
 
 
 def _save(store: ResultsStore, outcome: RunOutcome, record: Record, samples: list[int], meta: dict) -> None:
@@ -514,3 +453,55 @@ def _save(store: ResultsStore, outcome: RunOutcome, record: Record, samples: lis
     outcome.records[:] = [r for r in outcome.records if r.key != record.key] + [record]
     write_results(outcome.run_dir, outcome.run_id, outcome.records, meta)
     store.add_record(record, samples)
+
+
+# -- after a run ------------------------------------------------------------------
+
+
+def measure_and_write(plan: RunPlan, store_url: str | None, events: RunEvents, *, resume: str | None = None) -> RunOutcome:
+    """Execute the plan, then write the run's report files (report.md,
+    report.html) from what the store holds."""
+    from harness.report.context import load_context
+    from harness.report.write import run_title, write_run_reports
+
+    with open_store(store_url, plan.reports_dir) as store:
+        outcome = execute(plan, store, events, resume=resume)
+        context = load_context(store, outcome.run_id, outcome.records)
+        outcome.name = run_title(store, outcome.run_id)
+    outcome.report_files = write_run_reports(outcome.records, outcome.run_dir, title=f"Edge Harness {outcome.name}", context=context)
+    return outcome
+
+
+def exit_code(outcome: RunOutcome) -> int:
+    """DESIGN.md's code for a run that ended: 3 when a device or an agent
+    failed, 2 when a pair failed for its input (its conversion), else 0."""
+    if outcome.infra_failures:
+        return EXIT_INFRA
+    failed = [r for r in outcome.records if r.status == "failed"]
+    if any(r.error and r.error.kind in ("agent", "device") for r in failed):
+        return EXIT_INFRA
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def remeasure(
+    run_id: str,
+    pairs: set[tuple[str, str, str]],
+    scale: float,
+    *,
+    store_url: str | None,
+    reports: Path,
+    inventory: Path | None = None,
+) -> int:
+    """`harness gate --remeasure`: these (device, model, variant) pairs of a
+    stored run measured again, `scale` times longer, into that run, on the
+    devices it was measured on; returns the re-measurement's exit code."""
+    from harness.report.progress import ProgressEvents
+
+    with open_store(store_url, reports, must_exist=True) as store:
+        meta = stored_meta(store, run_id)
+    plan = plan_from_meta(meta, reports, inventory, only={(d, v) for d, _, v in pairs}, measure_scale=scale)
+    with ProgressEvents() as events:
+        outcome = measure_and_write(plan, store_url, events, resume=run_id)
+    for failure in outcome.infra_failures:
+        sys.stderr.write(f"harness gate: device failure: {failure}\n")
+    return exit_code(outcome)

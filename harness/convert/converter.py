@@ -190,6 +190,7 @@ def _convert_pending(
     results: dict[str, Artifact | ConversionError],
 ) -> None:
     with _quiet_tensorflow(cache_dir / "convert.log") as log_path:
+        say(pending[0][0], "loading TensorFlow and the float model")
         session = _ConverterSession(recipe, calibration, cache_dir)
         session.known.update({v: a.path.read_bytes() for v, a in results.items() if isinstance(a, Artifact) and v == "fp32"})
         if any(v == "qat-int8" for v, _ in pending):
@@ -310,7 +311,9 @@ def _write_variant(folder: Path, converted: Converted, manifest: dict[str, Any])
 @contextlib.contextmanager
 def _quiet_tensorflow(log_path: Path) -> Iterator[Path]:
     """Send TensorFlow's C++ and Python logging to a file: the converter
-    writes hundreds of lines to fd 2 that would bury the progress display."""
+    writes hundreds of lines to fd 2 that would bury the progress display
+    (which draws on its own copy of fd 2, report.progress, so it keeps
+    moving meanwhile)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     saved = os.dup(2)
@@ -488,7 +491,7 @@ class _ConverterSession:
             dataset, self.recipe.input, self.recipe.labels, self.anchors, self.recipe.postprocess["scales"]
         )
         say(f"fine-tuning on {len(train.images)} images")
-        qat_model, training = qat.finetune(self.model, train, config, self.recipe.input, len(self.recipe.labels))
+        qat_model, training = qat.finetune(self.model, train, config, self.recipe.input, len(self.recipe.labels), say)
         say("converting the fine-tuned model")
         # Saving the QAT model itself (what the converter does with its
         # trackable) can fail on a layer's traced call (seen with

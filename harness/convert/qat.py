@@ -15,7 +15,7 @@ least one training step (its activation ranges are not yet calibrated).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -41,7 +41,8 @@ def keras_flavour(model: Any) -> str:
 
 
 def finetune(
-    model: Any, train: ssd_training.TrainSet, config: TrainingConfig, spec: InputSpec, num_classes: int
+    model: Any, train: ssd_training.TrainSet, config: TrainingConfig, spec: InputSpec, num_classes: int,
+    say: Callable[[str], None] = lambda message: None,
 ) -> tuple[Any, dict[str, Any]]:
     """(the fine-tuned QAT model, what was done: steps, losses, seconds)."""
     import tensorflow_model_optimization as tfmot
@@ -71,6 +72,8 @@ def finetune(
         position = i % steps_per_epoch
         if position == 0 and i:
             order = rng.permutation(count)
+        if position == 0:  # minutes on a real model: the display shows each epoch
+            say(f"fine-tuning, epoch {i // steps_per_epoch + 1}/{-(-total // steps_per_epoch)}")
         idx = np.sort(order[position * batch : (position + 1) * batch])
         cls_loss, box_loss = step(train.images[idx], train.classes[idx], train.boxes[idx], np.float32(config.learning_rate))
         losses.append((float(cls_loss), float(box_loss)))

@@ -1,20 +1,29 @@
-"""Which (device, variant) pairs can run, and the record for those that cannot.
+"""Which (device, variant) pairs can run, and why a pair cannot.
 
 A variant declares what it needs (`VariantSpec.requires`), a device's
 profile what it offers (`capabilities`). A pair that cannot run is recorded
 `skipped` with the reason, never silently dropped (STYLE.md, lesson 7); so
-is a variant this host cannot produce (no Edge TPU compiler).
+is a variant this host cannot produce (no Edge TPU compiler). The record
+itself is built where every unmeasured record is (measure.pair).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
-from harness import __version__
 from harness.edgetpu.compiler import Unavailable
 from harness.fleet.profiles import Profile, available_profiles, load_profile
-from harness.results.record import ErrorInfo, ModelInfo, Record
 from harness.model.variants import VARIANTS
+from harness.results.record import EdgeTpuReport
+
+
+@dataclass(frozen=True)
+class SkipReason:
+    """Why a pair is skipped: ``kind`` goes into the record's error."""
+
+    kind: str
+    message: str
+    edgetpu: EdgeTpuReport | None = None
 
 
 def missing_capabilities(profile: Profile, variant: str) -> list[str]:
@@ -31,29 +40,19 @@ def capability_reason(profile: Profile, variant: str) -> str | None:
     return f"device profile {profile.name} does not offer {', '.join(missing)}, which {variant} needs{where}"
 
 
-def skip_record(ctx: Any, model: str, variant: str, artifact: Any) -> Record | None:
-    """The `skipped` record for a pair that cannot run here, else None.
-    `ctx` is the runner's PairContext (device info and profile)."""
+def skip_reason(profile: Profile | None, variant: str, artifact: object) -> SkipReason | None:
+    """Why this pair cannot run here (the variant could not be made on this
+    host, or the device's profile lacks what it needs), else None."""
     reasons: list[str] = []
     kind = "capability"
     edgetpu = None
     if isinstance(artifact, Unavailable):
         reasons.append(artifact.message)
         kind, edgetpu = artifact.kind, artifact.edgetpu
-    profile = getattr(ctx, "profile", None)
     if profile is not None:
         reason = capability_reason(profile, variant)
         if reason:
             reasons.append(reason)
     if not reasons:
         return None
-    return Record(
-        run_id=ctx.run_id,
-        harness_version=__version__,
-        device=ctx.device_info,
-        model=ModelInfo(name=model, variant=variant),
-        status="skipped",
-        error=ErrorInfo(kind=kind, message="; ".join(reasons)),
-        threads=ctx.threads,
-        edgetpu=edgetpu,
-    )
+    return SkipReason(kind, "; ".join(reasons), edgetpu)

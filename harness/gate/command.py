@@ -22,11 +22,12 @@ from harness.errors import EXIT_OK as EXIT_PASS
 REMEASURE_SCALE = 4.0
 
 
-def run_gate(
-    args: argparse.Namespace,
-    reports: Path,
-    remeasure: Callable[[str, set[tuple[str, str, str]], float], None] | None = None,
-) -> int:
+# (run id, inconclusive (device, model, variant) pairs, scale) -> the
+# re-measurement's exit code; the CLI passes the runner's remeasure entry.
+Remeasure = Callable[[str, set[tuple[str, str, str]], float], int]
+
+
+def run_gate(args: argparse.Namespace, reports: Path, remeasure: Remeasure | None = None) -> int:
     from rich.console import Console
 
     from harness.results.open import open_store
@@ -42,7 +43,9 @@ def run_gate(
         err = Console(stderr=True)
         err.print(f"re-measuring {len(pending)} inconclusive pair(s) {REMEASURE_SCALE:g}x longer: "
                   + ", ".join("/".join(k) for k in sorted(pending)), markup=False, soft_wrap=True)
-        remeasure(run_id, pending, REMEASURE_SCALE)
+        code = remeasure(run_id, pending, REMEASURE_SCALE)
+        if code != EXIT_PASS:
+            err.print(f"harness gate: re-measurement ended with exit {code}; deciding on what is stored", markup=False)
         with open_store(args.store, reports, must_exist=True) as store:
             result = evaluate(budgets, store, run_id, baseline)
     _publish(args, result, budgets, inconclusive_fails)

@@ -15,6 +15,9 @@ class RunEvents:
 
     def advance(self, name: str, label: str, units: int = 0) -> None: ...
 
+    def converted(self, variant: str, outcome: str, seconds: float) -> None:
+        """A variant is ready: `outcome` is done, cached, failed or unavailable."""
+
     def pair_done(self, record: Record) -> None: ...
 
     def device_status(self, device: str, label: str, done: int, total: int) -> None: ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness import __version__
 from harness.model.adapters import AdapterSpec
@@ -23,6 +23,7 @@ from harness.results.files import device_dir, pair_stem
 from harness.results.record import (
     Accuracy,
     DeviceInfo,
+    EdgeTpuReport,
     LayerSensitivity,
     QuantizationInfo,
     EnvInfo,
@@ -128,6 +129,9 @@ class PairAccumulator:
     artifact: Artifact
     replies: list[dict[str, Any]] = field(default_factory=list)
     accuracy: Accuracy | None = None
+    # The rounds a run stored before it was interrupted (record, raw
+    # samples), which --resume continues instead of measuring them again.
+    earlier: tuple[Record, list[int]] | None = None
 
     def add(self, reply: dict[str, Any], ctx: PairContext, dataset: CocoDataset | None, category_ids: tuple[int, ...] | None) -> None:
         self.replies.append(reply)
@@ -139,6 +143,15 @@ class PairAccumulator:
         return [int(v) for reply in self.replies for v in reply["samples_ns"]]
 
     def record(self, ctx: PairContext) -> tuple[Record, list[int]]:
+        """The pair so far, with its raw samples (the earlier sitting's first)."""
+        record, samples_ns = self._measured(ctx)
+        if self.earlier is None:
+            return record, samples_ns
+        earlier, earlier_ns = self.earlier
+        samples_ns = earlier_ns + samples_ns
+        return continued(earlier, record, samples_ns), samples_ns
+
+    def _measured(self, ctx: PairContext) -> tuple[Record, list[int]]:
         first, last = self.replies[0], self.replies[-1]
         samples_ns = self.samples_ns
         peaks = [r["memory_mb"]["peak"] for r in self.replies if r["memory_mb"].get("peak") is not None]
@@ -212,14 +225,19 @@ def _method(manifest: dict[str, Any]) -> str | None:
     return manifest.get("summary")
 
 
-def skipped_record(ctx: PairContext, artifact: Artifact, reason: str) -> Record:
-    """A pair that cannot run on this device: recorded with why, never dropped."""
-    return replace(
-        failed_record(ctx, artifact.model, artifact.variant, "unloadable", reason, artifact), status="skipped"
-    )
-
-
-def failed_record(ctx: PairContext, model: str, variant: str, kind: str, message: str, artifact: Artifact | None = None) -> Record:
+def unmeasured_record(
+    ctx: PairContext,
+    model: str,
+    variant: str,
+    status: Literal["failed", "skipped"],
+    error: ErrorInfo,
+    artifact: Artifact | None = None,
+    edgetpu: EdgeTpuReport | None = None,
+) -> Record:
+    """The one record for a pair without a measurement: `skipped` (it
+    cannot run on this device) or `failed` (conversion, agent, device),
+    with why, never dropped. The artifact, when there is one, says what
+    would have been measured."""
     return Record(
         run_id=ctx.run_id,
         harness_version=__version__,
@@ -231,10 +249,52 @@ def failed_record(ctx: PairContext, model: str, variant: str, kind: str, message
             size_bytes=artifact.size_bytes if artifact else None,
             artifact=str(artifact.path) if artifact else None,
         ),
-        status="failed",
-        error=ErrorInfo(kind=kind, message=message),
+        status=status,
+        error=error,
         threads=ctx.threads,
+        edgetpu=edgetpu,
         quantization=quantization_info(artifact) if artifact else None,
+    )
+
+
+def continued(earlier: Record, later: Record, samples_ns: list[int]) -> Record:
+    """A pair measured in two sittings (Ctrl-C, then --resume) as one record:
+    what only the first round measures (load, memory baseline, accuracy, the
+    device's runtime) from the earlier part, the last environment reading
+    from the later one, and the latency over every sample of both."""
+    assert earlier.latency_ms is not None and later.latency_ms is not None
+    rounds = earlier.latency_ms.rounds + later.latency_ms.rounds
+    memory = earlier.memory_mb
+    if memory is not None and later.memory_mb is not None:
+        peaks = [p for p in (memory.peak, later.memory_mb.peak) if p is not None]
+        memory = replace(memory, peak=max(peaks) if peaks else None)
+    return replace(
+        later,
+        device=earlier.device,
+        latency_ms=_latency(samples_ns, later.latency_ms.stop_reason, rounds),
+        load_ms=earlier.load_ms,
+        first_invoke_ms=earlier.first_invoke_ms,
+        threads=earlier.threads,
+        memory_mb=memory,
+        accuracy=earlier.accuracy,
+        env=_continued_env(earlier.env, later.env),
+    )
+
+
+def _continued_env(earlier: EnvInfo | None, later: EnvInfo | None) -> EnvInfo | None:
+    if earlier is None or later is None:
+        return earlier or later
+    flags = [v for v in (earlier.throttled, later.throttled) if v is not None]
+    loaded = [v for v in (earlier.under_load, later.under_load) if v is not None]
+    waited_s = [v for v in (earlier.cooldown_s, later.cooldown_s) if v is not None]
+    return replace(
+        earlier,
+        temperature_c_after=later.temperature_c_after,
+        throttled=any(flags) if flags else None,
+        under_load=any(loaded) if loaded else None,
+        throttle_reasons=tuple(dict.fromkeys(earlier.throttle_reasons + later.throttle_reasons)),
+        accelerator_temperature_c_after=later.accelerator_temperature_c_after,
+        cooldown_s=sum(waited_s) if waited_s else None,
     )
 
 

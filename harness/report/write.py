@@ -10,8 +10,9 @@ from typing import Sequence
 
 from harness.errors import InputError
 from harness.report.context import ReportContext
-from harness.report.view import sections
+from harness.report.view import sections, short_commit
 from harness.results.record import Record
+from harness.results.store import ResultsStore
 
 FORMATS = ("table", "md", "html", "json", "csv", "benchmark-json")
 
@@ -74,3 +75,10 @@ def write_run_reports(
     md = write_text(run_dir / "report.md", render(records, "md", title=title, context=context))
     html = write_text(run_dir / "report.html", render(records, "html", title=title, context=context))
     return md, html
+
+
+def run_title(store: ResultsStore, run_id: str) -> str:
+    """`run <id>`, with the commit it measured when that is known."""
+    info = store.run(run_id)
+    commit = info.source_commit if info else None
+    return f"run {run_id} · commit {short_commit(commit)}" if commit else f"run {run_id}"

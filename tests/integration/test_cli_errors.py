@@ -70,3 +70,27 @@ def test_help_does_not_import_heavy_modules():
 @pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["--version"]])
 def test_help_and_version_exit_0(run_cli, args):
     assert run_cli(*args).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("case", "needles"),
+    [
+        ("corrupt-tflite", ("m.tflite", "not a loadable .tflite")),
+        ("label-mismatch", ("labels", "are not categories of")),
+        ("no-calibration", ("no calibration dataset",)),
+    ],
+)
+def test_a_run_refused_for_its_input_leaves_no_run_behind(run_cli, tmp_path, case, needles):
+    if case == "corrupt-tflite":
+        model = tmp_path / "m.tflite"
+        model.write_bytes(b"not a flatbuffer")
+    elif case == "label-mismatch":  # the synthetic dataset's categories are shapes
+        model = write_recipe(tmp_path, dataset={"generator": "synthetic", "seed": 3, "splits": {"calib": 2, "val": 2}})
+    else:
+        model = write_recipe(tmp_path, variants=["int8"])
+    assert_clean_input_error(run_cli("run", "--model", str(model)), *needles)
+    reports = tmp_path / "reports"
+    assert not [p for p in reports.glob("*") if p.is_dir() and not p.name.startswith(".")]
+    # `latest` still means the last real run (here: none), and no hint lists junk.
+    latest = run_cli("report", "latest")
+    assert_clean_input_error(latest, "no runs recorded yet")

@@ -92,3 +92,17 @@ def test_quantization_workbench_done_when(demo_run):
         assert set(r["quantization"]["loadability"]) == {"ai-edge-litert", "tflite-runtime", "tensorflow"}
     for text in (md, html):
         assert "RMSE" in text and "loads in" in text and q["top_layers"][0]["layer"] in text
+
+
+def test_each_variant_is_reported_as_it_is_ready_and_the_local_device_sends_nothing(demo_run):
+    import re
+
+    _, run_dir, proc = demo_run
+    # Standard error is a file here: the bar is drawn once, at the end, so
+    # the per-variant lines are what shows the conversion stage moving.
+    ready = re.findall(r"✓ (\S+): (?:converted in \d+\.\d s|from the cache)", proc.stderr)
+    assert ready == list(DEFAULT_VARIANTS), proc.stderr[-3000:]
+    # Copying into its own cache is not an upload ("sent 116.92 MB (13 files)").
+    assert "sent" not in proc.stdout and "sent" not in proc.stderr
+    transfers = json.loads((run_dir / "results.json").read_text())["run"]["transfers"]
+    assert transfers["local"]["files_uploaded"] > 0  # the data still says what was copied

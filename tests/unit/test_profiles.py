@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.fleet.capabilities import capability_reason, skip_record
+from harness.fleet.capabilities import capability_reason
 from harness.edgetpu.compiler import Unavailable
 from harness.errors import InputError
 from harness.measure.pair import PairContext, delegate_for
+from harness.measure.worker import preflight_record
 from harness.fleet.profiles import available_profiles, load_profile, parse_profile
 from harness.results.record import DeviceInfo, EdgeTpuReport
 
@@ -65,6 +66,11 @@ def _ctx(profile_name: str) -> PairContext:
     profile = load_profile(profile_name)
     info = DeviceInfo(name="d", profile=profile_name, family=profile.family, emulated=profile.emulated)
     return PairContext("run", Path("."), info, 1, profile.measurement, None, profile)
+
+
+def skip_record(ctx, model, variant, artifact):
+    """What the device worker records before measuring (not connected yet)."""
+    return preflight_record(ctx, model, variant, artifact, runtime=None, lost=None)
 
 
 def test_a_variant_the_device_cannot_run_is_skipped_with_the_reason():
