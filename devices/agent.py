@@ -1250,7 +1250,7 @@ def run_command(request: dict, root) -> dict:
     confine(request, root)
     test_only_abort(request)
     command = request.get("command")
-    if command not in COMMANDS:
+    if not isinstance(command, str) or command not in COMMANDS:
         raise AgentFailure("bad-request", "unknown command %r" % command)
     return COMMANDS[command](request)
 

@@ -177,5 +177,7 @@ def test_request_parse_errors(agent, raw, kind):
 
 def test_an_unknown_command_is_a_bad_request(agent):
     assert agent.parse_request('{"protocol": 1, "command": "x"}') == {"protocol": 1, "command": "x"}
-    with pytest.raises(agent.AgentFailure, match="unknown command 'x'"):
-        agent.run_command({"protocol": 1, "command": "x"}, None)
+    for command in ("x", ["info"], None):
+        with pytest.raises(agent.AgentFailure, match="unknown command") as caught:
+            agent.run_command({"protocol": 1, "command": command}, None)
+        assert caught.value.kind == "bad-request"
