@@ -34,9 +34,10 @@ from harness.results.record import LatencyMs
 MIN_SAMPLES_P90 = 64
 MIN_SAMPLES_P99 = 662
 NS_PER_MS = 1e6
-# Binomial terms below e**-60 (1e-26) are left out of the CDF: n of them
-# cannot move it across alpha/2 for any n a timed loop reaches, and skipping
-# them makes the ranks O(sqrt(n)) instead of O(n) (the agent asks every 32 runs).
+# Binomial terms below e**-60 (1e-26) are left out of the CDF: together they
+# weigh less than n * 1e-26, far under a float step at alpha/2 (3e-18), so the
+# ranks are those of the full sum (tests/unit/test_stats.py), found in
+# O(sqrt(n)) instead of O(n) steps: the agent asks every 32 samples.
 _LOG_NEGLIGIBLE = -60.0
 
 
