@@ -4,8 +4,10 @@ The host copies this file to the device (under a name built from its hash)
 and runs ``python3 agent.py`` with one JSON request on stdin. The agent
 writes exactly one JSON reply line to stdout; everything else (runtime logs,
 progress, tracebacks) goes to stderr. Native code that prints to fd 1 cannot
-corrupt the reply: fd 1 is pointed at stderr before anything is imported and
-the reply goes to a private duplicate of the original stdout.
+corrupt the reply: main() points fd 1 at stderr before it reads the request
+(so before any runtime is imported) and the reply goes to a private duplicate
+of the original stdout. Importing this file changes nothing, so the unit tests
+load it as a module and call its pure functions.
 
 Commands
   {"command": "info"}                      what this device offers
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import glob
+import itertools
 import json
 import math
 import os
@@ -35,12 +38,7 @@ import time
 import traceback
 
 PROTOCOL_VERSION = 1
-AGENT_VERSION = "0.3.0"
-
-# Guard the protocol channel before any import can print to stdout.
-_REPLY_FD = os.dup(1)
-os.dup2(2, 1)
-sys.stdout = sys.stderr
+AGENT_VERSION = "0.4.0"
 
 RUNTIME_MODULES = (
     ("ai-edge-litert", "ai_edge_litert.interpreter", "ai-edge-litert"),
@@ -52,8 +50,6 @@ RUNTIME_MODULES = (
 RANDOM_INPUT_SEED = 1234
 # How many inputs the timed loop cycles through, held in memory.
 TIMED_INPUT_RING = 16
-# Two-sided 95% normal quantile, for the p90 order-statistic interval.
-Z_95 = 1.959963984540054
 # TEST ONLY, never set on a real device: the harness's fault suite
 # (tests/faults) sets it to "COMMAND" or "COMMAND:TEXT" to make the agent
 # abort (SIGABRT, a real crash like a segfaulting delegate's) on that command,
@@ -77,14 +73,24 @@ def log(message: str) -> None:
     sys.stderr.flush()
 
 
-def reply(payload: dict) -> None:
+def guard_stdout() -> int:
+    """Point fd 1 (and sys.stdout) at stderr, so a stray print from Python or
+    native code cannot corrupt the protocol; return a private duplicate of
+    the real stdout, the reply's channel."""
+    reply_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return reply_fd
+
+
+def reply(reply_fd: int, payload: dict) -> None:
     payload = dict(payload)
     payload["protocol"] = PROTOCOL_VERSION
     payload["agent_version"] = AGENT_VERSION
     data = (json.dumps(payload, separators=(",", ":")) + "\n").encode()
     view = memoryview(data)
     while view:
-        written = os.write(_REPLY_FD, view)
+        written = os.write(reply_fd, view)
         view = view[written:]
 
 
@@ -593,18 +599,7 @@ def detection_reader(interpreter, adapter: str, options: dict, np):
 
 
 # --------------------------------------------------------------------------
-# Benchmark
-
-
-def p90_interval_tight(sorted_ns: list, rel_tol: float) -> bool:
-    """Normal approximation to the order-statistic interval of the p90."""
-    n = len(sorted_ns)
-    q = 0.9
-    half = Z_95 * math.sqrt(n * q * (1 - q))
-    lo = max(0, int(math.floor(n * q - half)) - 1)
-    hi = min(n - 1, int(math.ceil(n * q + half)) - 1)
-    mid = sorted_ns[min(n - 1, int(math.ceil(n * q)) - 1)]
-    return mid > 0 and (sorted_ns[hi] - sorted_ns[lo]) / 2.0 <= rel_tol * mid
+# Loading and running a model
 
 
 def load_delegate(runtime, runtime_name: str, spec):
@@ -746,151 +741,278 @@ def load_check(request: dict) -> dict:
     return {"ok": True, "runtime": {"name": runtime_name, "version": runtime_version}, "results": results}
 
 
-def benchmark(request: dict) -> dict:
-    import numpy as np
+# --------------------------------------------------------------------------
+# The early stop: the host's rule (harness/measure/stats.py
+# `interval_is_tight`), written again because this file cannot import the
+# harness; tests/unit/test_agent_units.py holds both to the same ranks and
+# the same decisions on the same samples.
 
+# Each side of the 95% interval may miss with this probability.
+CI_TAIL = (1.0 - 0.95) / 2.0
+# Binomial terms below e**-60 are left out of the CDF, as the host does.
+NEGLIGIBLE_LOG_TERM = -60.0
+
+
+def order_statistic_ranks(n: int, q: float) -> tuple:
+    """1-based ranks (l, u) of the sorted samples that bound the q-quantile
+    with 95% confidence, distribution-free; None for a side that n samples
+    cannot bound. The count B of samples below the quantile is
+    Binomial(n, q): l is the largest rank with P(B < l) <= CI_TAIL, u the
+    smallest with P(B >= u) <= CI_TAIL."""
+    log_q, log_rest, log_n_fact = math.log(q), math.log1p(-q), math.lgamma(n + 1)
+
+    def log_term(k: int) -> float:  # log P(B == k)
+        return log_n_fact - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * log_q + (n - k) * log_rest
+
+    start = first_term_that_counts(log_term, min(n, int(n * q)))
+    lower = start if start >= 1 else None
+    cumulative = itertools.accumulate(math.exp(log_term(k)) for k in range(start, n))
+    for rank, below in enumerate(cumulative, start + 1):  # below = P(B < rank)
+        below = min(1.0, below)
+        if below <= CI_TAIL:
+            lower = rank
+        if 1.0 - below <= CI_TAIL:
+            return lower, rank
+    return lower, None
+
+
+def first_term_that_counts(log_term, mode_or_below: int) -> int:
+    """The smallest k whose binomial term is not negligible (the terms rise
+    up to the mode, so a bisection over [0, mode] finds it)."""
+    low, high = 0, mode_or_below
+    while low < high:
+        k = (low + high) // 2
+        low, high = (k + 1, high) if log_term(k) < NEGLIGIBLE_LOG_TERM else (low, k)
+    return low
+
+
+def type7_quantile(sorted_values: list, q: float) -> float:
+    """Linear interpolation between order statistics (numpy's default)."""
+    h = (len(sorted_values) - 1) * q
+    below = math.floor(h)
+    above = min(below + 1, len(sorted_values) - 1)
+    return sorted_values[below] + (h - below) * (sorted_values[above] - sorted_values[below])
+
+
+def p90_interval_tight(sorted_ns: list, rel_tol: float) -> bool:
+    """The p90's 95% interval is at most rel_tol of the p90 to either side."""
+    lower, upper = order_statistic_ranks(len(sorted_ns), 0.9)
+    if lower is None or upper is None:
+        return False
+    p90 = type7_quantile(sorted_ns, 0.9)
+    return p90 > 0 and (sorted_ns[upper - 1] - sorted_ns[lower - 1]) / 2.0 <= rel_tol * p90
+
+
+# --------------------------------------------------------------------------
+# Benchmark: parse, set up, warm up, timed loop, reply
+
+# The measurement plan every benchmark request carries, with its types. The
+# host owns the defaults (harness/fleet/profiles.py MeasurementPlan); a
+# request without one of these is refused, never filled in here.
+PLAN_FIELDS = (
+    ("warmup_runs", int), ("warmup_seconds", float), ("min_runs", int),
+    ("min_seconds", float), ("max_seconds", float), ("ci_rel_tol", float),
+)
+# The most samples one reply carries (a request may ask for fewer): a bound
+# on the reply's size, not a plan; max_seconds ends a loop long before it.
+MAX_RUNS = 100000
+# The p90 interval is looked at every this many samples (sorting them costs).
+CI_CHECK_EVERY = 32
+# The controller is looked for every this many invokes (a cheap syscall).
+ORPHAN_CHECK_EVERY = 64
+
+
+def parse_benchmark(request: dict) -> dict:
+    """The benchmark's plan from its request: an existing model, every plan
+    field, the sample cap and the input ring."""
     model = request.get("model")
     if not model or not os.path.isfile(model):
         raise AgentFailure("bad-request", "model file %r not found on the device" % model)
-    threads = request.get("threads")
-    adapter = request.get("adapter", "none")
-    min_runs = int(request.get("min_runs", 50))
-    max_runs = int(request.get("max_runs", 100000))
-    min_s = float(request.get("min_seconds", 1.0))
-    max_s = float(request.get("max_seconds", 30.0))
-    rel_tol = float(request.get("ci_rel_tol", 0.01))
-    warmup_runs = int(request.get("warmup_runs", 5))
-    warmup_s = float(request.get("warmup_seconds", 0.2))
+    missing = [name for name, _ in PLAN_FIELDS if name not in request]
+    if missing:
+        raise AgentFailure(
+            "bad-request",
+            "benchmark request lacks the measurement plan's %s: the host sends its whole plan, "
+            "this agent has no defaults" % ", ".join(missing),
+        )
+    plan = {name: plan_number(request, name, kind) for name, kind in PLAN_FIELDS}
+    plan["max_runs"] = plan_number(request, "max_runs", int) if "max_runs" in request else MAX_RUNS
+    if not 1 <= plan["max_runs"] <= MAX_RUNS:
+        raise AgentFailure("bad-request", "max_runs must be 1..%d, got %d" % (MAX_RUNS, plan["max_runs"]))
     # How many different inputs the timed loop cycles through. The default
     # feeds fresh data each invoke, as a camera does; 1 re-invokes one input,
     # as benchmark tools do (on the demo detector that is 2-5% faster: the
     # fresh input no longer evicts cache lines the model uses).
-    ring_size = int(request.get("input_ring", TIMED_INPUT_RING))
-    if not 1 <= ring_size <= 1024:
-        raise AgentFailure("bad-request", "input_ring must be 1..1024, got %d" % ring_size)
+    plan["input_ring"] = plan_number(request, "input_ring", int) if "input_ring" in request else TIMED_INPUT_RING
+    if not 1 <= plan["input_ring"] <= 1024:
+        raise AgentFailure("bad-request", "input_ring must be 1..1024, got %d" % plan["input_ring"])
+    plan["model"] = model
+    return plan
 
+
+def plan_number(request: dict, name: str, kind: type):
+    """A non-negative finite number (a whole one for an int field)."""
+    value = request[name]
+    if (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+        or value < 0 or (kind is int and value != int(value))
+    ):
+        raise AgentFailure("bad-request", "%s must be a non-negative %s, got %r" % (name, kind.__name__, value))
+    return kind(value)
+
+
+def prepare_device(request: dict) -> dict:
+    """Runtime, CPU pinning, delegate, cool-down: everything before the
+    memory baseline."""
     runtime, runtime_name, runtime_version = import_runtime(request.get("runtime"))
     telemetry = request.get("telemetry")
     cpus = pin_cpus(request.get("affinity"))
     delegate_spec = request.get("delegate")
     delegate = load_delegate(runtime, runtime_name, delegate_spec)
     cooldown = cool_down(request, telemetry)
-    env_before = environment(telemetry)
+    return {
+        "runtime": runtime, "runtime_name": runtime_name, "runtime_version": runtime_version,
+        "telemetry": telemetry, "affinity": cpus, "delegate_spec": delegate_spec, "delegate": delegate,
+        "cooldown": cooldown, "env_before": environment(telemetry),
+    }
 
-    inputs = None
-    if request.get("inputs"):
-        inputs = InputFile(request["inputs"], np)
-    gc.collect()
-    memory_method = "vmhwm-reset" if reset_peak_rss() else "vmhwm"
-    baseline_kib = proc_status_kib("VmRSS")
 
-    t0 = time.perf_counter_ns()
-    interpreter = make_interpreter(runtime, runtime_name, model, threads, delegate)
-    load_ms = (time.perf_counter_ns() - t0) / 1e6
-    after_load_kib = proc_status_kib("VmRSS")
+class LoadedModel:
+    """The model loaded for timing, its input ring, and what loading cost."""
 
-    detail, want_shape, want_dtype = single_input(interpreter, np, inputs)
-    input_index = detail["index"]
-    reader = detection_reader(interpreter, adapter, request.get("adapter_options") or {}, np)
+    def __init__(self, request: dict, plan: dict, device: dict, np) -> None:
+        self.inputs = InputFile(request["inputs"], np) if request.get("inputs") else None
+        gc.collect()
+        self.memory_method = "vmhwm-reset" if reset_peak_rss() else "vmhwm"
+        self.baseline_kib = proc_status_kib("VmRSS")
+        t0 = time.perf_counter_ns()
+        self.interpreter = make_interpreter(
+            device["runtime"], device["runtime_name"], plan["model"], request.get("threads"), device["delegate"]
+        )
+        self.load_ms = (time.perf_counter_ns() - t0) / 1e6
+        self.after_load_kib = proc_status_kib("VmRSS")
+        detail, self.shape, self.dtype = single_input(self.interpreter, np, self.inputs)
+        self.input_index = detail["index"]
+        self.reader = detection_reader(self.interpreter, request.get("adapter", "none"), request.get("adapter_options") or {}, np)
+        ring_size = plan["input_ring"]
+        if self.inputs is not None:
+            self.ring = [self.inputs.read(i) for i in range(min(self.inputs.count, ring_size))]
+        else:
+            self.ring = random_inputs(detail, np, ring_size)
+        self.first_invoke_ms = self.first_invoke()
 
-    if inputs is not None:
-        ring = [inputs.read(i) for i in range(min(inputs.count, ring_size))]
-    else:
-        ring = random_inputs(detail, np, ring_size)
+    def first_invoke(self) -> float:
+        self.interpreter.set_tensor(self.input_index, self.ring[0])
+        t0 = time.perf_counter_ns()
+        try:
+            self.interpreter.invoke()
+        except Exception as exc:
+            raise AgentFailure("invoke", "first invoke failed: %s" % exc)
+        return (time.perf_counter_ns() - t0) / 1e6
 
-    interpreter.set_tensor(input_index, ring[0])
-    t0 = time.perf_counter_ns()
-    try:
-        interpreter.invoke()
-    except Exception as exc:
-        raise AgentFailure("invoke", "first invoke failed: %s" % exc)
-    first_invoke_ms = (time.perf_counter_ns() - t0) / 1e6
+    def set_input(self, count: int) -> None:
+        """The ring's next input; one input is set once, as benchmark tools do."""
+        if len(self.ring) > 1:
+            self.interpreter.set_tensor(self.input_index, self.ring[count % len(self.ring)])
 
-    # Accuracy pass over every eval image (doubles as warm-up of the caches).
-    detections = []
-    # An emulated device may score only the first few images (its profile says).
-    if inputs is not None and request.get("eval", True) and reader is not None:
-        detections = eval_pass(interpreter, input_index, inputs, reader, request.get("max_eval_images"))
 
-    log("loaded %s in %.1f ms; warming up" % (os.path.basename(model), load_ms))
-    # Warm-up by count and by time.
+def warm_up(model: LoadedModel, runs: int, seconds: float) -> dict:
+    """Warm-up by count and by time."""
     done_runs = 0
-    warm_start = time.perf_counter()
-    interpreter.set_tensor(input_index, ring[0])  # the eval pass left its last image there
-    cycle = len(ring) > 1  # one input is set once, as benchmark tools do
-    while done_runs < warmup_runs or time.perf_counter() - warm_start < warmup_s:
-        if cycle:
-            interpreter.set_tensor(input_index, ring[done_runs % len(ring)])
-        interpreter.invoke()
+    start = time.perf_counter()
+    model.interpreter.set_tensor(model.input_index, model.ring[0])  # the eval pass left its last image there
+    while done_runs < runs or time.perf_counter() - start < seconds:
+        model.set_input(done_runs)
+        model.interpreter.invoke()
         done_runs += 1
-        if done_runs % 64 == 0:
+        if done_runs % ORPHAN_CHECK_EVERY == 0:
             stop_if_orphaned()
-    warmup = {"runs": done_runs, "seconds": round(time.perf_counter() - warm_start, 4)}
+    return {"runs": done_runs, "seconds": round(time.perf_counter() - start, 4)}
 
-    # Timed loop: perf_counter_ns around invoke() only; every sample kept.
+
+def timed_loop(model: LoadedModel, plan: dict) -> tuple:
+    """perf_counter_ns around invoke() only; every sample kept.
+    Returns (samples_ns, stop_reason, loop seconds)."""
     samples_ns = []
-    stop_reason = "max-runs"
     loop_start = time.perf_counter()
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection inside invoke() timing is noise, not the model
     try:
-        while len(samples_ns) < max_runs:
-            if cycle:
-                interpreter.set_tensor(input_index, ring[len(samples_ns) % len(ring)])
+        while True:
+            model.set_input(len(samples_ns))
             t0 = time.perf_counter_ns()
-            interpreter.invoke()
+            model.interpreter.invoke()
             samples_ns.append(time.perf_counter_ns() - t0)
-            n = len(samples_ns)
-            elapsed = time.perf_counter() - loop_start
-            if elapsed >= max_s:
-                stop_reason = "max-seconds"
-                break
-            if n % 64 == 0:  # a cheap syscall, outside the timed window
+            elapsed_s = time.perf_counter() - loop_start
+            if len(samples_ns) % ORPHAN_CHECK_EVERY == 0:  # outside the timed window
                 stop_if_orphaned()
-            if n >= min_runs and elapsed >= min_s and n % 32 == 0:
-                if p90_interval_tight(sorted(samples_ns), rel_tol):
-                    stop_reason = "ci-tight"
-                    break
+            stop_reason = stop_reason_after(samples_ns, elapsed_s, plan)
+            if stop_reason is not None:
+                return samples_ns, stop_reason, time.perf_counter() - loop_start
     finally:
         if gc_was_enabled:
             gc.enable()
-    loop_s = time.perf_counter() - loop_start
-    peak_kib = proc_status_kib("VmHWM")
 
+
+def stop_reason_after(samples_ns: list, elapsed_s: float, plan: dict):
+    """Why the timed loop ends after this sample, or None to go on: the time
+    cap, the p90 interval tight once the minimums are met, the sample cap."""
+    n = len(samples_ns)
+    if elapsed_s >= plan["max_seconds"]:
+        return "max-seconds"
+    if n >= plan["min_runs"] and elapsed_s >= plan["min_seconds"] and n % CI_CHECK_EVERY == 0:
+        if p90_interval_tight(sorted(samples_ns), plan["ci_rel_tol"]):
+            return "ci-tight"
+    return "max-runs" if n >= plan["max_runs"] else None
+
+
+def benchmark(request: dict) -> dict:
+    import numpy as np
+
+    plan = parse_benchmark(request)
+    device = prepare_device(request)
+    model = LoadedModel(request, plan, device, np)
+    # Accuracy pass over every eval image (doubles as warm-up of the caches).
+    # An emulated device may score only the first few images (its profile says).
+    detections = []
+    if model.inputs is not None and request.get("eval", True) and model.reader is not None:
+        detections = eval_pass(model.interpreter, model.input_index, model.inputs, model.reader, request.get("max_eval_images"))
+    log("loaded %s in %.1f ms; warming up" % (os.path.basename(plan["model"]), model.load_ms))
+    warmup = warm_up(model, plan["warmup_runs"], plan["warmup_seconds"])
+    samples_ns, stop_reason, loop_s = timed_loop(model, plan)
+    peak_kib = proc_status_kib("VmHWM")
+    return benchmark_reply(request, device, model, {
+        "warmup": warmup, "samples_ns": samples_ns, "loop_seconds": round(loop_s, 4), "stop_reason": stop_reason,
+        "memory_mb": {"baseline": mib(model.baseline_kib), "after_load": mib(model.after_load_kib), "peak": mib(peak_kib)},
+        "detections": detections,
+    })
+
+
+def benchmark_reply(request: dict, device: dict, model: LoadedModel, measured: dict) -> dict:
+    spec = device["delegate_spec"]
+    inputs = model.inputs
     return {
         "ok": True,
-        "runtime": {"name": runtime_name, "version": runtime_version},
+        "runtime": {"name": device["runtime_name"], "version": device["runtime_version"]},
         # The runtime's default CPU delegates (XNNPACK) apply unless a
         # delegate library was asked for.
-        "delegate": (
-            {"name": delegate_spec.get("name"), "library": delegate_spec.get("library")}
-            if delegate_spec else {"name": "cpu", "library": None}
-        ),
+        "delegate": {"name": spec.get("name"), "library": spec.get("library")} if spec else {"name": "cpu", "library": None},
         "platform": platform_info(),
-        "threads": threads,
-        "affinity": cpus,
-        "cooldown": cooldown,
-        "load_ms": round(load_ms, 4),
-        "first_invoke_ms": round(first_invoke_ms, 4),
-        "warmup": warmup,
-        "samples_ns": samples_ns,
-        "loop_seconds": round(loop_s, 4),
-        "stop_reason": stop_reason,
-        "memory_mb": {
-            "baseline": mib(baseline_kib),
-            "after_load": mib(after_load_kib),
-            "peak": mib(peak_kib),
-        },
-        "memory_method": memory_method,
+        "threads": request.get("threads"),
+        "affinity": device["affinity"],
+        "cooldown": device["cooldown"],
+        "load_ms": round(model.load_ms, 4),
+        "first_invoke_ms": round(model.first_invoke_ms, 4),
+        "memory_method": model.memory_method,
         "input": {
             "source": "eval-images" if inputs is not None else "random",
-            "count": inputs.count if inputs is not None else len(ring),
-            "dtype": str(want_dtype),
-            "shape": list(want_shape),
+            "count": inputs.count if inputs is not None else len(model.ring),
+            "dtype": str(model.dtype),
+            "shape": list(model.shape),
         },
-        "detections": detections,
-        "env_before": env_before,
-        "env_after": environment(telemetry),
+        **measured,
+        "env_before": device["env_before"],
+        "env_after": environment(device["telemetry"]),
     }
 
 
@@ -1098,45 +1220,52 @@ def test_only_abort(request: dict) -> None:
         os.abort()
 
 
-def main() -> int:
+def parse_request(raw: str) -> dict:
+    """One JSON object in this agent's protocol version, or AgentFailure."""
     try:
-        raw = sys.stdin.read()
-        try:
-            request = json.loads(raw)
-        except ValueError as exc:
-            raise AgentFailure("bad-request", "request is not JSON: %s" % exc)
-        if not isinstance(request, dict):
-            raise AgentFailure("bad-request", "request must be a JSON object")
-        if request.get("protocol") != PROTOCOL_VERSION:
-            raise AgentFailure(
-                "protocol",
-                "host speaks protocol %r, this agent speaks %d"
-                % (request.get("protocol"), PROTOCOL_VERSION),
-            )
-        command = request.get("command")
-        confine(request, cache_root_arg(sys.argv[1:]))
-        test_only_abort(request)
-        if command == "info":
-            reply(info(request))
-        elif command == "hash":
-            reply(hash_files(request))
-        elif command == "benchmark":
-            reply(benchmark(request))
-        elif command == "lock":
-            reply(lock(request))
-        elif command == "detect":
-            reply(detect(request))
-        elif command == "load":
-            reply(load_check(request))
-        else:
-            raise AgentFailure("bad-request", "unknown command %r" % command)
+        request = json.loads(raw)
+    except ValueError as exc:
+        raise AgentFailure("bad-request", "request is not JSON: %s" % exc)
+    if not isinstance(request, dict):
+        raise AgentFailure("bad-request", "request must be a JSON object")
+    if request.get("protocol") != PROTOCOL_VERSION:
+        raise AgentFailure(
+            "protocol",
+            "host speaks protocol %r, this agent speaks %d" % (request.get("protocol"), PROTOCOL_VERSION),
+        )
+    return request
+
+
+COMMANDS = {
+    "info": info,
+    "hash": hash_files,
+    "benchmark": benchmark,
+    "lock": lock,
+    "detect": detect,
+    "load": load_check,
+}
+
+
+def run_command(request: dict, root) -> dict:
+    confine(request, root)
+    test_only_abort(request)
+    command = request.get("command")
+    if not isinstance(command, str) or command not in COMMANDS:
+        raise AgentFailure("bad-request", "unknown command %r" % command)
+    return COMMANDS[command](request)
+
+
+def main() -> int:
+    reply_fd = guard_stdout()  # before anything can print: the runtimes are imported later
+    try:
+        reply(reply_fd, run_command(parse_request(sys.stdin.read()), cache_root_arg(sys.argv[1:])))
         return 0
     except AgentFailure as exc:
-        reply({"ok": False, "error": {"kind": exc.kind, "message": exc.message}})
+        reply(reply_fd, {"ok": False, "error": {"kind": exc.kind, "message": exc.message}})
         return 1
     except Exception as exc:
         traceback.print_exc()
-        reply({"ok": False, "error": {"kind": "agent-crash", "message": "%s: %s" % (type(exc).__name__, exc)}})
+        reply(reply_fd, {"ok": False, "error": {"kind": "agent-crash", "message": "%s: %s" % (type(exc).__name__, exc)}})
         return 1
 
 

@@ -11,6 +11,7 @@ overrides the keys given (the emulated Pi is a Pi 4 with a short plan).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,10 @@ TOP_KEYS = (
 
 @dataclass(frozen=True)
 class MeasurementPlan:
+    """How long to measure one pair. These defaults are the only ones: the
+    agent has none and refuses a benchmark request that lacks a field of
+    ``round_request()``."""
+
     warmup_runs: int = 10
     warmup_seconds: float = 0.5
     min_runs: int = 100
@@ -58,6 +63,19 @@ class MeasurementPlan:
     # goes silent mid-command (packets dropped, no RST) is noticed here, not
     # after TCP's own ~15-minute give-up.
     command_timeout_s: float = 600.0
+
+    def round_request(self) -> dict[str, int | float]:
+        """The plan fields of one round's agent request: every warm-up, and
+        each round's share of the minimums and of the cap."""
+        rounds = max(1, self.rounds)
+        return {
+            "warmup_runs": self.warmup_runs,
+            "warmup_seconds": self.warmup_seconds,
+            "min_runs": math.ceil(self.min_runs / rounds),
+            "min_seconds": self.min_seconds / rounds,
+            "max_seconds": self.max_seconds / rounds,
+            "ci_rel_tol": self.ci_rel_tol,
+        }
 
 
 def scaled_plan(plan: MeasurementPlan, scale: float) -> MeasurementPlan:

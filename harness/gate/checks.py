@@ -18,12 +18,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Sequence
 
-from harness.measure.stats import DEFAULT_ALPHA, MIN_SAMPLES_P90, MIN_SAMPLES_P99, compare_samples, quantile, quantile_ci
-from harness.results.record import Record
+from harness.measure.stats import DEFAULT_ALPHA, MIN_SAMPLES_P90, MIN_SAMPLES_P99, compare_samples, ns_to_ms, summarize_ns
+from harness.results.record import LatencyMs, Record
 
 Outcome = Literal["pass", "fail", "inconclusive", "skipped"]
 
-QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 # Samples a quantile needs before its 95% interval has both ends.
 _MIN_SAMPLES = {"p50": 6, "p90": MIN_SAMPLES_P90, "p99": MIN_SAMPLES_P99}
 
@@ -72,10 +71,10 @@ def check_latency(rule: str, record: Record, samples_ns: Sequence[int], quantile
     bound = f"<= {bound_ms:g} ms"
     if record.status != "ok":
         return not_measured(rule, record, metric, bound)
-    q = QUANTILES[quantile_name]
-    interval, point, n = _interval(record, samples_ns, quantile_name, q)
-    if point is None:
+    summary = _summary(record, samples_ns)
+    if summary is None:
         return _check(rule, record, metric, "fail", "no latency samples", bound, "the record holds no latency; run the pair again")
+    point, interval, n = getattr(summary, quantile_name), getattr(summary, f"{quantile_name}_ci"), summary.n
     if interval is None:
         need = _MIN_SAMPLES[quantile_name]
         return _check(
@@ -94,18 +93,10 @@ def check_latency(rule: str, record: Record, samples_ns: Sequence[int], quantile
     )
 
 
-def _interval(
-    record: Record, samples_ns: Sequence[int], name: str, q: float
-) -> tuple[tuple[float, float] | None, float | None, int]:
-    """From the raw samples when the store has them; else from the record."""
-    if samples_ns:
-        values_ms = sorted(v / 1e6 for v in samples_ns)
-        return quantile_ci(values_ms, q), quantile(values_ms, q), len(values_ms)
-    lat = record.latency_ms
-    if lat is None:
-        return None, None, 0
-    ci = getattr(lat, f"{name}_ci")
-    return (tuple(ci) if ci else None), getattr(lat, name), lat.n  # type: ignore[return-value]
+def _summary(record: Record, samples_ns: Sequence[int]) -> LatencyMs | None:
+    """The pair's summary, remade from the raw samples when the store has
+    them (by the function that made the record's), else the record's own."""
+    return summarize_ns(samples_ns) if samples_ns else record.latency_ms
 
 
 def check_max(rule: str, record: Record, metric: str, measured: float | None, bound: float, unit: str) -> Check:
@@ -168,7 +159,7 @@ def check_regression(
         return _check(rule, record, metric, "skipped", "no baseline", text_bound, "the baseline run has no ok result for this pair")
     if not candidate_ns:
         return _check(rule, record, metric, "fail", "no samples", text_bound, "the candidate record has no raw samples")
-    c = compare_samples([v / 1e6 for v in baseline_ns], [v / 1e6 for v in candidate_ns], min_effect_ratio=max_pct / 100.0)
+    c = compare_samples(ns_to_ms(baseline_ns), ns_to_ms(candidate_ns), min_effect_ratio=max_pct / 100.0)
     change = (c.ratio - 1.0) * 100.0
     measured = f"p50 {c.baseline_p50:.3f} -> {c.candidate_p50:.3f} ms ({change:+.1f}%, p={c.p_value:.2g})"
     if c.verdict == "slower":

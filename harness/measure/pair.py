@@ -6,7 +6,6 @@ storage and what to do when a device fails.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +27,6 @@ from harness.results.record import (
     QuantizationInfo,
     EnvInfo,
     ErrorInfo,
-    LatencyMs,
     MemoryMb,
     ModelInfo,
     Record,
@@ -97,8 +95,6 @@ def run_round(
     remote_model = client.ensure_file(artifact.path, artifact.sha256, ".tflite")
     remote_inputs = client.ensure_file(inputs_npy, file_sha256(inputs_npy), ".npy") if inputs_npy else None
     remote_anchors = client.ensure_file(adapter.anchors, file_sha256(adapter.anchors), ".npy") if adapter.anchors else None
-    plan = ctx.plan
-    rounds = max(1, plan.rounds)
     return client.call(
         {
             "command": "benchmark",
@@ -108,17 +104,12 @@ def run_round(
             **adapter.request(remote_anchors),
             "threads": ctx.threads,
             "runtime": ctx.runtime,
-            "warmup_runs": plan.warmup_runs,
-            "warmup_seconds": plan.warmup_seconds,
-            "min_runs": math.ceil(plan.min_runs / rounds),
-            "min_seconds": plan.min_seconds / rounds,
-            "max_seconds": plan.max_seconds / rounds,
-            "ci_rel_tol": plan.ci_rel_tol,
+            **ctx.plan.round_request(),
             **_profile_request(ctx.profile, artifact),
             # The inventory's per-device cores win over the profile's default.
             **({"affinity": list(ctx.cpus)} if ctx.cpus else {}),
         },
-        timeout_s=plan.command_timeout_s,
+        timeout_s=ctx.plan.command_timeout_s,
     )
 
 
@@ -168,7 +159,7 @@ class PairAccumulator:
                 artifact=str(self.artifact.path),
             ),
             status="ok",
-            latency_ms=_latency(samples_ns, last.get("stop_reason"), len(self.replies)),
+            latency_ms=summarize_ns(samples_ns, stop_reason=last.get("stop_reason"), rounds=len(self.replies)),
             load_ms=first.get("load_ms"),
             first_invoke_ms=first.get("first_invoke_ms"),
             threads=first.get("threads"),
@@ -316,10 +307,6 @@ def _score(
         map50=scores.map50,
         map75=scores.map75,
     )
-
-
-def _latency(samples_ns: list[int], stop_reason: str | None, rounds: int) -> LatencyMs:
-    return LatencyMs(**asdict(summarize_ns(samples_ns)), stop_reason=stop_reason, rounds=rounds)
 
 
 def _env(before: dict[str, Any], after: dict[str, Any], replies: list[dict[str, Any]], profile: Profile | None) -> EnvInfo:

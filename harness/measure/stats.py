@@ -1,5 +1,8 @@
 """Pure statistics over raw latency samples. No I/O, no numpy needed.
 
+Samples are measured in nanoseconds (``time.perf_counter_ns``) and shown in
+milliseconds; ``ns_to_ms`` is the one conversion.
+
 Quantiles use linear interpolation between order statistics (Hyndman & Fan
 type 7, numpy's default): with sorted x_1..x_n and h = (n - 1) q,
 Q(q) = x_floor(h)+1 + (h - floor(h)) (x_floor(h)+2 - x_floor(h)+1).
@@ -12,17 +15,35 @@ P(B >= u) <= alpha/2, which covers at least 1 - alpha. When n is too small
 for such an l or u to exist, that side is unbounded and the interval is
 reported as ``None`` (MLPerf's rule of thumb: p90 needs >= 64 samples,
 p99 >= 662 for a tight bound).
+
+``quantile_ci`` is the one interval: the record's ``p50_ci``/``p90_ci``/
+``p99_ci``, the gate's latency checks (through ``summarize_ns``) and the
+agent's early stop (``interval_is_tight``; devices/agent.py keeps a copy,
+which tests/unit/test_agent_units.py holds to the same decisions).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
+
+from harness.results.record import LatencyMs
 
 # MLPerf's minimum sample counts for a percentile to be reported as reliable.
 MIN_SAMPLES_P90 = 64
 MIN_SAMPLES_P99 = 662
+NS_PER_MS = 1e6
+# Binomial terms below e**-60 (1e-26) are left out of the CDF: together they
+# weigh less than n * 1e-26, far under a float step at alpha/2 (3e-18), so the
+# ranks are those of the full sum (tests/unit/test_stats.py), found in
+# O(sqrt(n)) instead of O(n) steps: the agent asks every 32 samples.
+_LOG_NEGLIGIBLE = -60.0
+
+
+def ns_to_ms(samples_ns: Iterable[int]) -> list[float]:
+    """Nanosecond samples as milliseconds, in their order."""
+    return [v / NS_PER_MS for v in samples_ns]
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:
@@ -38,28 +59,34 @@ def quantile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def quantile_ci_ranks(n: int, q: float, confidence: float = 0.95) -> tuple[int | None, int | None]:
-    """1-based ranks (l, u) of the order statistics bounding the q-quantile."""
-    alpha = 1.0 - confidence
-    # cdf[j] = P(B <= j), built once; O(n).
-    cdf: list[float] = []
-    running = 0.0
-    log_p, log_q = math.log(q), math.log1p(-q)
-    log_n_fact = math.lgamma(n + 1)
-    for i in range(n + 1):
-        running += math.exp(log_n_fact - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q)
-        cdf.append(min(1.0, running))
-    lower: int | None = None
-    for rank in range(1, n + 1):  # P(B < rank) = cdf[rank - 1]
-        if cdf[rank - 1] <= alpha / 2:
-            lower = rank
+    """1-based ranks (l, u) of the order statistics bounding the q-quantile.
+
+    cdf(j) = P(B <= j) is summed upwards from the first non-negligible term
+    (the pmf is unimodal, so a bisection below the mode finds it); rank r
+    reads cdf(r - 1), and the walk ends at u."""
+    half_alpha = (1.0 - confidence) / 2.0
+    log_p, log_q, log_n_fact = math.log(q), math.log1p(-q), math.lgamma(n + 1)
+
+    def log_pmf(i: int) -> float:
+        return log_n_fact - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
+
+    first, below_mode = 0, min(n, int(n * q))
+    while first < below_mode:
+        middle = (first + below_mode) // 2
+        if log_pmf(middle) < _LOG_NEGLIGIBLE:
+            first = middle + 1
         else:
-            break
-    upper: int | None = None
-    for rank in range(1, n + 1):  # P(B >= rank) = 1 - cdf[rank - 1]
-        if 1.0 - cdf[rank - 1] <= alpha / 2:
-            upper = rank
-            break
-    return lower, upper
+            below_mode = middle
+    lower: int | None = first if first >= 1 else None  # cdf(first - 1) is 0
+    running = 0.0
+    for i in range(first, n):
+        running += math.exp(log_pmf(i))
+        cdf = min(1.0, running)
+        if cdf <= half_alpha:  # P(B < i + 1)
+            lower = i + 1
+        if 1.0 - cdf <= half_alpha:  # P(B >= i + 1)
+            return lower, i + 1
+    return lower, None
 
 
 def quantile_ci(sorted_values: Sequence[float], q: float, confidence: float = 0.95) -> tuple[float, float] | None:
@@ -70,34 +97,26 @@ def quantile_ci(sorted_values: Sequence[float], q: float, confidence: float = 0.
     return sorted_values[lower - 1], sorted_values[upper - 1]
 
 
-@dataclass(frozen=True)
-class LatencySummary:
-    """Summary of one timed loop, in milliseconds."""
-
-    n: int
-    min: float
-    p50: float
-    p90: float
-    p99: float
-    max: float
-    mean: float
-    std: float
-    p50_ci: tuple[float, float] | None
-    p90_ci: tuple[float, float] | None
-    p99_ci: tuple[float, float] | None
-    p90_reliable: bool
-    p99_reliable: bool
+def interval_is_tight(sorted_values: Sequence[float], q: float, rel_tol: float) -> bool:
+    """The agent's early stop: the q-quantile's 95% interval has a half-width
+    of at most ``rel_tol`` times the quantile. Unit-free (ns or ms alike)."""
+    interval = quantile_ci(sorted_values, q)
+    if interval is None:
+        return False
+    point = quantile(sorted_values, q)
+    return point > 0 and (interval[1] - interval[0]) / 2.0 <= rel_tol * point
 
 
-def summarize_ns(samples_ns: Sequence[int]) -> LatencySummary:
-    """Every sample counts: no clipping, no outlier rejection."""
+def summarize_ns(samples_ns: Sequence[int], *, stop_reason: str | None = None, rounds: int = 1) -> LatencyMs:
+    """The record's latency summary. Every sample counts: no clipping, no
+    outlier rejection."""
     if not samples_ns:
         raise ValueError("no latency samples")
-    values_ms = sorted(s / 1e6 for s in samples_ns)
+    values_ms = sorted(ns_to_ms(samples_ns))
     n = len(values_ms)
     mean = math.fsum(values_ms) / n
     var = math.fsum((v - mean) ** 2 for v in values_ms) / (n - 1) if n > 1 else 0.0
-    return LatencySummary(
+    return LatencyMs(
         n=n,
         min=values_ms[0],
         p50=quantile(values_ms, 0.5),
@@ -111,6 +130,8 @@ def summarize_ns(samples_ns: Sequence[int]) -> LatencySummary:
         p99_ci=quantile_ci(values_ms, 0.99),
         p90_reliable=n >= MIN_SAMPLES_P90,
         p99_reliable=n >= MIN_SAMPLES_P99,
+        stop_reason=stop_reason,
+        rounds=rounds,
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, NoReturn, Sequence
 
 from harness.errors import InputError
-from harness.measure.stats import compare_samples
+from harness.measure.stats import compare_samples, ns_to_ms
 from harness.report.history import Key, ResultsReader
 from harness.results.record import Record
 
@@ -68,7 +68,7 @@ def _pair(shown: Key, against: str, base_ns: Sequence[int], cand_ns: Sequence[in
     device, model, variant = shown
     if not base_ns or not cand_ns:
         return PairComparison(device, model, variant, "failed", against=against)
-    c = compare_samples([v / 1e6 for v in base_ns], [v / 1e6 for v in cand_ns])
+    c = compare_samples(ns_to_ms(base_ns), ns_to_ms(cand_ns))
     return PairComparison(
         device, model, variant, c.verdict, c.baseline_p50, c.candidate_p50, c.ratio, c.p_value, c.effect,
         c.n_baseline, c.n_candidate, against,

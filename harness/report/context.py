@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from harness.measure.stats import ns_to_ms
 from harness.report.compare import ComparisonReport, compare_devices, compare_variants
 from harness.report.history import Key, ResultsReader, Trend, trends
 from harness.results.record import Record
@@ -22,7 +23,7 @@ class ReportContext:
 
 def load_context(store: ResultsReader, run_id: str, records: Sequence[Record]) -> ReportContext:
     samples = {
-        r.key: tuple(sorted(v / 1e6 for v in store.samples_ns(run_id, *r.key))) for r in records if r.status == "ok"
+        r.key: tuple(sorted(ns_to_ms(store.samples_ns(run_id, *r.key)))) for r in records if r.status == "ok"
     }
     keys = {r.key for r in records}
     history = [t for t in trends(store, "p50", until_run=run_id) if t.key in keys and _measured_runs(t) >= 2]

@@ -63,6 +63,10 @@ class ErrorInfo:
 
 @dataclass(frozen=True)
 class LatencyMs:
+    """The one latency summary, in milliseconds: made from the raw samples by
+    harness.measure.stats.summarize_ns (quantiles type 7, distribution-free
+    95% intervals, None where n is too small for one)."""
+
     n: int
     min: float
     p50: float

@@ -16,7 +16,8 @@ from harness.dataset.coco import CocoDataset
 from harness.dataset.preprocess import InputQuant, prepare_batch
 
 AGENT = paths.agent_path()
-FAST = {"warmup_runs": 2, "warmup_seconds": 0.0, "min_runs": 70, "min_seconds": 0.0, "max_seconds": 10.0}
+# A whole measurement plan: the agent has no defaults of its own.
+FAST = {"warmup_runs": 2, "warmup_seconds": 0.0, "min_runs": 70, "min_seconds": 0.0, "max_seconds": 10.0, "ci_rel_tol": 0.01}
 
 
 def call_agent(request: dict, *, env: dict | None = None, isolated: bool = True) -> tuple[int, dict, str]:
@@ -145,7 +146,7 @@ def test_missing_edgetpu_delegate_is_a_clear_device_error(tmp_path):
     model.write_bytes(b"unused: the delegate is loaded first")
     code, reply, _ = call_agent({
         "protocol": 1, "command": "benchmark", "model": str(model),
-        "delegate": {"name": "edgetpu", "library": "libedgetpu.so.1"},
+        "delegate": {"name": "edgetpu", "library": "libedgetpu.so.1"}, **FAST,
     })
     assert code == 1 and reply["ok"] is False
     assert reply["error"]["kind"] == "delegate-missing"
@@ -212,7 +213,7 @@ def test_an_orphaned_agent_stops_instead_of_measuring_for_nobody(demo_artifacts,
     request = tmp_path / "request.json"
     request.write_text(json.dumps({"protocol": 1, "command": "benchmark", "model": str(demo_artifacts["fp32"].path),
                                    "warmup_runs": 1, "warmup_seconds": 0.0, "min_runs": 10**9,
-                                   "min_seconds": 120.0, "max_seconds": 120.0}))
+                                   "min_seconds": 120.0, "max_seconds": 120.0, "ci_rel_tol": 0.01}))
     log = tmp_path / "agent.log"
     log.write_text("")  # exists before the shell's redirection (re)opens it: no race on the first read
     parent = subprocess.Popen(
@@ -241,3 +242,13 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
 
+
+
+@pytest.mark.parametrize("dropped", ["warmup_runs", "warmup_seconds", "min_runs", "min_seconds", "max_seconds", "ci_rel_tol"])
+def test_a_benchmark_without_the_whole_plan_is_refused_not_defaulted(dropped, demo_artifacts):
+    """The host owns the plan's defaults: a missing field is a bad request
+    naming it, never a second opinion of the agent's."""
+    plan = {k: v for k, v in FAST.items() if k != dropped}
+    code, reply, _ = call_agent({"protocol": 1, "command": "benchmark", "model": str(demo_artifacts["fp32"].path), **plan})
+    assert code == 1 and reply["ok"] is False and reply["error"]["kind"] == "bad-request"
+    assert dropped in reply["error"]["message"] and "whole plan" in reply["error"]["message"]

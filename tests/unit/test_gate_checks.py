@@ -14,7 +14,7 @@ from harness.gate.checks import check_latency, check_map_drop, check_min_map, ch
 from harness.gate.evaluate import evaluate
 from harness.gate.junit import render_junit
 from harness.gate.summary import render_gate_markdown
-from harness.measure.stats import quantile_ci
+from harness.measure.stats import quantile_ci, summarize_ns
 from harness.results.record import Accuracy, ErrorInfo
 from harness.results.store import RunInfo, SqliteStore
 from harness.results.record import utc_now_iso
@@ -42,6 +42,15 @@ def test_latency_bound_is_judged_on_the_interval():
     # The failure names the rule, the pair, the bound and the interval.
     assert "'r' FAILS on local/demo/fp32" in below.message
     assert f"<= {lo * 0.5:g} ms" in below.message and f"[{lo:.3f}, {hi:.3f}]" in below.message
+
+
+def test_the_raw_samples_and_the_record_give_one_interval():
+    """The gate remakes the summary with the function that made the record's."""
+    ns = samples_ms(10.0)
+    record = replace(make_record(), latency_ms=summarize_ns(ns))
+    for bound in (9.0, 10.4, 12.0):
+        from_samples, from_record = check_latency("r", record, ns, "p90", bound), check_latency("r", record, [], "p90", bound)
+        assert (from_samples.outcome, from_samples.measured) == (from_record.outcome, from_record.measured)
 
 
 def test_too_few_samples_for_an_interval_is_inconclusive_not_pass():

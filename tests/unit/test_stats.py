@@ -1,8 +1,10 @@
+import itertools
 import math
 
 import pytest
 
-from harness.measure.stats import quantile, quantile_ci, quantile_ci_ranks, summarize_ns
+from harness.measure.stats import ns_to_ms, quantile, quantile_ci, quantile_ci_ranks, summarize_ns
+from harness.results.record import LatencyMs
 
 
 def test_quantile_type7_matches_hand_values():
@@ -26,6 +28,21 @@ def test_median_interval_ranks_match_the_binomial_table():
     # Classic table: n=10 -> (x2, x9) covers 97.9%; n=20 -> (x6, x15) covers 95.9%.
     assert quantile_ci_ranks(10, 0.5) == (2, 9)
     assert quantile_ci_ranks(20, 0.5) == (6, 15)
+
+
+def _ranks_from_every_term(n: int, q: float, confidence: float = 0.95) -> tuple[int | None, int | None]:
+    """The definition read literally: the binomial CDF summed over all n + 1 terms."""
+    half_alpha = (1.0 - confidence) / 2.0
+    cdf = list(itertools.accumulate(math.comb(n, k) * q**k * (1 - q) ** (n - k) for k in range(n + 1)))
+    lower = [rank for rank in range(1, n + 1) if cdf[rank - 1] <= half_alpha]
+    upper = [rank for rank in range(1, n + 1) if 1.0 - min(1.0, cdf[rank - 1]) <= half_alpha]
+    return (lower[-1] if lower else None), (upper[0] if upper else None)
+
+
+@pytest.mark.parametrize("q", [0.5, 0.9, 0.99])
+def test_ranks_skip_only_terms_too_small_to_count(q):
+    sizes = [*range(1, 200), 331, 662, 1000]
+    assert [quantile_ci_ranks(n, q) for n in sizes] == [_ranks_from_every_term(n, q) for n in sizes]
 
 
 def test_interval_is_unbounded_with_too_few_samples():
@@ -53,6 +70,16 @@ def test_summary_keeps_the_tail():
     assert s.mean == pytest.approx((99 * 1.0 + 50.0) / 100)
     assert s.std == pytest.approx(math.sqrt(((1.0 - s.mean) ** 2 * 99 + (50.0 - s.mean) ** 2) / 99))
     assert s.p90_reliable and not s.p99_reliable
+
+
+def test_the_summary_is_the_records_latency_type():
+    s = summarize_ns([2_000_000 + i for i in range(100)], stop_reason="ci-tight", rounds=2)
+    assert isinstance(s, LatencyMs) and (s.stop_reason, s.rounds) == ("ci-tight", 2)
+    assert s.p90_ci == quantile_ci(sorted(ns_to_ms(2_000_000 + i for i in range(100))), 0.9)
+
+
+def test_ns_to_ms_keeps_order_and_exact_values():
+    assert ns_to_ms([1_500_000, 1, 0]) == [1.5, 1e-6, 0.0]
 
 
 def test_summary_needs_samples():
