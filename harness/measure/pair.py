@@ -262,7 +262,7 @@ def continued(earlier: Record, later: Record, samples_ns: list[int]) -> Record:
     return replace(
         later,
         device=earlier.device,
-        latency_ms=_latency(samples_ns, later.latency_ms.stop_reason, rounds),
+        latency_ms=summarize_ns(samples_ns, stop_reason=later.latency_ms.stop_reason, rounds=rounds),
         load_ms=earlier.load_ms,
         first_invoke_ms=earlier.first_invoke_ms,
         threads=earlier.threads,
