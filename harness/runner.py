@@ -79,6 +79,8 @@ class RunOutcome:
     transfers: dict[str, "Transfer"] = field(default_factory=dict)
     # On --resume: pairs the run folder had and the store lacked, stored now.
     recovered: list[Record] = field(default_factory=list)
+    # Complete pairs measured again (gate --remeasure): their first record stays, superseded.
+    to_supersede: set[tuple[str, str, str]] = field(default_factory=set)
 
     @property
     def results_json(self) -> Path:
@@ -119,6 +121,9 @@ def execute(plan: RunPlan, store: ResultsStore, events: RunEvents | None = None,
         outcome.recovered = recover_from_folder(store, run_dir, outcome.records)
         if outcome.recovered:
             outcome.records = store.records(run_id)
+        outcome.to_supersede = {
+            r.key for r in outcome.records if r.status == "ok" and (r.device.name, r.model.variant) in plan.remeasure
+        }
     write_results(run_dir, run_id, outcome.records, meta)
     status = "failed"
     try:
@@ -513,4 +518,5 @@ def _save(store: ResultsStore, outcome: RunOutcome, record: Record, samples: lis
     # A pair measured again (next round, or --resume) replaces its record.
     outcome.records[:] = [r for r in outcome.records if r.key != record.key] + [record]
     write_results(outcome.run_dir, outcome.run_id, outcome.records, meta)
-    store.add_record(record, samples)
+    store.add_record(record, samples, supersede=record.key in outcome.to_supersede)
+    outcome.to_supersede.discard(record.key)  # its later rounds replace the new record

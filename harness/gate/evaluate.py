@@ -15,6 +15,7 @@ from harness.gate.checks import (
     check_min_map,
     check_regression,
 )
+from harness.report.history import remeasured_notes
 from harness.results.record import Record
 from harness.results.store import ResultsStore as ResultsReader  # any back end
 
@@ -44,6 +45,8 @@ class GateResult:
     baseline_run: str | None
     checks: list[Check] = field(default_factory=list)
     unmatched: list[Unmatched] = field(default_factory=list)
+    # Which measurement was gated where a pair was measured again.
+    notes: list[str] = field(default_factory=list)
 
     def count(self, outcome: str) -> int:
         return sum(1 for c in self.checks if c.outcome == outcome)
@@ -58,6 +61,7 @@ class GateResult:
             "counts": {o: self.count(o) for o in ("pass", "fail", "inconclusive", "skipped")},
             "unmatched": [{"rule": u.rule, "where": u.where, "message": u.message} for u in self.unmatched],
             "checks": [c.to_dict() for c in self.checks],
+            "notes": self.notes,
         }
 
 
@@ -74,6 +78,8 @@ def evaluate(budgets: Sequence[Budget], store: ResultsReader, run_id: str, basel
         return samples[cache_key]  # type: ignore[index]
 
     result = GateResult(run_id, baseline_run)
+    result.notes = remeasured_notes(store, run_id)
+    result.notes += remeasured_notes(store, baseline_run, "baseline run") if baseline_run else []
     for budget in budgets:
         matched = [r for r in records if budget.match.matches(*r.key, r.device.tags)]
         if not matched:

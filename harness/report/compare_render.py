@@ -83,7 +83,7 @@ def markdown_table(report: ComparisonReport) -> list[str]:
 def render_markdown(report: ComparisonReport) -> str:
     out = [f"# {_md(report.title)}", "", f"**{_md(summary_line(report))}**", ""]
     out += markdown_table(report)
-    out += ["", NOTE]
+    out += ["", *(f"- {_md(note)}" for note in report.notes), *([""] if report.notes else []), NOTE]
     return "\n".join(out) + "\n"
 
 
@@ -128,6 +128,7 @@ def render_html(report: ComparisonReport) -> str:
         toggles(r.variant for r in report.rows),
         f"<p><strong>{escape(summary_line(report))}</strong></p>",
         html_table(report),
+        *(f"<p class='note'>{escape(note)}</p>" for note in report.notes),
         f"<div class='charts'>{ratio_dots(report)}</div>",
         f"<p class='note'>{escape(NOTE.replace('`', ''))}</p>",
     ]
@@ -150,6 +151,8 @@ def render_table(report: ComparisonReport, console) -> None:  # console: rich.co
         style = {"slower": "red", "faster": "green"}.get(r.verdict, "")
         table.add_row(*(Text(cell_text(r, k), style=style if k == "verdict" else "") for k, _ in columns))
     console.print(table)
+    for note in report.notes:
+        console.print(Text(note))
     console.print(Text(summary_line(report), style="bold"))
 
 

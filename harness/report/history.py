@@ -16,8 +16,8 @@ from harness.errors import InputError
 from harness.results.store import PairStatus, ResultsStore
 from harness.results.trend import METRICS, Key, TrendPoint
 
-__all__ = ["METRICS", "Key", "ResultsReader", "RunSummary", "Trend", "TrendPoint", "require_trends", "run_summaries",
-           "trends"]
+__all__ = ["METRICS", "Key", "ResultsReader", "RunSummary", "Trend", "TrendPoint", "remeasured_notes", "require_trends",
+           "run_summaries", "trends"]
 
 # Any back end (SQLite, PostgreSQL): the reports read only its public methods.
 ResultsReader = ResultsStore
@@ -101,3 +101,24 @@ def require_trends(found: Sequence[Trend], store: ResultsReader, *, device: str,
         source="harness history --trend",
         hint=f"devices: {known(0)}; models: {known(1)}; variants: {known(2)}",
     )
+
+
+def remeasured_notes(store: ResultsReader, run_id: str, role: str = "run") -> list[str]:
+    """Which measurement a comparison or gate used, for each pair of the run
+    measured again (`harness gate --remeasure`): the re-measurement; the
+    first one is kept in the store, superseded. ``role`` names the run
+    ("run", "baseline run")."""
+    superseded = store.superseded(run_id)
+    if not superseded:
+        return []
+    current = {r.key: r for r in store.records(run_id)}
+    earlier: dict[Key, list[str]] = {}
+    for old in superseded:
+        earlier.setdefault(old.record.key, []).append(old.record.created_at)
+    notes = []
+    for key, measured_at in earlier.items():
+        now = current.get(key)
+        used = f"the re-measurement of {now.created_at}" if now else "no current record"
+        notes.append(f"{role} {run_id}, {'/'.join(key)}: remeasured; this uses {used}, "
+                     f"not the superseded measurement of {', '.join(measured_at)} (kept in the store)")
+    return notes

@@ -3,17 +3,20 @@ a real PostgreSQL server the tests start themselves (tests/pg.py)."""
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from array import array
 from contextlib import closing
+from dataclasses import replace
 
 import pytest
 
 from harness.errors import InputError
 from harness.results.open import STORE_ENV, open_store
 from harness.results.schema import MIGRATIONS, SAMPLE_BATCH, STORE_SCHEMA_VERSION, statements
-from harness.results.store import RunInfo
+from harness.results.store import RunInfo, SqliteStore
+from harness.results.transfer import export_runs, import_runs
 from harness.results.trend import METRICS
 from harness.results.urls import url_password
 from tests.store_records import make_record
@@ -67,6 +70,54 @@ def test_measuring_a_pair_again_replaces_it_and_its_samples(opened):
     store.add_record(make_record(), [5])
     assert [r.status for r in store.records("r1")] == ["ok"]
     assert store.samples_ns("r1", "local", "demo", "fp32") == [5]
+
+
+def measured_at(record, when: str):
+    return replace(record, created_at=when)
+
+
+def test_a_remeasured_pair_keeps_its_first_record_and_samples_superseded(opened):
+    store = opened()
+    store.begin_run(run_info("r1"))
+    first = measured_at(make_record(variant="int8", p50_ms=2.0), "2025-01-01T00:01:00Z")
+    again = measured_at(make_record(variant="int8", p50_ms=2.4), "2025-01-01T00:09:00Z")
+    store.add_record(first, [1, 2, 3])
+    store.add_record(make_record(variant="fp32"), [9])
+    store.add_record(measured_at(again, "2025-01-01T00:05:00Z"), [4], supersede=True)  # round 1 of the re-measurement
+    store.add_record(again, [4, 5])  # its last round replaces round 1, not the first measurement
+    assert [r.model.variant for r in store.records("r1")] == ["fp32", "int8"] and store.records("r1")[1] == again
+    (old,) = store.superseded("r1")
+    assert old.record == first and old.superseded_at >= "2025"
+    assert store.samples_ns("r1", "local", "demo", "int8") == [4, 5]
+    assert store.samples_ns("r1", "local", "demo", "int8", superseded_at=old.superseded_at) == [1, 2, 3]
+    assert [p.value for p in store.trend("p50", variant="int8")] == [2.4]  # trends read the current record only
+    assert [p.key for p in store.pairs()] == [("local", "demo", "fp32"), ("local", "demo", "int8")]
+    store.close()
+    reopened = opened()
+    assert reopened.superseded("r1") == [old] and reopened.records("r1")[1] == again
+
+
+def test_export_and_import_keep_superseded_records(opened, tmp_path):
+    store = opened()
+    store.begin_run(run_info("r1"))
+    first = measured_at(make_record(variant="int8"), "2025-01-01T00:01:00Z")
+    store.add_record(first, [1, 2, 3])
+    store.add_record(measured_at(make_record(variant="int8", p50_ms=2.4), "2025-01-01T00:09:00Z"), [4, 5], supersede=True)
+    exported = io.StringIO()
+    assert export_runs(store, ["r1"], exported) == 2
+    lines = [json.loads(line) for line in exported.getvalue().splitlines()]
+    assert lines[0] == {"format": "edge-harness-runs", "version": 2}
+    assert [(e["record"]["created_at"], e["superseded_at"] is not None, e["samples_ns"]) for e in lines[2:]] == [
+        ("2025-01-01T00:01:00Z", True, [1, 2, 3]), ("2025-01-01T00:09:00Z", False, [4, 5])]
+    with SqliteStore(tmp_path / "copy.sqlite") as copy:
+        text = exported.getvalue().splitlines()
+        assert import_runs(copy, tmp_path / "runs.jsonl", text).records_written == 2
+        assert copy.superseded("r1") == store.superseded("r1") and copy.records("r1") == store.records("r1")
+        old_at = copy.superseded("r1")[0].superseded_at
+        assert copy.samples_ns("r1", "local", "demo", "int8", superseded_at=old_at) == [1, 2, 3]
+        assert import_runs(copy, tmp_path / "runs.jsonl", text).records_written == 0  # idempotent
+    assert import_runs(store, tmp_path / "runs.jsonl", text).records_written == 0
+    assert len(store.superseded("r1")) == 1
 
 
 def test_runs_resolve_latest_and_unknown_ids_are_input_errors(opened, store_url):
@@ -180,6 +231,12 @@ def test_a_store_at_the_first_schema_is_migrated_on_open(store_url, opened):
     assert values["p90"][0].ci == (1.5, 3.0)
     store.add_record(make_record("old", "fp32"), [1, 2])  # and it takes new records
     assert [r.model.variant for r in store.records("old")] == ["int8", "fp32"]
+    # v5: v1's one-record-per-pair rule now holds for current records only.
+    store.add_record(measured_at(make_record("old", "int8", p50_ms=3.5), "2025-02-01T00:00:00Z"), [14], supersede=True)
+    assert [s.record for s in store.superseded("old")] == [record]
+    assert store.samples_ns("old", "local", "demo", "int8", superseded_at=store.superseded("old")[0].superseded_at) == [11, 12, 13]
+    with pytest.raises(Exception, match="(?i)unique"):  # two current records of one pair: refused by the index
+        store._insert_record(make_record("old", "int8"), [], None)
     store.close()
     assert opened().samples_ns("old", "local", "demo", "fp32") == [1, 2]  # migrations ran once
 
