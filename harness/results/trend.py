@@ -86,7 +86,7 @@ def trend_points(store: "SqlStore", metric: TrendMetric, patterns: Mapping[str, 
     if until is not None:  # runs are ordered by (created_at, run_id)
         where.append("(u.created_at < ? OR (u.created_at = ? AND u.run_id <= ?))")
         params += [until.created_at, until.created_at, until.run_id]
-    ci = ", ".join(metric.ci_columns) if metric.ci_columns else "NULL, NULL"
+    ci = ", ".join(f"r.{c}" for c in metric.ci_columns) if metric.ci_columns else "NULL, NULL"
     rows = store._execute(
         f"SELECT u.run_id, u.created_at, r.device, r.model, r.variant, r.status, r.{metric.column}, {ci},"
         " u.source_commit FROM records r JOIN runs u ON u.run_id = r.run_id"
