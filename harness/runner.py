@@ -86,6 +86,8 @@ class RunOutcome:
     # Set by measure_and_write: "run <id> · commit <sha>", report.md, report.html.
     name: str = ""
     report_files: tuple[Path, ...] = ()
+    # Complete pairs measured again (gate --remeasure): their first record stays, superseded.
+    to_supersede: set[tuple[str, str, str]] = field(default_factory=set)
 
     @property
     def results_json(self) -> Path:
@@ -174,7 +176,7 @@ def execute(plan: RunPlan, store: ResultsStore, events: RunEvents | None = None,
     once every pair measured is saved."""
     events = events or RunEvents()
     prepared = prepare(plan, events)  # bad input fails here, before a run exists
-    outcome, meta, stopped = _start(plan, store) if resume is None else _reopen(store, resume)
+    outcome, meta, stopped = _start(plan, store) if resume is None else _reopen(store, resume, plan.remeasure)
     status = "failed"
     try:
         jobs = _jobs(plan, store, outcome, prepared, continue_partials=stopped)
@@ -239,7 +241,7 @@ def _start(plan: RunPlan, store: ResultsStore) -> tuple[RunOutcome, dict[str, An
     return outcome, meta, False
 
 
-def _reopen(store: ResultsStore, run_id: str) -> tuple[RunOutcome, dict[str, Any], bool]:
+def _reopen(store: ResultsStore, run_id: str, remeasure: frozenset[tuple[str, str]] = frozenset()) -> tuple[RunOutcome, dict[str, Any], bool]:
     """The run again, and whether it stopped before it finished (Ctrl-C, a
     crash, a lost store): only then are its part-measured pairs a sitting
     to continue; in a finished run (the pytest plugin adds pairs to one)
@@ -254,6 +256,8 @@ def _reopen(store: ResultsStore, run_id: str) -> tuple[RunOutcome, dict[str, Any
     outcome.recovered = recover_from_folder(store, run_dir, outcome.records)
     if outcome.recovered:
         outcome.records = store.records(run_id)
+    # Complete pairs measured again (gate --remeasure) keep their first record, superseded.
+    outcome.to_supersede = {r.key for r in outcome.records if r.status == "ok" and (r.device.name, r.model.variant) in remeasure}
     write_results(run_dir, run_id, outcome.records, meta)
     return outcome, meta, stopped
 
@@ -452,7 +456,8 @@ def _save(store: ResultsStore, outcome: RunOutcome, record: Record, samples: lis
     # A pair measured again (next round, or --resume) replaces its record.
     outcome.records[:] = [r for r in outcome.records if r.key != record.key] + [record]
     write_results(outcome.run_dir, outcome.run_id, outcome.records, meta)
-    store.add_record(record, samples)
+    store.add_record(record, samples, supersede=record.key in outcome.to_supersede)
+    outcome.to_supersede.discard(record.key)  # its later rounds replace the new record
 
 
 # -- after a run ------------------------------------------------------------------

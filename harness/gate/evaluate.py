@@ -16,6 +16,7 @@ from harness.gate.checks import (
     check_min_map,
     check_regression,
 )
+from harness.report.history import remeasured_notes
 from harness.results.record import Record
 from harness.results.store import ResultsStore as ResultsReader  # any back end
 
@@ -72,6 +73,8 @@ class GateResult:
     def vacuous(self) -> list[IdleRule]:
         """Every rule that vouches for nothing; each one fails the gate."""
         return [*self.unmatched, *self.unchecked]
+    # Which measurement was gated where a pair was measured again.
+    notes: list[str] = field(default_factory=list)
 
     def count(self, outcome: str) -> int:
         return sum(1 for c in self.checks if c.outcome == outcome)
@@ -87,6 +90,7 @@ class GateResult:
             "unmatched": [u.to_dict() for u in self.unmatched],
             "unchecked": [u.to_dict() for u in self.unchecked],
             "checks": [c.to_dict() for c in self.checks],
+            "notes": self.notes,
         }
 
 
@@ -103,6 +107,8 @@ def evaluate(budgets: Sequence[Budget], store: ResultsReader, run_id: str, basel
         return samples[cache_key]  # type: ignore[index]
 
     result = GateResult(run_id, baseline_run)
+    result.notes = remeasured_notes(store, run_id)
+    result.notes += remeasured_notes(store, baseline_run, "baseline run") if baseline_run else []
     for budget in budgets:
         matched = [r for r in records if budget.match.matches(*r.key, r.device.tags)]
         if not matched:

@@ -34,7 +34,8 @@ def render_gate_markdown(result: GateResult, *, budgets: str, inconclusive_fails
     lines = [f"## {'❌' if failed else '✅'} Edge Harness gate", "", _md(verdict_line(result, budgets=budgets, inconclusive_fails=inconclusive_fails)), ""]
     for missing in result.vacuous:
         lines.append(f"- **{_md(missing.rule)}**: {_md(missing.message)}")
-    if result.vacuous:
+    lines += [f"- {_md(note)}" for note in result.notes]
+    if result.vacuous or result.notes:
         lines.append("")
     attention = [c for c in ordered(result.checks) if c.outcome in ("fail", "inconclusive")]
     if attention:
@@ -89,6 +90,8 @@ def render_gate_terminal(result: GateResult, console: object, *, budgets: str, i
             console.print(escape(c.message), style=style[c.outcome], soft_wrap=True)  # type: ignore[attr-defined]
     for missing in result.vacuous:
         console.print(escape(missing.message), style="bold red", soft_wrap=True)  # type: ignore[attr-defined]
+    for note in result.notes:
+        console.print(escape(note), soft_wrap=True)  # type: ignore[attr-defined]
     failed = result.failed(inconclusive_fails=inconclusive_fails)
     console.print(escape(verdict_line(result, budgets=budgets, inconclusive_fails=inconclusive_fails)),  # type: ignore[attr-defined]
                   style="bold red" if failed else "bold green", soft_wrap=True)

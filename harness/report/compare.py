@@ -14,7 +14,7 @@ from typing import Any, NoReturn, Sequence
 
 from harness.errors import InputError
 from harness.measure.stats import compare_samples, ns_to_ms
-from harness.report.history import Key, ResultsReader
+from harness.report.history import Key, ResultsReader, remeasured_notes
 from harness.results.record import Record
 
 VERDICTS = ("slower", "faster", "same", "added", "removed", "failed")
@@ -47,6 +47,8 @@ class ComparisonReport:
     baseline: str  # run id, reference variant or reference device
     candidate: str  # the (candidate) run id
     rows: tuple[PairComparison, ...]
+    # Which measurement was used where a pair was measured again (runs only).
+    notes: tuple[str, ...] = ()
 
     @property
     def title(self) -> str:
@@ -58,7 +60,7 @@ class ComparisonReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "baseline": self.baseline, "candidate": self.candidate,
-                "pairs": [r.to_dict() for r in self.rows]}
+                "pairs": [r.to_dict() for r in self.rows], "notes": list(self.notes)}
 
     def counts(self) -> dict[str, int]:
         return {v: n for v in VERDICTS if (n := sum(1 for r in self.rows if r.verdict == v))}
@@ -88,7 +90,10 @@ def compare_runs(store: ResultsReader, baseline_run: str, candidate_run: str) ->
 
 
 def run_comparison(store: ResultsReader, baseline_run: str, candidate_run: str) -> ComparisonReport:
-    return ComparisonReport("runs", baseline_run, candidate_run, tuple(compare_runs(store, baseline_run, candidate_run)))
+    notes = remeasured_notes(store, baseline_run, "baseline run")
+    notes += remeasured_notes(store, candidate_run, "run") if candidate_run != baseline_run else []
+    return ComparisonReport("runs", baseline_run, candidate_run, tuple(compare_runs(store, baseline_run, candidate_run)),
+                            tuple(notes))
 
 
 def compare_variants(store: ResultsReader, run_id: str, reference: str = "fp32") -> ComparisonReport:

@@ -90,7 +90,7 @@ def markdown_table(report: ComparisonReport) -> list[str]:
 def render_markdown(report: ComparisonReport) -> str:
     out = [f"# {_md(report.title)}", "", f"**{_md(summary_line(report))}**", ""]
     out += markdown_table(report)
-    out += ["", NOTE]
+    out += ["", *(f"- {_md(note)}" for note in report.notes), *([""] if report.notes else []), NOTE]
     return "\n".join(out) + "\n"
 
 
@@ -183,6 +183,7 @@ def render_html(report: ComparisonReport) -> str:
         toggles(r.variant for r in report.rows),
         f"<p><strong>{escape(summary_line(report))}</strong></p>",
         html_table(report),
+        *(f"<p class='note'>{escape(note)}</p>" for note in report.notes),
         f"<div class='charts'>{ratio_dots(report)}</div>",
         f"<p class='note'>{inline_code(NOTE)}</p>",
     ]
@@ -213,6 +214,8 @@ def render_table(report: ComparisonReport, console: Console) -> None:
     if dropped:
         console.print(Text(f"(left out for width: {fit.headers(dropped)}; --format md, csv or json has every column)",
                            style="dim"))
+    for note in report.notes:
+        console.print(Text(note))
     console.print(Text(summary_line(report), style="bold"))
 
 

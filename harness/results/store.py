@@ -28,8 +28,11 @@ from harness.results.schema import (
     apply_migration,
     query_columns,
 )
+from harness.results.trend import METRICS, TrendPoint, trend_points
 
-__all__ = ["STORE_SCHEMA_VERSION", "ResultsStore", "RunInfo", "SqlStore", "SqliteStore", "TrendPoint"]
+__all__ = [
+    "STORE_SCHEMA_VERSION", "PairStatus", "ResultsStore", "RunInfo", "SqlStore", "SqliteStore", "Superseded", "TrendPoint",
+]
 
 
 @dataclass(frozen=True)
@@ -46,21 +49,31 @@ class RunInfo:
 
 
 @dataclass(frozen=True)
-class TrendPoint:
-    """One ok record of one run, for history and trend views."""
+class PairStatus:
+    """One current record's names and status, read without its JSON."""
 
     run_id: str
-    created_at: str  # the run's
     device: str
     model: str
     variant: str
-    p50_ms: float | None
-    p90_ms: float | None
-    p99_ms: float | None
-    map: float | None
-    map50: float | None
-    peak_memory_mb: float | None
-    size_bytes: int | None
+    status: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.device, self.model, self.variant)
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """A record measured again (`harness gate --remeasure`): the first
+    measurement is kept, with its samples, but no longer answers for the pair."""
+
+    record: Record
+    superseded_at: str  # when the re-measurement replaced it (UTC ISO-8601)
+
+
+# An imported record: (record, samples) or (record, samples, superseded_at).
+ImportItem = tuple[Any, ...]
 
 
 class ResultsStore(Protocol):
@@ -71,14 +84,17 @@ class ResultsStore(Protocol):
     def begin_run(self, run: RunInfo) -> None: ...
     def reopen_run(self, run_id: str) -> None: ...
     def finish_run(self, run_id: str, status: str) -> None: ...
-    def add_record(self, record: Record, samples_ns: Iterable[int] | None = None) -> None: ...
-    def import_run(self, run: RunInfo, records: Iterable[tuple[Record, Sequence[int]]]) -> int: ...
+    def add_record(self, record: Record, samples_ns: Iterable[int] | None = None, *, supersede: bool = False) -> None: ...
+    def import_run(self, run: RunInfo, records: Iterable[ImportItem]) -> int: ...
     def runs(self) -> list[RunInfo]: ...
     def run(self, run_id: str) -> RunInfo | None: ...
     def resolve_run(self, ref: str | None) -> str: ...
     def records(self, run_id: str) -> list[Record]: ...
-    def samples_ns(self, run_id: str, device: str, model: str, variant: str) -> list[int]: ...
-    def trend(self, device: str | None = None, model: str | None = None, variant: str | None = None) -> list[TrendPoint]: ...
+    def superseded(self, run_id: str) -> list[Superseded]: ...
+    def pairs(self) -> list[PairStatus]: ...
+    def samples_ns(self, run_id: str, device: str, model: str, variant: str, *, superseded_at: str | None = None) -> list[int]: ...
+    def trend(self, metric: str, *, device: str = "*", model: str = "*", variant: str = "*",
+              until_run: str | None = None) -> list[TrendPoint]: ...
     def close(self) -> None: ...
     def __enter__(self) -> "ResultsStore": ...
     def __exit__(self, *exc: object) -> None: ...
@@ -168,45 +184,59 @@ class SqlStore:
         with self._transaction():
             self._execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", (status, utc_now_iso(), run_id))
 
-    def add_record(self, record: Record, samples_ns: Iterable[int] | None = None) -> None:
-        """Insert or replace the record of one (device, model, variant)."""
-        device, model, variant = record.key
+    def add_record(self, record: Record, samples_ns: Iterable[int] | None = None, *, supersede: bool = False) -> None:
+        """Insert or replace the record of one (device, model, variant).
+
+        A later round of the same measurement replaces it; a new measurement
+        of a complete pair (``supersede``) keeps the one it replaces, marked
+        superseded, so a run used as a baseline never silently changes."""
+        current = "run_id = ? AND device = ? AND model = ? AND variant = ? AND superseded_at IS NULL"
+        with self._transaction():
+            if supersede:
+                self._execute(f"UPDATE records SET superseded_at = ? WHERE {current}", (utc_now_iso(), record.run_id, *record.key))
+            else:
+                self._execute(f"DELETE FROM records WHERE {current}", (record.run_id, *record.key))
+            self._insert_record(record, samples_ns or (), None)
+
+    def _insert_record(self, record: Record, samples_ns: Iterable[int], superseded_at: str | None) -> None:
         data = record.to_dict()
         columns = ", ".join(QUERY_COLUMNS)
         marks = ", ".join("?" for _ in QUERY_COLUMNS)
-        with self._transaction():
-            self._execute(
-                "DELETE FROM records WHERE run_id = ? AND device = ? AND model = ? AND variant = ?",
-                (record.run_id, device, model, variant),
-            )
-            ((record_id,),) = self._execute(
-                f"INSERT INTO records (run_id, device, model, variant, status, created_at, record_json, {columns})"
-                f" VALUES (?, ?, ?, ?, ?, ?, ?, {marks}) RETURNING id",
-                (record.run_id, device, model, variant, record.status, record.created_at, json.dumps(data),
-                 *query_columns(data)),
-            ).fetchall()  # fetch all: SQLite finishes a RETURNING statement only then
-            self._executemany(
-                "INSERT INTO sample_batches (record_id, batch, samples_ns) VALUES (?, ?, ?)",
-                ((record_id, n, batch) for n, batch in enumerate(_packed_batches(samples_ns or ()))),
-            )
+        ((record_id,),) = self._execute(
+            "INSERT INTO records (run_id, device, model, variant, status, created_at, record_json, superseded_at,"
+            f" {columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, {marks}) RETURNING id",
+            (record.run_id, *record.key, record.status, record.created_at, json.dumps(data), superseded_at,
+             *query_columns(data)),
+        ).fetchall()  # fetch all: SQLite finishes a RETURNING statement only then
+        self._executemany(
+            "INSERT INTO sample_batches (record_id, batch, samples_ns) VALUES (?, ?, ?)",
+            ((record_id, n, batch) for n, batch in enumerate(_packed_batches(samples_ns))),
+        )
 
-    def import_run(self, run: RunInfo, records: Iterable[tuple[Record, Sequence[int]]]) -> int:
+    def import_run(self, run: RunInfo, records: Iterable[ImportItem]) -> int:
         """Merge a run from another store in one transaction; returns how many
-        records were written (0: it was already here, unchanged)."""
+        records were written (0: it was already here, unchanged). An item
+        with a third element, superseded_at, is a superseded record."""
         written = 0
         with self._transaction():
             existing = self.run(run.run_id)
             if existing is None:
                 self._insert_run(run)
                 stored: dict[tuple[str, str, str], Record] = {}
+                kept: list[tuple[Record, str]] = []  # a list: records hold dicts, so they do not hash
             else:
                 self._execute(
                     "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
                     (run.status, run.finished_at, run.run_id),
                 )
                 stored = {r.key: r for r in self.records(run.run_id)}
-            for record, samples in records:
-                if stored.get(record.key) != record:
+                kept = [(s.record, s.superseded_at) for s in self.superseded(run.run_id)]
+            for record, samples, *rest in records:
+                superseded_at = rest[0] if rest else None
+                if superseded_at is not None and (record, superseded_at) not in kept:
+                    self._insert_record(record, samples, superseded_at)
+                    written += 1
+                elif superseded_at is None and stored.get(record.key) != record:
                     self.add_record(record, samples)
                     written += 1
         return written
@@ -234,41 +264,56 @@ class SqlStore:
         raise InputError(f"no run {ref!r}", source=self.location, hint=f"recent runs: {known}")
 
     def records(self, run_id: str) -> list[Record]:
-        rows = self._execute("SELECT record_json FROM records WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
+        """The run's current records (a superseded one is in superseded())."""
+        rows = self._execute(
+            "SELECT record_json FROM records WHERE run_id = ? AND superseded_at IS NULL ORDER BY id", (run_id,)
+        ).fetchall()
         return [Record.from_dict(json.loads(row[0])) for row in rows]
 
-    def samples_ns(self, run_id: str, device: str, model: str, variant: str) -> list[int]:
+    def superseded(self, run_id: str) -> list[Superseded]:
+        """The run's records that a re-measurement replaced, oldest first."""
+        rows = self._execute(
+            "SELECT record_json, superseded_at FROM records WHERE run_id = ? AND superseded_at IS NOT NULL ORDER BY id",
+            (run_id,),
+        ).fetchall()
+        return [Superseded(Record.from_dict(json.loads(text)), at) for text, at in rows]
+
+    def pairs(self) -> list[PairStatus]:
+        """Every current record's names and status, in run order (from the
+        columns alone: history summaries need no record JSON)."""
+        rows = self._execute(
+            "SELECT r.run_id, r.device, r.model, r.variant, r.status FROM records r JOIN runs u ON u.run_id = r.run_id"
+            " WHERE r.superseded_at IS NULL ORDER BY u.created_at, u.run_id, r.id"
+        ).fetchall()
+        return [PairStatus(*row) for row in rows]
+
+    def samples_ns(self, run_id: str, device: str, model: str, variant: str, *, superseded_at: str | None = None) -> list[int]:
         values = array("q")
-        for blob in self.iter_sample_batches(run_id, device, model, variant):
+        for blob in self.iter_sample_batches(run_id, device, model, variant, superseded_at=superseded_at):
             values.frombytes(blob)
         return values.tolist()
 
-    def iter_sample_batches(self, run_id: str, device: str, model: str, variant: str) -> Iterator[bytes]:
-        """The packed batches of one pair, in order (for streaming exports)."""
+    def iter_sample_batches(
+        self, run_id: str, device: str, model: str, variant: str, *, superseded_at: str | None = None
+    ) -> Iterator[bytes]:
+        """The packed batches of one pair, in order (for streaming exports):
+        of its current record, or of the one superseded at ``superseded_at``."""
+        which = "superseded_at IS NULL" if superseded_at is None else "superseded_at = ?"
         rows = self._execute(
-            "SELECT b.samples_ns FROM sample_batches b JOIN records r ON r.id = b.record_id"
-            " WHERE r.run_id = ? AND r.device = ? AND r.model = ? AND r.variant = ? ORDER BY b.batch",
-            (run_id, device, model, variant),
+            "SELECT samples_ns FROM sample_batches WHERE record_id = (SELECT MAX(id) FROM records"
+            f" WHERE run_id = ? AND device = ? AND model = ? AND variant = ? AND {which}) ORDER BY batch",
+            (run_id, device, model, variant, *(() if superseded_at is None else (superseded_at,))),
         )
         for (blob,) in rows:
             yield bytes(blob)
 
-    def trend(self, device: str | None = None, model: str | None = None, variant: str | None = None) -> list[TrendPoint]:
-        """Every ok record of every run, oldest run first, optionally for one
-        device, model and/or variant: the series behind history views."""
-        where, params = ["r.status = 'ok'"], []
-        for column, value in (("device", device), ("model", model), ("variant", variant)):
-            if value is not None:
-                where.append(f"r.{column} = ?")
-                params.append(value)
-        rows = self._execute(
-            "SELECT r.run_id, u.created_at, r.device, r.model, r.variant, r.p50_ms, r.p90_ms, r.p99_ms,"
-            " r.map, r.map50, r.peak_memory_mb, r.size_bytes"
-            " FROM records r JOIN runs u ON u.run_id = r.run_id"
-            f" WHERE {' AND '.join(where)} ORDER BY u.created_at, u.run_id, r.id",
-            params,
-        ).fetchall()
-        return [TrendPoint(*row) for row in rows]
+    def trend(self, metric: str, *, device: str = "*", model: str = "*", variant: str = "*",
+              until_run: str | None = None) -> list[TrendPoint]:
+        """One metric (trend.METRICS) of every current record whose names
+        match the globs, oldest run first, up to and including ``until_run``:
+        the series behind history views, read from the summary columns."""
+        until = self.run(until_run) if until_run is not None else None
+        return trend_points(self, METRICS[metric], {"device": device, "model": model, "variant": variant}, until)
 
 
 def _packed_batches(samples_ns: Iterable[int]) -> Iterator[bytes]:
@@ -295,8 +340,11 @@ class SqliteStore(SqlStore):
                 hint="pass a writable folder with --out, or fix the folder's permissions",
             ) from exc
         try:
-            self._db.execute("PRAGMA foreign_keys = ON")
+            # Migrations run before foreign keys are enforced: v5 copies the
+            # records table, and dropping the old one must not cascade into
+            # the samples (SQLite's own procedure for changing a table).
             self._migrate()
+            self._db.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise InputError(

@@ -2,10 +2,16 @@
 
 The export file is JSON lines, streamed one record at a time:
 
-    {"format": "edge-harness-runs", "version": 1}
+    {"format": "edge-harness-runs", "version": 2}
     {"run": {run_id, created_at, ...}}
-    {"run_id": ..., "record": {...}, "samples_ns": [...]}     one per record
+    {"run_id": ..., "record": {...}, "samples_ns": [...], "superseded_at": ...}   one per record
     {"run": {...}}                                          the next run ...
+
+A run's superseded records (measured again by `harness gate --remeasure`)
+come first, with the time they were superseded; its current records follow
+with "superseded_at": null. Version 1 files (no superseded records) still
+import; a harness that reads only version 1 refuses version 2 files rather
+than mistake a superseded record for the current one.
 
 Importing is idempotent: a run already in the target is merged record by
 record, and a record already there unchanged is not written again.
@@ -26,7 +32,8 @@ from harness.results.record import Record
 from harness.results.store import ResultsStore, RunInfo
 
 FORMAT = "edge-harness-runs"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READS_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -46,22 +53,24 @@ def export_runs(store: ResultsStore, run_ids: Iterable[str], out: IO[str]) -> in
         if info is None:
             continue
         out.write(json.dumps({"run": dataclasses.asdict(info)}) + "\n")
-        for record in store.records(run_id):
+        stored = [(s.record, s.superseded_at) for s in store.superseded(run_id)]
+        for record, superseded_at in [*stored, *((r, None) for r in store.records(run_id))]:
             samples = array("q")
-            for blob in _sample_batches(store, record):
+            for blob in _sample_batches(store, record, superseded_at):
                 samples.frombytes(blob)
-            line = {"run_id": run_id, "record": record.to_dict(), "samples_ns": samples.tolist()}
+            line = {"run_id": run_id, "record": record.to_dict(), "samples_ns": samples.tolist(),
+                    "superseded_at": superseded_at}
             out.write(json.dumps(line) + "\n")
             count += 1
     return count
 
 
-def _sample_batches(store: ResultsStore, record: Record) -> Iterator[bytes]:
+def _sample_batches(store: ResultsStore, record: Record, superseded_at: str | None) -> Iterator[bytes]:
     batches = getattr(store, "iter_sample_batches", None)
     if batches is not None:
-        yield from batches(record.run_id, *record.key)
+        yield from batches(record.run_id, *record.key, superseded_at=superseded_at)
     else:
-        yield array("q", store.samples_ns(record.run_id, *record.key)).tobytes()
+        yield array("q", store.samples_ns(record.run_id, *record.key, superseded_at=superseded_at)).tobytes()
 
 
 def import_runs(store: ResultsStore, path: Path, lines: Iterable[str]) -> ImportSummary:
@@ -101,8 +110,8 @@ def _entries(path: Path, lines: Iterable[str]) -> Iterator[tuple[int, str, dict[
             if not isinstance(entry, dict) or entry.get("format") != FORMAT:
                 raise InputError("not an export of edge-harness runs", source=path, place="line 1",
                                  hint="pass a file written by `harness store export`")
-            if entry.get("version") != FORMAT_VERSION:
-                raise InputError(f"export format version {entry.get('version')} is not {FORMAT_VERSION}",
+            if entry.get("version") not in _READS_VERSIONS:
+                raise InputError(f"export format version {entry.get('version')} is not {' or '.join(map(str, _READS_VERSIONS))}",
                                  source=path, place="line 1", hint="import it with the harness version that wrote it")
             header_seen = True
             continue
@@ -124,14 +133,18 @@ def _run_info(path: Path, line_no: int, data: Any) -> RunInfo:
                          hint="export the file again with `harness store export`") from None
 
 
-def _record(path: Path, line_no: int, entry: dict[str, Any]) -> tuple[Record, list[int]]:
+def _record(path: Path, line_no: int, entry: dict[str, Any]) -> tuple[Record, list[int], str | None]:
+    """(record, samples, superseded_at): superseded_at None for a current record."""
     try:
         record = Record.from_dict(entry["record"])
         samples = [int(v) for v in entry.get("samples_ns") or []]
+        superseded_at = entry.get("superseded_at")
+        if superseded_at is not None and not isinstance(superseded_at, str):
+            raise TypeError(f"superseded_at is {superseded_at!r}, not a UTC time or null")
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise InputError(f"bad record entry: {exc!r}", source=path, place=f"line {line_no}",
                          hint="export the file again with `harness store export`") from None
     if record.run_id != entry.get("run_id"):
         raise InputError("record's run_id differs from its line's", source=path, place=f"line {line_no}",
                          hint="export the file again with `harness store export`")
-    return record, samples
+    return record, samples, superseded_at

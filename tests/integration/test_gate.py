@@ -138,6 +138,18 @@ def test_remeasure_measures_undecided_pairs_longer_in_the_same_run(measured, run
         run = store.resolve_run("latest")
         (record,) = store.records(run)  # replaced, not duplicated
         samples_ns = store.samples_ns(run, "local", "detector", "fp32")
+        (first,) = store.superseded(run)  # the first measurement is kept, marked superseded
+        first_ns = store.samples_ns(run, "local", "detector", "fp32", superseded_at=first.superseded_at)
     assert record.key == ("local", "detector", "fp32") and record.created_at > created_before
     assert len(samples_ns) >= plan.min_runs and sum(samples_ns) / 1e9 >= 0.85 * plan.min_seconds, (
         len(samples_ns), sum(samples_ns) / 1e9, n_before)
+    assert (first.record.key, first.record.created_at, len(first_ns)) == (record.key, created_before, n_before)
+
+    exported = root / "remeasured.jsonl"
+    assert run_cli("store", "export", run, "--out", str(exported), env=env).exit_code == 0
+    lines = [json.loads(line) for line in exported.read_text().splitlines()[2:]]
+    assert [(e["record"]["created_at"], e["superseded_at"] is not None) for e in lines] == [
+        (created_before, True), (record.created_at, False)]
+    compared = run_cli("report", run, "--baseline", run, "--format", "json", env=env)
+    (note,) = json.loads(compared.stdout)["notes"]  # which measurement the comparison used
+    assert f"uses the re-measurement of {record.created_at}, not the superseded measurement of {created_before}" in note

@@ -3,17 +3,21 @@ a real PostgreSQL server the tests start themselves (tests/pg.py)."""
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from array import array
 from contextlib import closing
+from dataclasses import replace
 
 import pytest
 
 from harness.errors import InputError
 from harness.results.open import STORE_ENV, open_store
 from harness.results.schema import MIGRATIONS, SAMPLE_BATCH, STORE_SCHEMA_VERSION, statements
-from harness.results.store import RunInfo
+from harness.results.store import RunInfo, SqliteStore
+from harness.results.transfer import export_runs, import_runs
+from harness.results.trend import METRICS
 from harness.results.urls import url_password
 from tests.store_records import make_record
 
@@ -68,6 +72,54 @@ def test_measuring_a_pair_again_replaces_it_and_its_samples(opened):
     assert store.samples_ns("r1", "local", "demo", "fp32") == [5]
 
 
+def measured_at(record, when: str):
+    return replace(record, created_at=when)
+
+
+def test_a_remeasured_pair_keeps_its_first_record_and_samples_superseded(opened):
+    store = opened()
+    store.begin_run(run_info("r1"))
+    first = measured_at(make_record(variant="int8", p50_ms=2.0), "2025-01-01T00:01:00Z")
+    again = measured_at(make_record(variant="int8", p50_ms=2.4), "2025-01-01T00:09:00Z")
+    store.add_record(first, [1, 2, 3])
+    store.add_record(make_record(variant="fp32"), [9])
+    store.add_record(measured_at(again, "2025-01-01T00:05:00Z"), [4], supersede=True)  # round 1 of the re-measurement
+    store.add_record(again, [4, 5])  # its last round replaces round 1, not the first measurement
+    assert [r.model.variant for r in store.records("r1")] == ["fp32", "int8"] and store.records("r1")[1] == again
+    (old,) = store.superseded("r1")
+    assert old.record == first and old.superseded_at >= "2025"
+    assert store.samples_ns("r1", "local", "demo", "int8") == [4, 5]
+    assert store.samples_ns("r1", "local", "demo", "int8", superseded_at=old.superseded_at) == [1, 2, 3]
+    assert [p.value for p in store.trend("p50", variant="int8")] == [2.4]  # trends read the current record only
+    assert [p.key for p in store.pairs()] == [("local", "demo", "fp32"), ("local", "demo", "int8")]
+    store.close()
+    reopened = opened()
+    assert reopened.superseded("r1") == [old] and reopened.records("r1")[1] == again
+
+
+def test_export_and_import_keep_superseded_records(opened, tmp_path):
+    store = opened()
+    store.begin_run(run_info("r1"))
+    first = measured_at(make_record(variant="int8"), "2025-01-01T00:01:00Z")
+    store.add_record(first, [1, 2, 3])
+    store.add_record(measured_at(make_record(variant="int8", p50_ms=2.4), "2025-01-01T00:09:00Z"), [4, 5], supersede=True)
+    exported = io.StringIO()
+    assert export_runs(store, ["r1"], exported) == 2
+    lines = [json.loads(line) for line in exported.getvalue().splitlines()]
+    assert lines[0] == {"format": "edge-harness-runs", "version": 2}
+    assert [(e["record"]["created_at"], e["superseded_at"] is not None, e["samples_ns"]) for e in lines[2:]] == [
+        ("2025-01-01T00:01:00Z", True, [1, 2, 3]), ("2025-01-01T00:09:00Z", False, [4, 5])]
+    with SqliteStore(tmp_path / "copy.sqlite") as copy:
+        text = exported.getvalue().splitlines()
+        assert import_runs(copy, tmp_path / "runs.jsonl", text).records_written == 2
+        assert copy.superseded("r1") == store.superseded("r1") and copy.records("r1") == store.records("r1")
+        old_at = copy.superseded("r1")[0].superseded_at
+        assert copy.samples_ns("r1", "local", "demo", "int8", superseded_at=old_at) == [1, 2, 3]
+        assert import_runs(copy, tmp_path / "runs.jsonl", text).records_written == 0  # idempotent
+    assert import_runs(store, tmp_path / "runs.jsonl", text).records_written == 0
+    assert len(store.superseded("r1")) == 1
+
+
 def test_runs_resolve_latest_and_unknown_ids_are_input_errors(opened, store_url):
     store = opened()
     with pytest.raises(InputError, match="no runs recorded yet"):
@@ -94,7 +146,7 @@ def test_resumed_run_is_reopened_then_finished(opened):
     assert store.run("r1").status == "finished"
 
 
-def test_trend_lists_ok_records_oldest_run_first_with_filters(opened):
+def test_trend_lists_records_oldest_run_first_with_filters(opened):
     store = opened()
     for n, p50 in enumerate((2.0, 2.2, 2.6)):
         run_id = f"r{n}"
@@ -102,14 +154,22 @@ def test_trend_lists_ok_records_oldest_run_first_with_filters(opened):
         store.add_record(make_record(run_id, "int8", p50_ms=p50, map_=0.5 - n / 100), [1])
         store.add_record(make_record(run_id, "fp32", p50_ms=9.0), [1])
         store.add_record(make_record(run_id, "fp32", device="pi-5", status="failed"), [])
-    series = store.trend(device="local", variant="int8")
-    assert [(p.run_id, p.p50_ms, p.map) for p in series] == [("r0", 2.0, 0.5), ("r1", 2.2, 0.49), ("r2", 2.6, 0.48)]
-    point = series[0]
-    assert (point.created_at, point.p90_ms, point.p99_ms, point.map50, point.peak_memory_mb, point.size_bytes) == (
-        "2025-01-01T00:00:00Z", 2.9, 2.99, 0.8, 70.0, 1234)
-    assert len(store.trend()) == 6  # failed records are not points of a trend
-    assert store.trend(device="pi-5") == []
-    assert {p.variant for p in store.trend(model="demo")} == {"int8", "fp32"}
+    series = store.trend("p50", device="local", variant="int8")
+    assert [(p.run_id, p.value) for p in series] == [("r0", 2.0), ("r1", 2.2), ("r2", 2.6)]
+    assert [p.value for p in store.trend("map", device="local", variant="int8")] == [0.5, 0.49, 0.48]
+    first = {metric: store.trend(metric, device="local", variant="int8")[0] for metric in METRICS}
+    assert series[0].created_at == "2025-01-01T00:00:00Z"
+    assert {metric: point.value for metric, point in first.items()} == {
+        "p50": 2.0, "p90": 2.9, "p99": 2.99, "mean": 2.0, "peak_mb": 70.0, "size_mb": 1234 / 1e6, "map": 0.5,
+        "map50": 0.8, "load_ms": 1.5}
+    assert (first["p50"].ci, first["p90"].ci, first["p99"].ci, first["mean"].ci) == ((1.0, 3.0), (1.5, 3.0), None, None)
+    # Failed records are points of a trend without a value.
+    assert len([p for p in store.trend("p50") if p.value is not None]) == 6
+    assert [(p.status, p.value, p.ci) for p in store.trend("p90", device="pi-5")] == [("failed", None, None)] * 3
+    assert {p.variant for p in store.trend("p50", model="demo")} == {"int8", "fp32"}
+    assert [p.key for p in store.trend("p50", device="lo*", variant="int?")] == [("local", "demo", "int8")] * 3
+    assert [p.run_id for p in store.trend("p50", device="local", variant="int8", until_run="r1")] == ["r0", "r1"]
+    assert store.trend("p50", device="nope") == []
 
 
 def test_importing_a_run_twice_writes_it_once(opened):
@@ -163,10 +223,20 @@ def test_a_store_at_the_first_schema_is_migrated_on_open(store_url, opened):
     old = store.run("old")
     assert old is not None and (old.command, old.source_commit, old.host) == ("demo", None, None)  # v3 columns: NULL
     assert store.samples_ns("old", "local", "demo", "int8") == [11, 12, 13]
-    (point,) = store.trend(variant="int8")  # query columns filled from the old JSON
-    assert (point.run_id, point.p50_ms, point.map, point.size_bytes) == ("old", 3.25, 0.5, 1234)
+    # Query columns filled from the old JSON: v2's and v4's.
+    values = {metric: store.trend(metric, variant="int8") for metric in ("p50", "map", "size_mb", "p90", "mean", "load_ms")}
+    assert {metric: [(p.run_id, p.value) for p in points] for metric, points in values.items()} == {
+        "p50": [("old", 3.25)], "map": [("old", 0.5)], "size_mb": [("old", 1234 / 1e6)], "p90": [("old", 2.9)],
+        "mean": [("old", 2.0)], "load_ms": [("old", 1.5)]}
+    assert values["p90"][0].ci == (1.5, 3.0)
     store.add_record(make_record("old", "fp32"), [1, 2])  # and it takes new records
     assert [r.model.variant for r in store.records("old")] == ["int8", "fp32"]
+    # v5: v1's one-record-per-pair rule now holds for current records only.
+    store.add_record(measured_at(make_record("old", "int8", p50_ms=3.5), "2025-02-01T00:00:00Z"), [14], supersede=True)
+    assert [s.record for s in store.superseded("old")] == [record]
+    assert store.samples_ns("old", "local", "demo", "int8", superseded_at=store.superseded("old")[0].superseded_at) == [11, 12, 13]
+    with pytest.raises(Exception, match="(?i)unique"):  # two current records of one pair: refused by the index
+        store._insert_record(make_record("old", "int8"), [], None)
     store.close()
     assert opened().samples_ns("old", "local", "demo", "fp32") == [1, 2]  # migrations ran once
 

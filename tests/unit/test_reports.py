@@ -12,7 +12,7 @@ from html import unescape
 
 import pytest
 
-from harness.cli import main
+from harness.cli import TREND_METRICS, main
 from harness.errors import InputError
 from harness.report import charts, compare, history, layout, pareto
 from harness.report.benchmark_json import render_benchmark_json, stats_s
@@ -79,6 +79,38 @@ def test_history_counts_pairs_and_trends_stop_at_the_asked_run(store):
     with pytest.raises(InputError) as info:
         history.require_trends(history.trends(store, "p50", model="nope"), store, device="*", model="nope", variant="*")
     assert "models: demo" in info.value.render() and info.value.exit_code == 2
+
+
+# What each --trend metric is, read from a record: the summary columns must
+# give exactly these (they replaced re-reading every record for a trend).
+RECORD_VALUES = {
+    "p50": (lambda r: r.latency_ms.p50, lambda r: r.latency_ms.p50_ci),
+    "p90": (lambda r: r.latency_ms.p90, lambda r: r.latency_ms.p90_ci),
+    "p99": (lambda r: r.latency_ms.p99, lambda r: r.latency_ms.p99_ci),
+    "mean": (lambda r: r.latency_ms.mean, lambda r: None),
+    "peak_mb": (lambda r: r.memory_mb.peak, lambda r: None),
+    "size_mb": (lambda r: r.model.size_bytes / 1e6 if r.model.size_bytes else None, lambda r: None),
+    "map": (lambda r: r.accuracy.map, lambda r: None),
+    "map50": (lambda r: r.accuracy.map50, lambda r: None),
+    "load_ms": (lambda r: r.load_ms, lambda r: None),
+}
+
+
+def test_every_trend_metric_from_the_columns_is_the_records_own_value(store):
+    base = make_record(run_id="r2", variant="uint8")
+    store.add_record(replace(base, model=replace(base.model, size_bytes=0),
+                             latency_ms=replace(base.latency_ms, p90_ci=None, p99_ci=(2.5, 3.5))), [1])
+    store.add_record(make_record(run_id="r2", variant="int16x8", status="failed"), [])
+    assert set(RECORD_VALUES) == set(history.METRICS) == set(TREND_METRICS)  # the CLI's --trend choices
+    records = {(r.run_id, r.key): r for run in ("r1", "r2") for r in store.records(run)}
+    for metric, (value, ci) in RECORD_VALUES.items():
+        points = [(t.key, p) for t in history.trends(store, metric) for p in t.points]
+        assert len(points) == len(records) == 7, metric
+        for key, point in points:
+            record = records[point.run_id, key]
+            ok = record.status == "ok"
+            assert (point.status, point.value, point.ci) == (
+                record.status, value(record) if ok else None, ci(record) if ok else None), (metric, key)
 
 
 def test_comparisons_between_runs_variants_and_devices(store):

@@ -41,4 +41,4 @@ def test_a_file_that_is_not_a_database_is_an_input_error(tmp_path):
 def test_schema_version_is_recorded_in_user_version(tmp_path):
     new_store(tmp_path).close()
     db = sqlite3.connect(tmp_path / "results.sqlite")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == STORE_SCHEMA_VERSION == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == STORE_SCHEMA_VERSION == 5
