@@ -199,3 +199,21 @@ def test_every_link_between_the_pages_lands():
             elif anchor and anchor not in anchors(dest):
                 broken.append(f"{page.name}: {target}#{anchor}")
     assert broken == []
+
+
+def test_architecture_table_names_every_module_of_every_package():
+    """docs/architecture.md's package table names each module (and the report's
+    script) of each package, and none that is gone."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)/` \| (.*) \|$", text, flags=re.M)}
+    problems = []
+    for package in sorted(p for p in (REPO / "harness").iterdir() if (p / "__init__.py").is_file()):
+        row = rows.get(package.name)
+        if row is None:
+            problems.append(f"{package.name}/ has no row")
+            continue
+        modules = {f.name for f in package.iterdir() if f.suffix in (".py", ".js") and f.name != "__init__.py"}
+        named = set(re.findall(r"`(\w+\.(?:py|js))`", row))
+        problems += [f"{package.name}/{m} is not named" for m in sorted(modules - named)]
+        problems += [f"{package.name}/{m} is named but gone" for m in sorted(named - modules)]
+    assert problems == [], "docs/architecture.md's package table is stale:\n" + "\n".join(problems)
