@@ -150,7 +150,14 @@ def checked_measurement(overrides: dict[str, Any]) -> dict[str, Any]:
                 f"{key} must be a number >= 0, got {value!r}", source="harness_measure", place=key,
                 hint=f"e.g. {key}={getattr(MeasurementPlan(), key)!r} (the default plan's value)",
             )
-    return dict(overrides)
+        # A count cut silently to a smaller one would measure another plan; the
+        # agent refuses a fractional count too, so say it here, at the call.
+        if allowed[key].startswith("int") and not float(value).is_integer():
+            raise InputError(
+                f"{key} counts, so it takes a whole number, got {value!r}", source="harness_measure", place=key,
+                hint=f"e.g. {key}={round(value)}",
+            )
+    return {k: int(v) if allowed[k].startswith("int") else v for k, v in overrides.items()}
 
 
 def _check_same_model(record: Record, path: Path) -> None:

@@ -52,3 +52,7 @@ def test_measurement_settings_are_checked_by_name_and_type():
     assert typo.value.hint == "did you mean 'min_seconds'?"
     with pytest.raises(InputError, match="rounds must be a number >= 0"):
         checked_measurement({"rounds": "4"})
+    with pytest.raises(InputError, match="warmup_runs counts, so it takes a whole number, got 2.5"):
+        checked_measurement({"warmup_runs": 2.5})
+    whole = checked_measurement({"warmup_runs": 2.0, "min_seconds": 0.5})
+    assert whole == {"warmup_runs": 2, "min_seconds": 0.5} and isinstance(whole["warmup_runs"], int)
