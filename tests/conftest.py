@@ -204,7 +204,10 @@ def demo_recipe() -> Recipe:
 
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("harness-cache")
+    # HARNESS_TEST_CACHE: a developer's warm cache (e.g. reports/.cache after
+    # `make demo`), so one benchmark or test can run without converting again.
+    override = os.environ.get("HARNESS_TEST_CACHE")
+    return Path(override) if override else tmp_path_factory.mktemp("harness-cache")
 
 
 @pytest.fixture(scope="session")

@@ -177,19 +177,34 @@ def test_c_constant_overhead_per_pair_on_a_lab_device(benchmark, lab_inventory, 
     run_round(ctx, client, artifact, None, NO_ADAPTER, round_index=0)  # deploy: model now cached
     overheads_s: list[float] = []
 
+    floors_s: list[float] = []
+
     def one_pair() -> None:
         start = time.perf_counter()
         reply = run_round(ctx, client, artifact, None, NO_ADAPTER, round_index=0)
         overheads_s.append(time.perf_counter() - start - reply["warmup"]["seconds"] - reply["loop_seconds"])
+        # The floor no agent can go under, measured in the same round: one
+        # command over the same connection starting the device's Python with
+        # numpy and the runtime imported. Absolute seconds differ between
+        # machines of this kind (0.24 s on an AVX-512 host, 0.67 s on a loaded
+        # AVX2 host, where the old bound of 0.5 s failed), the ratio much less.
+        start = time.perf_counter()
+        transport.run([device.python, "-c", "import numpy, ai_edge_litert.interpreter"], timeout_s=60)
+        floors_s.append(time.perf_counter() - start)
 
     try:
         benchmark.pedantic(one_pair, rounds=5, iterations=1)
     finally:
         transport.close()
-    overhead_s = statistics.median(overheads_s)
+    overhead_s, floor_s = statistics.median(overheads_s), statistics.median(floors_s)
     RATIOS["(c) overhead per pair on a lab device, s"] = overhead_s
-    benchmark.extra_info["overhead_s"] = overhead_s
-    assert overhead_s < 0.5
+    RATIOS["(c) that overhead / starting python with numpy and the runtime"] = overhead_s / floor_s
+    benchmark.extra_info.update(overhead_s=overhead_s, floor_s=floor_s)
+    # One pair is the agent's own interpreter start (the floor) plus the cache
+    # checks, the model load and the reply: measured 1.97x the floor on a loaded
+    # host. Twice that overhead (a second interpreter start, a re-upload, Nagle
+    # back on every command) crosses 3.
+    assert overhead_s / floor_s < 3.0, f"overhead {overhead_s:.3f} s vs floor {floor_s:.3f} s"
 
 
 def test_d_two_pinned_devices_in_parallel_vs_one(benchmark, lab_inventory, demo_artifacts, tmp_path):
