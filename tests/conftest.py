@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -205,19 +208,29 @@ def demo_recipe() -> Recipe:
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory) -> Path:
     # HARNESS_TEST_CACHE: a developer's warm cache (e.g. reports/.cache after
-    # `make demo`), so one benchmark or test can run without converting again.
+    # `make demo`), or the one `make test` hands both of its pytest runs, so
+    # the benchmarks do not convert again. Under pytest-xdist the workers
+    # share one folder (the parent of their base temp dirs): the demo
+    # detector is converted once for all of them (demo_artifacts).
     override = os.environ.get("HARNESS_TEST_CACHE")
-    return Path(override) if override else tmp_path_factory.mktemp("harness-cache")
+    if override:
+        return Path(override)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent / "harness-cache"
+        shared.mkdir(exist_ok=True)
+        return shared
+    return tmp_path_factory.mktemp("harness-cache")
 
 
 @pytest.fixture(scope="session")
 def demo_datasets(demo_recipe, session_cache):
     from harness.model.datasets import resolve_dataset
 
-    return (
-        resolve_dataset(demo_recipe, demo_recipe.calibration, session_cache),
-        resolve_dataset(demo_recipe, demo_recipe.eval, session_cache),
-    )
+    with _exclusive(session_cache / ".demo-datasets.lock"):
+        return (
+            resolve_dataset(demo_recipe, demo_recipe.calibration, session_cache),
+            resolve_dataset(demo_recipe, demo_recipe.eval, session_cache),
+        )
 
 
 @pytest.fixture(scope="session")
@@ -225,7 +238,20 @@ def demo_artifacts(demo_recipe, demo_datasets, session_cache):
     from harness.convert.converter import convert_variants
 
     calibration, _ = demo_datasets
-    return convert_variants(demo_recipe, DEFAULT_VARIANTS, calibration, session_cache)
+    # One converter at a time per cache: a second worker waits here, then
+    # finds every variant in the cache.
+    with _exclusive(session_cache / ".demo-artifacts.lock"):
+        return convert_variants(demo_recipe, DEFAULT_VARIANTS, calibration, session_cache)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 
@@ -243,6 +269,23 @@ def demo_run(demo_artifacts, session_cache, tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = [p for p in reports.iterdir() if p.is_dir() and not p.name.startswith(".")]
     return reports, run_dir, proc
+
+
+# --- pytest-xdist: which tests share a worker ----------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
+def pytest_collection_modifyitems(config, items):
+    """A module's tests run on one worker, so its module fixtures (a trained
+    model, a lab) are built once; every module that reads the one real
+    `harness demo` of the session (demo_run) shares a worker too."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    module = {item: item.nodeid.split("::")[0] for item in items}
+    reads_demo_run = {module[item] for item in items if "demo_run" in getattr(item, "fixturenames", ())}
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group("demo-run" if module[item] in reads_demo_run else module[item]))
 
 
 # --- small inputs several test files share ------------------------------------
