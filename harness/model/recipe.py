@@ -173,7 +173,7 @@ def load_recipe(path: Path) -> Recipe:
     if any(s == 0 for s in spec.std):
         raise InputError("std must not be 0", source=path, place="input.std", hint="use the model's training std")
 
-    adapter = _adapter(top, path, source)
+    adapter, choice = _adapter(top, path, source)
     if adapter == "ssd-postprocess":
         postprocess = _postprocess(top, path, folder, op_in_model=source.suffix == ".tflite")
     elif adapter == "boxes-scores":
@@ -216,6 +216,7 @@ def load_recipe(path: Path) -> Recipe:
         synthetic_seed=seed,
         qat=qat,
         selective=selective,
+        extra={"adapter_choice": choice} if choice is not None else {},
     )
     recipe.check_variants(variants, source=f"{path}, variants")
     return recipe
@@ -366,16 +367,18 @@ def _folder_ref(sub: Fields, split: str, path: Path, folder: Path) -> DatasetRef
     return DatasetRef(split, annotations=annotations, images=images)
 
 
-def _adapter(top: Fields, path: Path, source: Path) -> str:
-    """The recipe's adapter; when it names none, a .tflite's is chosen from
-    its outputs, and a Keras/SavedModel source gets the post-process op the
+def _adapter(top: Fields, path: Path, source: Path) -> tuple[str, Any]:
+    """The recipe's adapter, and the AdapterChoice (harness/model/fit.py)
+    when it was chosen: a recipe naming none gets, for a .tflite, the one its
+    outputs fit, and for a Keras/SavedModel source the post-process op the
     harness builds for it."""
     if top.data.get("adapter") is not None or source.suffix != ".tflite":
-        return top.choice("adapter", ADAPTERS, "ssd-postprocess")
+        return top.choice("adapter", ADAPTERS, "ssd-postprocess"), None
     from harness.model.fit import choose_adapter
     from harness.model.layout import read_tflite_layout
 
-    return choose_adapter(read_tflite_layout(source), source=path, place="adapter").name
+    choice = choose_adapter(read_tflite_layout(source), source=path, place="adapter")
+    return choice.name, choice
 
 
 def _postprocess(top: Fields, path: Path, folder: Path, *, op_in_model: bool = False) -> dict[str, Any]:

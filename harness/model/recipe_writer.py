@@ -35,10 +35,36 @@ def _input_lines(tensor: TensorInfo) -> list[str]:
     return lines
 
 
+def _class_count(layout: ModelLayout) -> int:
+    """The op's num_classes, else the class axis of a [1, N, C] output, else 1."""
+    if "num_classes" in layout.postprocess_options:
+        return int(layout.postprocess_options["num_classes"])
+    class_axes = [t.shape[2] for t in layout.outputs if len(t.shape) == 3 and t.shape[2] not in (4, -1)]
+    return class_axes[0] if len(class_axes) == 1 else 1
+
+
+def _keras_ssd_lines(layout: ModelLayout) -> list[str]:
+    """The post-process op the harness builds: the SSD settings it needs, at
+    the TF OD API's usual values; the anchors are the model's own."""
+    logits = any(t.name == "class_logits" for t in layout.outputs)
+    return [
+        "postprocess:",
+        "  anchors: anchors.npy   # the anchors the model was trained with: [N, 4] ycenter, xcenter, h, w",
+        "  max_detections: 100",
+        "  max_classes_per_detection: 1",
+        "  detections_per_class: 100",
+        "  use_regular_nms: false",
+        "  nms_score_threshold: 0.05",
+        "  nms_iou_threshold: 0.5",
+        "  scales: {y: 10.0, x: 10.0, h: 5.0, w: 5.0}",
+        f"  scores: {'logits' if logits else 'sigmoid'}",
+    ]
+
+
 def _label_lines(layout: ModelLayout) -> list[str]:
     if layout.labels:
         return ["# the label file packed in the model", f"labels: {_flow(list(layout.labels))}"]
-    count = int(layout.postprocess_options.get("num_classes", 1))
+    count = _class_count(layout)
     placeholders = [f"class_{i}" for i in range(count)]
     return [
         "# placeholders: one name per class index, in the model's order (num_classes from the model)",
@@ -59,7 +85,7 @@ def recipe_text(layout: ModelLayout, choice: AdapterChoice, recipe_path: Path) -
         f"adapter: {choice.name}",
     ]
     if layout.kind != "tflite" and choice.name == "ssd-postprocess":
-        lines += ["postprocess:", "  anchors: anchors.npy   # the anchors the model was trained with: [N, 4] ycenter, xcenter, h, w"]
+        lines += _keras_ssd_lines(layout)
     lines += [
         "# for mAP, add a dataset, e.g.",
         "# dataset: {eval: {annotations: annotations/instances_val.json, images: val}}",

@@ -178,3 +178,19 @@ def test_the_written_recipe_loads_and_feeds_uint8_models_raw_pixels(tmp_path):
     assert quant == RAW_PIXELS and spec.mean == (0.0,) * 3 and spec.std == (1.0,) * 3
     float_spec, float_quant = eval_feed(recipe, InputQuant("float32"))
     assert float_spec == recipe.input and float_quant == InputQuant("float32")
+
+
+def test_a_keras_recipe_names_the_classes_and_the_op_settings(tmp_path):
+    (tmp_path / "detector.h5").write_bytes(b"x")
+    np_anchors = tmp_path / "anchors.npy"
+    np_anchors.write_bytes(b"x")
+    layout = ModelLayout(
+        path=tmp_path / "detector.h5", kind="keras", inputs=(IMAGE,),
+        outputs=(TensorInfo("box_encodings", (-1, 500, 4), "float32"), TensorInfo("class_logits", (-1, 500, 5), "float32")),
+    )
+    path = tmp_path / "model.yaml"
+    path.write_text(recipe_text(layout, choose_adapter(layout), path))
+    recipe = load_recipe(path)
+    assert recipe.labels == tuple(f"class_{i}" for i in range(5))
+    assert recipe.postprocess["scores"] == "logits" and recipe.postprocess["max_detections"] == 100
+    assert recipe.variants == ("fp32", "int8")
