@@ -412,6 +412,9 @@ def ssd_output_indices(interpreter) -> dict:
     by_key = signature_outputs(interpreter, wanted)
     if by_key is not None:
         return by_key
+    by_op = postprocess_op_outputs(interpreter, wanted)
+    if by_op is not None:
+        return by_op
     by_name = {d["name"]: d["index"] for d in interpreter.get_output_details()}
     suffixes = {"boxes": "", "classes": ":1", "scores": ":2", "num_detections": ":3"}
     base = "TFLite_Detection_PostProcess"
@@ -420,9 +423,27 @@ def ssd_output_indices(interpreter) -> dict:
     raise AgentFailure(
         "bad-model",
         "adapter ssd-postprocess: outputs boxes/classes/scores/num_detections not found "
-        "by signature name or TFLite_Detection_PostProcess tensor name (outputs: %s)"
+        "by signature name, as the TFLite_Detection_PostProcess op's outputs or by its tensor name (outputs: %s)"
         % ", ".join(sorted(by_name)),
     )
+
+
+def postprocess_op_outputs(interpreter, wanted) -> dict | None:
+    """The post-process op's own output tensors, in the op's order (boxes,
+    classes, scores, count): what TF2 exports (TF OD API, Model Maker) need,
+    whose signature keys are output_0..3 and whose tensor names follow the
+    exporter's reversed tuple, not the op."""
+    try:
+        ops = interpreter._get_ops_details()
+    except Exception:
+        return None
+    model_outputs = {int(d["index"]) for d in interpreter.get_output_details()}
+    for op in ops:
+        outputs = [int(i) for i in op.get("outputs", [])]
+        if op.get("op_name") == "TFLite_Detection_PostProcess" and len(outputs) == 4:
+            if all(i in model_outputs for i in outputs):
+                return dict(zip(wanted, outputs))
+    return None
 
 
 def signature_outputs(interpreter, wanted) -> dict | None:

@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     _reports_option(convert)
     convert.set_defaults(handler=_cmd_convert)
 
+    inspect = sub.add_parser("inspect", help="a model's inputs, outputs, operators and the adapter that reads it")
+    inspect.add_argument("model", type=Path, metavar="MODEL", help="a .tflite, a SavedModel directory or a Keras .h5/.keras file")
+    inspect.add_argument("--write-recipe", type=Path, metavar="FILE", help="write a model.yaml for it that harness run --model runs")
+    inspect.set_defaults(handler=_cmd_inspect)
+
     run = sub.add_parser("run", help="benchmark a recipe's variants on devices")
     run.add_argument(
         "--model", type=Path,
@@ -281,6 +286,29 @@ def _run_pipeline(plan: Any, store_url: str | None, *, resume: str | None = None
     for failure in outcome.infra_failures:
         sys.stderr.write(f"harness {plan.command}: device failure: {failure}\n")
     return exit_code(outcome)
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from harness.convert.source_layout import read_model_layout
+    from harness.model.fit import choose_adapter
+    from harness.report.inspect_render import render_inspect
+
+    layout = read_model_layout(args.model)
+    try:
+        choice = choose_adapter(layout)
+    except InputError:
+        render_inspect(Console(), layout, None)
+        raise
+    render_inspect(Console(), layout, choice)
+    if args.write_recipe is not None:
+        from harness.model.recipe_writer import recipe_text
+
+        args.write_recipe.parent.mkdir(parents=True, exist_ok=True)
+        args.write_recipe.write_text(recipe_text(layout, choice, args.write_recipe))
+        Console().print(f"wrote {args.write_recipe}: harness run --model {args.write_recipe}")
+    return EXIT_OK
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:

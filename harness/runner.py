@@ -35,6 +35,7 @@ from harness.measure.pair import PairContext
 from harness.measure.worker import DeviceJob, Finished, PairMessage, Status, Transfer, device_worker
 from harness.model.adapters import adapter_spec
 from harness.model.datasets import resolve_dataset
+from harness.model.feed import eval_feed
 from harness.model.recipe import Recipe, bare_tflite_recipe, load_recipe
 from harness.model.variants import parse_variant_names
 from harness.results import provenance
@@ -214,7 +215,7 @@ def prepare(plan: RunPlan, events: RunEvents) -> Prepared:
     # Inputs depend on the variant, not the device: prepared once, here,
     # so device workers never write the cache concurrently.
     inputs = {
-        v: prepared_inputs(evaluation, recipe.input, a.input_quant, cache) if isinstance(a, Artifact) and evaluation else None
+        v: prepared_inputs(evaluation, *eval_feed(recipe, a.input_quant), cache) if isinstance(a, Artifact) and evaluation else None
         for v, a in artifacts.items()
     }
     return Prepared(artifacts, inputs, evaluation, category_ids)

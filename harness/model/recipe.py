@@ -173,9 +173,9 @@ def load_recipe(path: Path) -> Recipe:
     if any(s == 0 for s in spec.std):
         raise InputError("std must not be 0", source=path, place="input.std", hint="use the model's training std")
 
-    adapter = top.choice("adapter", ADAPTERS, "ssd-postprocess")
+    adapter, choice = _adapter(top, path, source)
     if adapter == "ssd-postprocess":
-        postprocess = _postprocess(top, path, folder)
+        postprocess = _postprocess(top, path, folder, op_in_model=source.suffix == ".tflite")
     elif adapter == "boxes-scores":
         postprocess = _boxes_scores(top, path, folder)
     else:
@@ -216,6 +216,7 @@ def load_recipe(path: Path) -> Recipe:
         synthetic_seed=seed,
         qat=qat,
         selective=selective,
+        extra={"adapter_choice": choice} if choice is not None else {},
     )
     recipe.check_variants(variants, source=f"{path}, variants")
     return recipe
@@ -366,8 +367,24 @@ def _folder_ref(sub: Fields, split: str, path: Path, folder: Path) -> DatasetRef
     return DatasetRef(split, annotations=annotations, images=images)
 
 
-def _postprocess(top: Fields, path: Path, folder: Path) -> dict[str, Any]:
-    pp = top.sub("postprocess", required=True)
+def _adapter(top: Fields, path: Path, source: Path) -> tuple[str, Any]:
+    """The recipe's adapter, and the AdapterChoice (harness/model/fit.py)
+    when it was chosen: a recipe naming none gets, for a .tflite, the one its
+    outputs fit, and for a Keras/SavedModel source the post-process op the
+    harness builds for it."""
+    if top.data.get("adapter") is not None or source.suffix != ".tflite":
+        return top.choice("adapter", ADAPTERS, "ssd-postprocess"), None
+    from harness.model.fit import choose_adapter
+    from harness.model.layout import read_tflite_layout
+
+    choice = choose_adapter(read_tflite_layout(source), source=path, place="adapter")
+    return choice.name, choice
+
+
+def _postprocess(top: Fields, path: Path, folder: Path, *, op_in_model: bool = False) -> dict[str, Any]:
+    """The post-process op's settings. A .tflite that already holds the op
+    (op_in_model) needs none: the op carries its anchors and thresholds."""
+    pp = top.sub("postprocess", required=not op_in_model)
     pp.reject_unknown(_PP_KEYS)
     out: dict[str, Any] = {}
     for key, kind in _PP_KEYS.items():
@@ -386,6 +403,8 @@ def _postprocess(top: Fields, path: Path, folder: Path) -> dict[str, Any]:
             scales.reject_unknown(["y", "x", "h", "w"])
             out[key] = {k: scales.float(k, required=True, minimum=1e-6) for k in ("y", "x", "h", "w")}
     if "anchors" not in out:
+        if op_in_model:
+            return out
         raise InputError("missing required key", source=path, place="postprocess.anchors", hint="anchors: anchors.npy")
     anchors = folder / out["anchors"]
     if not anchors.is_file():
