@@ -17,24 +17,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import paths
 
 pytestmark = pytest.mark.slow
 VARIANTS = ["fp32", "dynamic-int8", "int8", "int16x8", "selective-int8"]
 
 
 @pytest.fixture(scope="module")
-def tflite_recipe(tmp_path_factory) -> Path:
-    """fp32 of the demo detector as a .tflite, and a recipe for it with small
-    synthetic calibration and eval splits (the demo's generator)."""
+def tflite_recipe(demo_recipe, demo_datasets, session_cache, tmp_path_factory) -> Path:
+    """fp32 of the demo detector as a .tflite (the session's conversion cache
+    has it when demo_artifacts ran), and a recipe for it with small synthetic
+    calibration and eval splits (the demo's generator)."""
     from harness.convert.converter import convert_variants
-    from harness.model.datasets import resolve_dataset
-    from harness.model.recipe import load_recipe
 
     folder = tmp_path_factory.mktemp("float-tflite")
-    demo = load_recipe(paths.demo_recipe_path())
-    cache = folder / "tf-cache"
-    fp32 = convert_variants(demo, ["fp32"], resolve_dataset(demo, demo.calibration, cache), cache, check_loadability=False)["fp32"]
+    demo = demo_recipe
+    fp32 = convert_variants(demo, ["fp32"], demo_datasets[0], session_cache, check_loadability=False)["fp32"]
     shutil.copyfile(fp32.path, folder / "detector-fp32.tflite")  # type: ignore[union-attr]
     shutil.copyfile(demo.postprocess["anchors"], folder / "anchors.npy")
     recipe = {
@@ -44,8 +41,8 @@ def tflite_recipe(tmp_path_factory) -> Path:
         "labels": list(demo.labels),
         "adapter": "ssd-postprocess",
         "postprocess": {"anchors": "anchors.npy"},
-        "dataset": {"generator": "synthetic", "seed": demo.synthetic_seed, "splits": {"calib": 24, "val": 48}},
-        "variant_options": {"selective-int8": {"max_map_drop": 0.002, "max_layers": 3}},
+        "dataset": {"generator": "synthetic", "seed": demo.synthetic_seed, "splits": {"calib": 16, "val": 32}},
+        "variant_options": {"selective-int8": {"max_map_drop": 0.002, "max_layers": 2}},
         "variants": VARIANTS,
     }
     path = folder / "model.yaml"
@@ -75,7 +72,7 @@ def quantized_run(tflite_recipe, tmp_path_factory):
 
 
 def _manifest(record: dict) -> dict:
-    return json.loads(Path(record["model"]["artifact"]).with_name("manifest.json").read_text())
+    return json.loads(Path(record["model"]["artifact"]).with_suffix(".manifest.json").read_text())
 
 
 def test_every_variant_is_measured_with_map_and_names_its_quantizer(quantized_run):
@@ -83,7 +80,7 @@ def test_every_variant_is_measured_with_map_and_names_its_quantizer(quantized_ru
     assert sorted(records) == sorted(VARIANTS)
     for variant, record in records.items():
         assert record["status"] == "ok", (variant, record["error"])
-        assert record["accuracy"]["n_images"] == 48 and record["accuracy"]["map"] > 0.2, (variant, record["accuracy"])
+        assert record["accuracy"]["n_images"] == 32 and record["accuracy"]["map"] > 0.2, (variant, record["accuracy"])
         manifest = _manifest(record)
         assert set(manifest["loadability"]) == {"ai-edge-litert", "tflite-runtime", "tensorflow"}
         if variant == "fp32":
