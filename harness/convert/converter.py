@@ -10,6 +10,11 @@ which runtimes can load it, and for the quantization workbench variants what
 was done (QAT's training run; selective-int8's denylist and its
 sensitivity report, sensitivity.json).
 
+A float .tflite source takes another path (harness/convert/litert_quant.py):
+fp32 is the file as it is and the LiteRT Quantizer makes the others, with
+the same variant names, cache, manifests and loadability checks, and no
+TensorFlow import.
+
 This package is the only one that imports TensorFlow, and only inside the
 functions that need it, so `harness --help` stays fast.
 """
