@@ -10,6 +10,11 @@ which runtimes can load it, and for the quantization workbench variants what
 was done (QAT's training run; selective-int8's denylist and its
 sensitivity report, sensitivity.json).
 
+A float .tflite source takes another path (harness/convert/litert_quant.py):
+fp32 is the file as it is and the LiteRT Quantizer makes the others, with
+the same variant names, cache, manifests and loadability checks, and no
+TensorFlow import.
+
 This package is the only one that imports TensorFlow, and only inside the
 functions that need it, so `harness --help` stays fast.
 """
@@ -113,7 +118,7 @@ def _options_key(recipe: Recipe, variant: str) -> Any:
 def cache_key(recipe: Recipe, variant: str, calibration: CocoDataset | None) -> str:
     uses_calibration = VARIANTS[variant].needs_calibration
     source = recipe.source
-    material = {
+    material: dict[str, Any] = {
         "converter": CONVERTER_VERSION,
         "tensorflow": tf_version(),
         "source": _source_digest(source),
@@ -125,6 +130,11 @@ def cache_key(recipe: Recipe, variant: str, calibration: CocoDataset | None) -> 
         "options": _options_key(recipe, variant),
         "calibration": calibration.annotations_sha256 if (calibration and uses_calibration) else None,
     }
+    if recipe.is_tflite:  # made by the LiteRT Quantizer: its version and recipe, not TensorFlow's
+        from harness.convert import litert_quant
+
+        del material["tensorflow"]
+        material.update(litert_quant.cache_material(recipe, variant))
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -161,20 +171,18 @@ def convert_variants(
             say(variant, "cached")
         else:
             pending.append((variant, folder))
-    if pending and recipe.is_tflite:
-        for variant, folder in pending:
-            content = recipe.source.read_bytes()
-            _write_variant(folder, Converted(content), _tflite_source_manifest(recipe, variant, content))
-            results[variant] = _artifact(recipe.name, variant, folder, cached=False)
-            say(variant, "done")
+    if any(VARIANTS[v].needs_calibration for v, _ in pending) and calibration is None:
+        raise InputError(
+            "the recipe has no calibration dataset, which integer variants need",
+            source=recipe.path,
+            place="dataset",
+            hint="add a calibration split, or ask only for fp32, fp16 and dynamic-int8",
+        )
+    if pending and recipe.is_tflite:  # the LiteRT Quantizer: no TensorFlow on this path
+        from harness.convert import litert_quant
+
+        litert_quant.convert_pending(recipe, pending, calibration, cache_dir, say, results)
     elif pending:
-        if any(VARIANTS[v].needs_calibration for v, _ in pending) and calibration is None:
-            raise InputError(
-                "the recipe has no calibration dataset, which integer variants need",
-                source=recipe.path,
-                place="dataset",
-                hint="add a calibration split, or ask only for fp32, fp16 and dynamic-int8",
-            )
         _convert_pending(recipe, pending, calibration, cache_dir, say, results)
     if check_loadability:
         _ensure_loadability(recipe, results, cache_dir, say)
@@ -197,26 +205,32 @@ def _convert_pending(
             session.require_keras2()  # before any work: a clear exit 2, not a late failure
         for variant, folder in pending:
             say(variant, "converting")
-            try:
-                converted = session.convert(variant, lambda message, v=variant: say(v, message))
-            except InputError:
-                raise  # the recipe is wrong (a denylist entry, a dataset): exit 2 now
-            except ConversionError as exc:
-                results[variant] = exc
-                say(variant, "failed")
-                continue
-            except Exception as exc:  # the TF converter raises many kinds
-                results[variant] = ConversionError(
-                    f"{recipe.name}: the TFLite converter rejected {variant}: {_first_line(exc)}",
-                    hint=f"see {log_path} for the converter's log",
-                )
-                say(variant, "failed")
+            converted = attempt(
+                variant, lambda v=variant: session.convert(v, lambda message: say(v, message)), results, say,
+                f"{recipe.name}: the TFLite converter rejected {variant}", f"see {log_path} for the converter's log",
+            )
+            if converted is None:
                 continue
             manifest = session.manifest(variant, converted.content)
             manifest.update(converted.manifest_extra)
             _write_variant(folder, converted, manifest)
             results[variant] = _artifact(recipe.name, variant, folder, cached=False)
             say(variant, "done")
+
+
+def attempt(variant: str, make: Callable[[], Any], results: dict[str, Any], say: ProgressFn, what: str, hint: str) -> Any:
+    """make()'s result, or None with the variant's error recorded: a
+    converter's failure is that variant's, the others still convert."""
+    try:
+        return make()
+    except InputError:
+        raise  # the recipe is wrong (a denylist entry, a dataset): exit 2 now
+    except ConversionError as exc:
+        results[variant] = exc
+    except Exception as exc:  # noqa: BLE001 - the converters raise many kinds
+        results[variant] = ConversionError(f"{what}: {_first_line(exc)}", hint=hint)
+    say(variant, "failed")
+    return None
 
 
 def _ensure_loadability(recipe: Recipe, results: dict[str, Artifact | ConversionError], cache_dir: Path, say: ProgressFn) -> None:
@@ -356,8 +370,8 @@ def _tflite_source_manifest(recipe: Recipe, variant: str, content: bytes) -> dic
         interpreter = Interpreter(model_content=content)
     except Exception as exc:  # noqa: BLE001 - any load failure is a bad model file
         raise InputError(f"not a loadable .tflite: {_first_line(exc)}", source=recipe.path, place="source", hint="check the file") from None
-    manifest = _manifest(recipe, variant, content, interpreter, {"benchmark_only": True}, None)
-    manifest["summary"] = "the source .tflite, as it is (benchmark-only)"
+    manifest = _manifest(recipe, variant, content, interpreter, {"source": "the .tflite as it is"}, None)
+    manifest["summary"] = "the source .tflite, as it is"
     return manifest
 
 
@@ -548,25 +562,12 @@ class _ConverterSession:
             )
             return debugger.get_nondebug_quantized_model()
 
-        fp32_map = search = None
-        if options.denylist:
-            denylist = selective.resolve_user_denylist(options.denylist, rows, recipe_path=self.recipe.path)
-            source = "recipe"
-        else:
-            assert self.calibration is not None
-            evaluator = HostEvaluator(self.recipe, self.calibration, self.cache_dir)
-            say("fp32 mAP on the calibration split")
-            fp32_map = evaluator.map(self.known.get("fp32") or self._ptq("fp32"))
-
-            def score(candidate: selective.Denylist) -> float:
-                say(f"mAP with {candidate.size} layer(s) in float")
-                return evaluator.map(quantised(candidate))
-
-            search = selective.search_denylist(rows, options, fp32_map, score)
-            denylist = search.denylist
-            source = "automatic"
+        choice = selective.choose_denylist(
+            rows, self.recipe, self.calibration, self.cache_dir, lambda: self.known.get("fp32") or self._ptq("fp32"), quantised, say
+        )
+        denylist = choice.denylist
         content = quantised(denylist)
-        full = selective.report(rows, options, denylist, source=source, fp32_map=fp32_map, search=search)
+        full = selective.report(rows, options, denylist, source=choice.source, fp32_map=choice.fp32_map, search=choice.search)
         extra = {"selective": selective.summary(full, options.top_layers), "sensitivity_report": SENSITIVITY_FILE}
         return Converted(content, extra, {SENSITIVITY_FILE: json.dumps(full, indent=1).encode()})
 

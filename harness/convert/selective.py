@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from harness.errors import InputError
-from harness.model.recipe import SelectiveOptions
+from harness.model.recipe import Recipe, SelectiveOptions
 
 DENYLIST_PLACE = "variant_options.selective-int8.denylist"
 
@@ -161,6 +161,49 @@ def search_denylist(
     return SearchResult(
         best[1], tuple(steps), f"max_layers {options.max_layers} reached; kept the best list tried ({best[1].size} layer(s))"
     )
+
+
+@dataclass(frozen=True)
+class Choice:
+    denylist: Denylist
+    source: str  # recipe | automatic
+    fp32_map: float | None = None
+    search: SearchResult | None = None
+
+
+def choose_denylist(
+    rows: Sequence[LayerError],
+    recipe: Recipe,
+    calibration: Any,
+    cache_dir: Path,
+    fp32: Callable[[], bytes],
+    quantised: Callable[[Denylist], bytes],
+    say: Callable[[str], None],
+    *,
+    quant: Any = None,
+    unit: str = "layer(s)",
+) -> Choice:
+    """The recipe's denylist, or the search's: each candidate scored by its
+    mAP on the calibration split, on this host (harness.convert.host_eval).
+    Both converters (TFLiteConverter, LiteRT Quantizer) decide here."""
+    options = recipe.selective
+    if options.denylist:
+        return Choice(resolve_user_denylist(options.denylist, rows, recipe_path=recipe.path), "recipe")
+    from harness.convert.host_eval import HostEvaluator
+    from harness.dataset.preprocess import InputQuant
+
+    quant = quant or InputQuant("float32")
+    assert calibration is not None
+    evaluator = HostEvaluator(recipe, calibration, cache_dir)
+    say("fp32 mAP on the calibration split")
+    fp32_map = evaluator.map(fp32(), quant)
+
+    def score(candidate: Denylist) -> float:
+        say(f"mAP with {candidate.size} {unit} in float")
+        return evaluator.map(quantised(candidate), quant)
+
+    search = search_denylist(rows, options, fp32_map, score)
+    return Choice(search.denylist, "automatic", fp32_map, search)
 
 
 def report(

@@ -6,7 +6,9 @@ and evaluate it, and which variants to produce with which options. Paths
 inside a recipe are relative to the recipe's folder.
 
 Sources: a Keras model (``.h5``/``.keras``), a SavedModel directory, or a
-float ``.tflite`` (benchmark-only: measured as it is, never converted).
+float ``.tflite`` (fp32 is the file as it is; the other variants come from
+the LiteRT Quantizer, harness/convert/litert_quant.py; a bare ``.tflite``
+given to ``--model`` without a recipe is benchmark-only).
 """
 
 from __future__ import annotations
@@ -109,11 +111,14 @@ class Recipe:
 
     def check_variants(self, variants: tuple[str, ...], *, source: str = "--variants") -> None:
         """Refuse, up front, a variant this recipe cannot make."""
-        if self.is_tflite and set(variants) - {"fp32"}:
+        if self.is_tflite and self.path != self.source:
+            _check_tflite_variants(self, variants, source)
+        elif self.is_tflite and set(variants) - {"fp32"}:
             raise InputError(
                 f"a .tflite source is benchmark-only; it cannot be converted into {', '.join(v for v in variants if v != 'fp32')}",
                 source=source,
-                hint="ask for fp32 only (the file as it is), or point the recipe's source at the float Keras or SavedModel model",
+                hint="ask for fp32 only (the file as it is), or write a model.yaml recipe with this file as source and a "
+                "calibration dataset (the LiteRT Quantizer makes the int8 variants from it)",
             )
         if "qat-int8" in variants and self.qat is None:
             raise InputError(
@@ -122,6 +127,27 @@ class Recipe:
                 place="training",
                 hint="add e.g. `training: {dataset: {split: train, size: 512}, epochs: 1, loss: ssd-focal}`, or drop qat-int8",
             )
+
+
+def _check_tflite_variants(recipe: Recipe, variants: tuple[str, ...], source: str) -> None:
+    """A float .tflite recipe: the LiteRT Quantizer makes every variant but
+    qat-int8 (fine-tuning needs the Keras model)."""
+    if "qat-int8" in variants:
+        raise InputError(
+            "qat-int8 cannot be made from a .tflite source: quantization-aware training fine-tunes the Keras model, "
+            "and a .tflite holds no trainable graph",
+            source=source,
+            hint="drop qat-int8 (int8 and selective-int8 come from the LiteRT Quantizer), "
+            "or point source at the float Keras or SavedModel model",
+        )
+
+
+def tflite_default_variants(has_calibration: bool) -> tuple[str, ...]:
+    """A .tflite recipe without `variants:`: all the quantizer can make, or
+    the file as it is when there is nothing to calibrate on."""
+    if not has_calibration:
+        return ("fp32",)
+    return tuple(v for v in DEFAULT_VARIANTS if v != "qat-int8")
 
 
 def bare_tflite_recipe(path: Path) -> Recipe:
@@ -192,9 +218,10 @@ def load_recipe(path: Path) -> Recipe:
         )
     variants_raw = data.get("variants")
     if variants_raw is None:
-        # Defaults are what this recipe can make: a .tflite is measured as it
-        # is, and qat-int8 needs a training section.
-        variants = ("fp32",) if source.suffix == ".tflite" else tuple(
+        # Defaults are what this recipe can make: a .tflite has no qat-int8
+        # (and only fp32 without a calibration split), and qat-int8 needs a
+        # training section.
+        variants = tflite_default_variants(calibration is not None) if source.suffix == ".tflite" else tuple(
             v for v in DEFAULT_VARIANTS if v != "qat-int8" or qat is not None
         )
     elif isinstance(variants_raw, list):

@@ -126,12 +126,15 @@ def test_training_options_are_merged_with_qat_overrides(tmp_path):
     assert recipe.qat.dataset.synthetic_size == 8
 
 
-def test_tflite_source_is_benchmark_only(tmp_path):
+def test_a_bare_tflite_is_benchmark_only(tmp_path):
+    """Without a recipe there is nothing to calibrate on; a .tflite recipe
+    converts (tests/unit/test_litert_quant_units.py)."""
+    from harness.model.recipe import bare_tflite_recipe
+
     (tmp_path / "m.tflite").write_bytes(b"x")
-    path = write_recipe(tmp_path, source="m.tflite", variants=["fp32", "int8"])
     with pytest.raises(InputError) as err:
-        load_recipe(path)
-    assert "benchmark-only" in err.value.render()
+        bare_tflite_recipe(tmp_path / "m.tflite").check_variants(("fp32", "int8"))
+    assert "benchmark-only" in err.value.render() and "calibration dataset" in err.value.render()
 
 
 # -- a model, or a folder, where the recipe goes ------------------------------
