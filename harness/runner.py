@@ -35,6 +35,7 @@ from harness.measure.pair import PairContext
 from harness.measure.worker import DeviceJob, Finished, PairMessage, Status, Transfer, device_worker
 from harness.model.adapters import adapter_spec
 from harness.model.datasets import resolve_dataset
+from harness.model.labels import ClassMap, recipe_class_map
 from harness.model.recipe import Recipe, bare_tflite_recipe, load_recipe
 from harness.model.variants import parse_variant_names
 from harness.results import provenance
@@ -166,7 +167,7 @@ class Prepared:
     artifacts: dict[str, Built]  # in the cache
     inputs: dict[str, Path | None]
     evaluation: CocoDataset | None
-    category_ids: tuple[int, ...] | None
+    category_ids: ClassMap | None
 
 
 def execute(plan: RunPlan, store: ResultsStore, events: RunEvents | None = None, *, resume: str | None = None) -> RunOutcome:
@@ -205,11 +206,7 @@ def prepare(plan: RunPlan, events: RunEvents) -> Prepared:
     events.stage("dataset")
     calibration = resolve_dataset(recipe, recipe.calibration, cache)
     evaluation = resolve_dataset(recipe, recipe.eval, cache)
-    category_ids = (
-        evaluation.category_ids_for(recipe.labels, source=recipe.path)
-        if evaluation is not None and recipe.adapter != "none"
-        else None
-    )
+    category_ids = recipe_class_map(recipe, evaluation) if evaluation is not None and recipe.adapter != "none" else None
     artifacts = build_variants(recipe, plan.variants, calibration, cache, events)
     # Inputs depend on the variant, not the device: prepared once, here,
     # so device workers never write the cache concurrently.
