@@ -15,6 +15,7 @@ from harness.model.adapters import AdapterSpec
 from harness.agent.client import AgentClient, file_sha256
 from harness.convert.converter import Artifact
 from harness.dataset.coco import CocoDataset
+from harness.dataset.labelcheck import class_landings
 from harness.dataset.scoring import coco_scores, save_results, to_coco_results
 from harness.model.labels import ClassMap
 from harness.measure.stats import summarize_ns
@@ -301,6 +302,8 @@ def _score(
     save_results(path, results)
     scores = coco_scores(dataset.annotations_json, results, [img.id for img in dataset.images])
     return Accuracy(
+        class_map_note=class_map.note or None,
+        class_landings=class_landings(dataset, detections, class_map.category_ids),
         dataset=dataset.name,
         annotations=str(dataset.annotations_json.resolve()),
         detections=str(path.resolve()),
