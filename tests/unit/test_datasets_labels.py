@@ -218,3 +218,25 @@ def test_the_report_warns_with_the_mapping_it_sees(two_box_dataset):
     from harness.results.record import Record
 
     assert Record.from_dict(json.loads(json.dumps(record.to_dict()))).accuracy == accuracy
+
+
+# -- recipe keys ----------------------------------------------------------------------
+
+
+def test_a_recipe_takes_val_and_calib_entries_in_every_form(tmp_path):
+    from harness.model.recipe import load_recipe
+    from tests.recipes import write_recipe
+
+    data = _yolo(tmp_path, {"a": "0 0.5 0.5 0.2 0.2\n"})
+    recipe = load_recipe(write_recipe(tmp_path, labels="coco80", dataset={
+        "val": "data.yaml", "calib": {"data": "data.yaml", "split": "val", "size": 8, "seed": 2}}))
+    assert recipe.labels == COCO80 and recipe.labels_source == "coco80"
+    assert (recipe.eval.yolo, recipe.eval.yolo_split, recipe.eval.size) == (data, "val", None)
+    assert (recipe.calibration.yolo, recipe.calibration.size, recipe.calibration.seed) == (data, 8, 2)
+    with pytest.raises(InputError, match="both 'eval' and 'val'"):
+        load_recipe(write_recipe(tmp_path, dataset={"val": "data.yaml", "eval": "data.yaml"}))
+    with pytest.raises(InputError, match="name the dataset once"):
+        load_recipe(write_recipe(tmp_path, dataset={"val": {"data": "data.yaml", "root": "."}}))
+    with pytest.raises(InputError, match="no 'val' split in the COCO folder"):
+        load_recipe(write_recipe(tmp_path, dataset={"val": "."}))
+    assert load_recipe(write_recipe(tmp_path, labels=None)).labels == ()  # no labels: the dataset's order
