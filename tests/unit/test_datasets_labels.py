@@ -240,3 +240,16 @@ def test_a_recipe_takes_val_and_calib_entries_in_every_form(tmp_path):
     with pytest.raises(InputError, match="no 'val' split in the COCO folder"):
         load_recipe(write_recipe(tmp_path, dataset={"val": "."}))
     assert load_recipe(write_recipe(tmp_path, labels=None)).labels == ()  # no labels: the dataset's order
+
+
+def test_dataset_flag_replaces_a_recipes_eval_set_and_split_needs_it(tmp_path):
+    from harness.model.bare import plan_recipe
+    from tests.recipes import write_recipe
+
+    data = _yolo(tmp_path, {"a": "0 0.5 0.5 0.2 0.2\n"})
+    recipe = plan_recipe(write_recipe(tmp_path), data, "val")
+    assert (recipe.eval.yolo, recipe.eval.yolo_split) == (data, "val")
+    with pytest.raises(InputError, match="--split names a split of --dataset"):
+        plan_recipe(tmp_path / "model.yaml", None, "val")
+    with pytest.raises(InputError, match="dataset YAML not found"):
+        plan_recipe(tmp_path / "model.yaml", tmp_path / "nope.yaml", None)
