@@ -38,7 +38,7 @@ def _warning(wrong: list[ClassLanding], every: Sequence[ClassLanding]) -> str:
     seen = ", ".join(f"{c.class_index} -> {c.landed}" for c in every)
     why = "an off-by-one label map (a background entry too many or too few?)" if _shifted(wrong, every) else "a permuted label map"
     return (f"LABEL MAP WARNING: {what}. This looks like {why}: the mapping the detections show is {seen}; "
-            "put the labels in the model's class order")
+            "put the labels in the model's class order.")
 
 
 def _shifted(wrong: list[ClassLanding], every: Sequence[ClassLanding]) -> bool:
