@@ -52,6 +52,8 @@ def _matches(found: dict[str, Any], truth: tuple[np.ndarray, list[int]]) -> list
     order = np.argsort(-np.asarray(found["scores"], np.float64), kind="stable")
     out = []
     for k in order:
+        if taken.all():
+            break  # every object has its detection: the rest are duplicates or background
         ymin, xmin, ymax, xmax = (float(v) for v in found["boxes"][k])
         iou = np.where(taken, -1.0, _iou(np.array([xmin, ymin, xmax, ymax]), gt_boxes))
         best = int(np.argmax(iou)) if len(iou) else -1
