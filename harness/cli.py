@@ -68,8 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="benchmark a recipe's variants on devices")
     run.add_argument(
         "--model", type=Path,
-        help="model recipe (default: the bundled demo detector), or a float .tflite to benchmark as it is (no mAP)",
+        help="model recipe (default: the bundled demo detector), or a .tflite: benchmark-only, or scored with --dataset",
     )
+    run.add_argument(
+        "--dataset", type=Path, metavar="DIR|data.yaml",
+        help="score mAP on this dataset: a COCO root (annotations/instances_<split>.json beside <split>/) or an "
+        "Ultralytics data.yaml; with a bare .tflite no recipe is needed",
+    )
+    run.add_argument("--split", metavar="S", help="the --dataset split to score (default: val; val2017 is found for val)")
     run.add_argument("--devices", help="comma list of device names (default: local)")
     run.add_argument("--inventory", type=Path, help=inventory_help)
     run.add_argument(
@@ -240,6 +246,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     plan = make_plan(
         args.model or paths.demo_recipe_path(), args.variants, args.devices or "local", reports,
         command="run", inventory_path=args.inventory, lock_wait_s=args.lock_wait,
+        dataset=args.dataset, split=args.split,
     )
     return _run_pipeline(plan, args.store)
 
@@ -249,7 +256,8 @@ def _resume(args: argparse.Namespace, reports: Path) -> int:
     from harness.results.open import open_store
     from harness.runner import plan_from_meta, stored_meta
 
-    for flag, value in (("--model", args.model), ("--variants", args.variants), ("--devices", args.devices)):
+    for flag, value in (("--model", args.model), ("--variants", args.variants), ("--devices", args.devices),
+                        ("--dataset", args.dataset), ("--split", args.split)):
         if value:
             raise InputError(
                 "a resumed run keeps the plan it was started with", source=flag, hint=f"drop {flag}, or start a new run"

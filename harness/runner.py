@@ -35,8 +35,10 @@ from harness.measure.pair import PairContext
 from harness.measure.worker import DeviceJob, Finished, PairMessage, Status, Transfer, device_worker
 from harness.model.adapters import adapter_spec
 from harness.model.datasets import resolve_dataset
+from harness.model.bare import plan_recipe
 from harness.model.feed import eval_feed
-from harness.model.recipe import Recipe, bare_tflite_recipe, load_recipe
+from harness.model.labels import ClassMap, recipe_class_map
+from harness.model.recipe import Recipe
 from harness.model.variants import parse_variant_names
 from harness.results import provenance
 from harness.results.files import (
@@ -73,6 +75,9 @@ class RunPlan:
     # profile's plan to measure them.
     remeasure: frozenset[tuple[str, str]] = frozenset()
     measure_scale: float = 1.0
+    # `--dataset` / `--split`: kept so --resume rebuilds the same plan.
+    dataset: Path | None = None
+    split: str | None = None
 
 
 @dataclass
@@ -109,6 +114,8 @@ def make_plan(
     lock_wait_s: float = 600.0,
     remeasure: frozenset[tuple[str, str]] = frozenset(),
     measure_scale: float = 1.0,
+    dataset: Path | None = None,
+    split: str | None = None,
 ) -> RunPlan:
     """The plan the command line asks for, every flag and file checked."""
     # Flags first: they are cheap to check and the user's most likely typo.
@@ -120,13 +127,14 @@ def make_plan(
     # The local device keeps its "device cache" inside the harness cache.
     local = local_device(paths.cache_dir(reports).resolve() / "local-device")
     devices = inventory.select(names, local=local)
-    recipe = bare_tflite_recipe(recipe_path) if recipe_path.suffix == ".tflite" else load_recipe(recipe_path)
+    recipe = plan_recipe(recipe_path, dataset, split)
     variants = asked_variants or recipe.variants
     recipe.check_variants(variants)
     return RunPlan(
         recipe, variants, devices, reports, command=command, lock_wait_s=lock_wait_s,
         inventory=inventory_path.resolve() if inventory_path else None,
         remeasure=remeasure, measure_scale=measure_scale,
+        dataset=Path(dataset).resolve() if dataset else None, split=split,
     )
 
 
@@ -154,6 +162,7 @@ def plan_from_meta(
     return make_plan(
         Path(meta["recipe"]), ",".join(variants), ",".join(devices), reports, command="run",
         inventory_path=inventory, lock_wait_s=lock_wait_s, remeasure=frozenset(only or ()), measure_scale=measure_scale,
+        dataset=Path(meta["dataset"]) if meta.get("dataset") else None, split=meta.get("split"),
     )
 
 
@@ -167,7 +176,7 @@ class Prepared:
     artifacts: dict[str, Built]  # in the cache
     inputs: dict[str, Path | None]
     evaluation: CocoDataset | None
-    category_ids: tuple[int, ...] | None
+    category_ids: ClassMap | None
 
 
 def execute(plan: RunPlan, store: ResultsStore, events: RunEvents | None = None, *, resume: str | None = None) -> RunOutcome:
@@ -206,11 +215,7 @@ def prepare(plan: RunPlan, events: RunEvents) -> Prepared:
     events.stage("dataset")
     calibration = resolve_dataset(recipe, recipe.calibration, cache)
     evaluation = resolve_dataset(recipe, recipe.eval, cache)
-    category_ids = (
-        evaluation.category_ids_for(recipe.labels, source=recipe.path)
-        if evaluation is not None and recipe.adapter != "none"
-        else None
-    )
+    category_ids = recipe_class_map(recipe, evaluation) if evaluation is not None and recipe.adapter != "none" else None
     artifacts = build_variants(recipe, plan.variants, calibration, cache, events)
     # Inputs depend on the variant, not the device: prepared once, here,
     # so device workers never write the cache concurrently.
@@ -230,6 +235,8 @@ def _start(plan: RunPlan, store: ResultsStore) -> tuple[RunOutcome, dict[str, An
         "variants": list(plan.variants),
         "devices": [d.name for d in plan.devices],
         "inventory": str(plan.inventory) if plan.inventory else None,
+        "dataset": str(plan.dataset) if plan.dataset else None,
+        "split": plan.split,
         "created_at": utc_now_iso(),
         "source_commit": provenance.source_commit(plan.recipe.path, plan.recipe.source),
         "host": {"name": provenance.controller_host(), "python": platform.python_version(),

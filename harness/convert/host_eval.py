@@ -18,6 +18,7 @@ from harness.dataset.coco import CocoDataset
 from harness.device import Device
 from harness.dataset.scoring import coco_scores, to_coco_results
 from harness.dataset.preprocess import InputQuant, prepared_inputs
+from harness.model.labels import recipe_class_map
 from harness.model.recipe import Recipe
 
 
@@ -30,7 +31,7 @@ class HostEvaluator:
         self.recipe = recipe
         self.cache_dir = cache_dir
         self.adapter = adapter_spec(recipe)
-        self.category_ids = dataset.category_ids_for(recipe.labels, source=recipe.path)
+        self.category_ids = recipe_class_map(recipe, dataset).category_ids
         self._inputs: dict[InputQuant, Path] = {}
         device = Device(name="host-eval", profile="x86-cpu", kind="local", python=sys.executable, cache_dir=str(cache_dir / "host-agent"))
         self.client = AgentClient(LocalTransport(device), timeout_s=900, confined=False)

@@ -31,6 +31,8 @@ class CocoDataset:
     # category id -> name, in id order.
     categories: dict[int, str]
     annotations_sha256: str
+    # The categories at least one annotation uses (a label check ignores the others).
+    annotated_categories: frozenset[int] = frozenset()
 
     def category_ids_for(self, labels: tuple[str, ...], *, source: str | Path) -> tuple[int, ...]:
         """Map the model's class indices (label order) to this dataset's ids."""
@@ -98,6 +100,7 @@ def load_coco(annotations_json: Path, images_dir: Path, *, name: str | None = No
         images.append(CocoImage(img["id"], Path(images_dir) / img["file_name"], img["width"], img["height"]))
     _require(bool(images), path, "images", "no images")
 
+    used: set[int] = set()
     for i, ann in enumerate(data["annotations"]):
         place = f"annotations[{i}]"
         _require(isinstance(ann, dict), path, place, "expected an object")
@@ -113,6 +116,7 @@ def load_coco(annotations_json: Path, images_dir: Path, *, name: str | None = No
             place + ".bbox",
             "expected [x, y, width, height]",
         )
+        used.add(category_id)
 
     missing = [img.path for img in images if not img.path.is_file()]
     if missing:
@@ -128,4 +132,5 @@ def load_coco(annotations_json: Path, images_dir: Path, *, name: str | None = No
         images=tuple(images),
         categories=dict(sorted(categories.items())),
         annotations_sha256=hashlib.sha256(raw).hexdigest(),
+        annotated_categories=frozenset(used),
     )

@@ -16,7 +16,6 @@ from typing import Sequence
 import numpy as np
 
 from harness.dataset.coco import CocoDataset
-from harness.errors import InputError
 
 PREPROCESS_VERSION = 2
 
@@ -70,16 +69,9 @@ def resize(image: np.ndarray, out_h: int, out_w: int, mode: str = "bilinear") ->
 def load_image(path: Path, spec: InputSpec) -> np.ndarray:
     """float32 HxWxC pixel values (0..255), resized to the model's input by
     plain stretch."""
-    from PIL import Image
+    from harness.dataset.images import read_pixels
 
-    try:
-        with Image.open(path) as img:
-            array = np.asarray(img.convert("RGB" if spec.channels == 3 else "L"), dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read image: {exc}", source=path, hint="replace or remove the image") from None
-    if array.ndim == 2:
-        array = array[:, :, None]
-    return resize(array, spec.height, spec.width, spec.resize)
+    return resize(read_pixels(path, spec.channels), spec.height, spec.width, spec.resize)
 
 
 def normalise(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:

@@ -37,8 +37,8 @@ def to_coco_results(
     results: list[dict[str, Any]] = []
     for image, found in zip(dataset.images, detections):
         for box, cls, score in zip(found["boxes"], found["classes"], found["scores"]):
-            if not 0 <= cls < len(category_ids):
-                continue  # a class the dataset does not know cannot match anything
+            if not 0 <= cls < len(category_ids) or category_ids[cls] < 0:
+                continue  # a class the dataset does not know (or a '???' slot) cannot match anything
             ymin, xmin, ymax, xmax = (min(1.0, max(0.0, float(v))) for v in box)
             x, y = xmin * image.width, ymin * image.height
             w, h = (xmax - xmin) * image.width, (ymax - ymin) * image.height

@@ -15,7 +15,9 @@ from harness.model.adapters import AdapterSpec
 from harness.agent.client import AgentClient, file_sha256
 from harness.convert.converter import Artifact
 from harness.dataset.coco import CocoDataset
+from harness.dataset.labelcheck import class_landings
 from harness.dataset.scoring import coco_scores, save_results, to_coco_results
+from harness.model.labels import ClassMap
 from harness.measure.stats import summarize_ns
 from harness.fleet.profiles import MeasurementPlan, Profile
 from harness.results.files import device_dir, pair_stem
@@ -124,7 +126,7 @@ class PairAccumulator:
     # samples), which --resume continues instead of measuring them again.
     earlier: tuple[Record, list[int]] | None = None
 
-    def add(self, reply: dict[str, Any], ctx: PairContext, dataset: CocoDataset | None, category_ids: tuple[int, ...] | None) -> None:
+    def add(self, reply: dict[str, Any], ctx: PairContext, dataset: CocoDataset | None, category_ids: ClassMap | None) -> None:
         self.replies.append(reply)
         if self.accuracy is None and dataset is not None and category_ids is not None and reply.get("detections"):
             self.accuracy = _score(ctx, self.artifact, dataset, category_ids, reply["detections"])
@@ -290,15 +292,18 @@ def _continued_env(earlier: EnvInfo | None, later: EnvInfo | None) -> EnvInfo | 
 
 
 def _score(
-    ctx: PairContext, artifact: Artifact, dataset: CocoDataset, category_ids: tuple[int, ...], detections: list[dict[str, Any]]
+    ctx: PairContext, artifact: Artifact, dataset: CocoDataset, category_ids: ClassMap, detections: list[dict[str, Any]]
 ) -> Accuracy:
     if len(detections) < len(dataset.images):  # the profile scores only the first images
         dataset = replace(dataset, images=dataset.images[: len(detections)])
-    results = to_coco_results(dataset, detections, category_ids)
+    class_map = category_ids
+    results = to_coco_results(dataset, detections, class_map.category_ids)
     path = device_dir(ctx.run_dir, ctx.device_info.name) / f"{pair_stem(artifact.model, artifact.variant)}.detections.json"
     save_results(path, results)
     scores = coco_scores(dataset.annotations_json, results, [img.id for img in dataset.images])
     return Accuracy(
+        class_map_note=class_map.note or None,
+        class_landings=class_landings(dataset, detections, class_map.category_ids),
         dataset=dataset.name,
         annotations=str(dataset.annotations_json.resolve()),
         detections=str(path.resolve()),

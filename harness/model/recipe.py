@@ -20,6 +20,7 @@ from typing import Any
 from harness.config import Fields, load_yaml_mapping
 from harness.errors import InputError
 from harness.dataset.preprocess import InputSpec
+from harness.model.labels import parse_labels
 from harness.model.not_a_recipe import refuse_model_file
 from harness.model.variants import DEFAULT_VARIANTS, parse_variant_names
 
@@ -50,6 +51,12 @@ class DatasetRef:
     annotations: Path | None = None
     images: Path | None = None
     synthetic_size: int | None = None
+    # An Ultralytics data.yaml and its split, converted to COCO in the cache.
+    yolo: Path | None = None
+    yolo_split: str = "val"
+    # A seeded sample of this many images (None: all of them).
+    size: int | None = None
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,8 @@ class Recipe:
     # Quantization-aware fine-tuning: `training:` merged with variant_options.qat-int8.
     qat: TrainingConfig | None = None
     selective: SelectiveOptions = SelectiveOptions()
+    # Where labels came from: "" (none: the dataset's category order), "list", "coco80", "coco91", a label file.
+    labels_source: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -216,6 +225,7 @@ def load_recipe(path: Path) -> Recipe:
             place="training.dataset",
             hint="give training.dataset {annotations, images} of a COCO folder",
         )
+    labels = parse_labels(top, folder)
     variants_raw = data.get("variants")
     if variants_raw is None:
         # Defaults are what this recipe can make: a .tflite has no qat-int8
@@ -234,7 +244,8 @@ def load_recipe(path: Path) -> Recipe:
         description=top.str("description", ""),
         source=source,
         input=spec,
-        labels=top.str_list("labels", required=adapter != "none"),
+        labels=labels.names,
+        labels_source=labels.source,
         adapter=adapter,
         postprocess=postprocess,
         calibration=calibration,
@@ -444,7 +455,7 @@ def _datasets(top: Fields, path: Path, folder: Path) -> tuple[int | None, Datase
     ds = top.sub("dataset")
     if not ds.data:
         return None, None, None
-    ds.reject_unknown(["generator", "seed", "splits", "calibration", "eval"])
+    ds.reject_unknown(["generator", "seed", "splits", "calibration", "eval", "calib", "val"])
     generator = ds.choice("generator", ["synthetic"])
     if generator == "synthetic":
         splits = ds.sub("splits", required=True)
@@ -455,11 +466,6 @@ def _datasets(top: Fields, path: Path, folder: Path) -> tuple[int | None, Datase
             DatasetRef("val", synthetic_size=splits.int("val", required=True, minimum=1)),
         )
 
-    def folder_ref(key: str, split: str) -> DatasetRef | None:
-        sub = ds.sub(key)
-        if not sub.data:
-            return None
-        sub.reject_unknown(["annotations", "images"])
-        return _folder_ref(sub, split, path, folder)
+    from harness.model.dataset_refs import dataset_entries  # imports this module
 
-    return None, folder_ref("calibration", "calib"), folder_ref("eval", "val")
+    return (None, *dataset_entries(ds, path, folder))

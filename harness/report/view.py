@@ -13,6 +13,7 @@ from typing import Sequence
 
 from harness.fleet.profiles import FAMILIES, FAMILY_TITLES
 from harness.model.variants import VARIANTS
+from harness.report.label_findings import label_findings
 from harness.results.record import Record
 
 # Sections follow the profiles' family order; variants the order they are
@@ -300,6 +301,7 @@ def findings(section: DeviceSection) -> list[str]:
             f"{section.device} is emulated: its figures prove that the variants run on aarch64 and give the same "
             "detections; its latency and memory are qemu's, not a Raspberry Pi's, and are not comparable with real devices."
         )
+    lines.extend(label_findings([row.record for row in section.rows]))
     for row in section.rows:
         if row.record.status != "ok" and row.record.error:
             lines.append(f"{row.variant} {row.record.status}: {row.record.error.message}")

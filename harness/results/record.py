@@ -96,6 +96,22 @@ class MemoryMb:
 
 
 @dataclass(frozen=True)
+class ClassLanding:
+    """Where one model class's detections land, matched to the ground truth
+    by box alone (harness.dataset.labelcheck)."""
+
+    class_index: int
+    expected: str  # the category the label map gives this class ("???": none)
+    landed: str  # the category most of its box-matched detections are
+    share: float  # of its box-matched detections, the fraction on `landed`
+    matched: int
+
+    @property
+    def mismatched(self) -> bool:
+        return self.landed != self.expected and self.share > 0.5
+
+
+@dataclass(frozen=True)
 class Accuracy:
     dataset: str
     annotations: str
@@ -104,6 +120,16 @@ class Accuracy:
     map: float
     map50: float
     map75: float
+    # How class indices became category ids when the recipe named no labels.
+    class_map_note: str | None = None
+    # Each class's landing (classes with enough box-matched detections).
+    class_landings: tuple[ClassLanding, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Accuracy":
+        data = dict(data)
+        data["class_landings"] = tuple(ClassLanding(**c) for c in data.get("class_landings") or ())
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -233,7 +259,7 @@ class Record:
             first_invoke_ms=data.get("first_invoke_ms"),
             threads=data.get("threads"),
             memory_mb=MemoryMb(**data["memory_mb"]) if data.get("memory_mb") else None,
-            accuracy=Accuracy(**data["accuracy"]) if data.get("accuracy") else None,
+            accuracy=Accuracy.from_dict(data["accuracy"]) if data.get("accuracy") else None,
             env=_env(data["env"]) if data.get("env") else None,
             edgetpu=_edgetpu(data["edgetpu"]) if data.get("edgetpu") else None,
             quantization=QuantizationInfo.from_dict(data["quantization"]) if data.get("quantization") else None,
