@@ -244,6 +244,16 @@ def demo_artifacts(demo_recipe, demo_datasets, session_cache):
         return convert_variants(demo_recipe, DEFAULT_VARIANTS, calibration, session_cache)
 
 
+@pytest.fixture(scope="session")
+def demo_fp32(demo_recipe, session_cache):
+    """The demo detector's fp32 variant alone (cheap when demo_artifacts
+    already ran; under the same lock, so two workers never write it at once)."""
+    from harness.convert.converter import convert_variants
+
+    with _exclusive(session_cache / ".demo-artifacts.lock"):
+        return convert_variants(demo_recipe, ("fp32",), None, session_cache)["fp32"]
+
+
 @contextlib.contextmanager
 def _exclusive(lock_path: Path) -> Iterator[None]:
     with open(lock_path, "a") as lock:

@@ -23,16 +23,13 @@ VARIANTS = ["fp32", "dynamic-int8", "int8", "int16x8", "selective-int8"]
 
 
 @pytest.fixture(scope="module")
-def tflite_recipe(demo_recipe, demo_datasets, session_cache, tmp_path_factory) -> Path:
+def tflite_recipe(demo_recipe, demo_fp32, tmp_path_factory) -> Path:
     """fp32 of the demo detector as a .tflite (the session's conversion cache
     has it when demo_artifacts ran), and a recipe for it with small synthetic
     calibration and eval splits (the demo's generator)."""
-    from harness.convert.converter import convert_variants
-
     folder = tmp_path_factory.mktemp("float-tflite")
     demo = demo_recipe
-    fp32 = convert_variants(demo, ["fp32"], demo_datasets[0], session_cache, check_loadability=False)["fp32"]
-    shutil.copyfile(fp32.path, folder / "detector-fp32.tflite")  # type: ignore[union-attr]
+    shutil.copyfile(demo_fp32.path, folder / "detector-fp32.tflite")
     shutil.copyfile(demo.postprocess["anchors"], folder / "anchors.npy")
     recipe = {
         "name": "demo-tflite",

@@ -26,12 +26,9 @@ QUICK = {"warmup_runs": 1, "warmup_seconds": 0.0, "min_runs": 5, "min_seconds": 
 
 
 @pytest.fixture(scope="module")
-def demo_tflite(demo_recipe, session_cache, tmp_path_factory) -> Path:
-    from harness.convert.converter import convert_variants
-
-    (artifact,) = convert_variants(demo_recipe, ("fp32",), None, session_cache).values()
+def demo_tflite(demo_fp32, tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("model") / "demo.tflite"
-    shutil.copy(artifact.path, target)
+    shutil.copy(demo_fp32.path, target)
     return target
 
 
