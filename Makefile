@@ -46,14 +46,16 @@ tflite214: $(STAMP_TFLITE214)
 demo: $(STAMP_RUN) $(STAMP_TFLITE214)
 	$(BIN)/harness demo
 
-# The suite on every core (pytest-xdist: a test module per worker, the demo
-# detector converted once for all, tests/conftest.py), then the benchmarks
-# alone, so nothing else runs while they time; both share one conversion cache.
+# The suite in two pytest runs sharing one conversion cache: unit and
+# integration tests on every core (pytest-xdist: a test module per worker,
+# the demo detector converted once for all, tests/conftest.py), then the
+# fault suite and the benchmarks in one process, so nothing else competes
+# with their timeouts, rate limits and timings.
 TEST_WORKERS ?= auto
 test: $(STAMP_DEV) $(STAMP_TFLITE214)
 	@cache=$$(mktemp -d /tmp/edge-harness-test-cache.XXXXXX) && trap 'rm -rf "$$cache"' EXIT && \
-	HARNESS_TEST_CACHE="$$cache" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/benchmarks $(PYTEST_ARGS) && \
-	HARNESS_TEST_CACHE="$$cache" $(BIN)/python -m pytest -p no:xdist tests/benchmarks $(PYTEST_ARGS)
+	HARNESS_TEST_CACHE="$$cache" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/unit tests/integration $(PYTEST_ARGS) && \
+	HARNESS_TEST_CACHE="$$cache" $(BIN)/python -m pytest -p no:xdist tests/faults tests/benchmarks $(PYTEST_ARGS)
 
 # The harness's own benchmarks: overhead ratios against a bare invoke() loop
 # and the runtime's reference benchmark script, per-pair overhead over SSH.
