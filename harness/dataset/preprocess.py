@@ -28,7 +28,7 @@ class InputSpec:
     channels: int = 3
     mean: tuple[float, ...] = (127.5, 127.5, 127.5)
     std: tuple[float, ...] = (127.5, 127.5, 127.5)
-    resize: str = "bilinear"  # bilinear | nearest (plain stretch, no letterbox)
+    resize: str = "bilinear"  # bilinear | nearest (plain stretch) | letterbox (Ultralytics')
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def resize(image: np.ndarray, out_h: int, out_w: int, mode: str = "bilinear") ->
 
 def load_image(path: Path, spec: InputSpec) -> np.ndarray:
     """float32 HxWxC pixel values (0..255), resized to the model's input by
-    plain stretch."""
+    plain stretch, or letterboxed when the spec says so."""
     from PIL import Image
 
     try:
@@ -79,6 +79,10 @@ def load_image(path: Path, spec: InputSpec) -> np.ndarray:
         raise InputError(f"cannot read image: {exc}", source=path, hint="replace or remove the image") from None
     if array.ndim == 2:
         array = array[:, :, None]
+    if spec.resize == "letterbox":
+        from harness.dataset.letterbox import letterbox_image
+
+        return letterbox_image(array, spec.height, spec.width)
     return resize(array, spec.height, spec.width, spec.resize)
 
 
