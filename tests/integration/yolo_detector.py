@@ -19,19 +19,22 @@ v8-int8.tflite, v5.tflite, end2end.tflite and <name>.yaml for each.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
 INPUT_PX = 128
 STRIDES = (8, 16, 32)
 NUM_CLASSES = 3
-TRAIN_IMAGES = 256
-EPOCHS = 24
+TRAIN_IMAGES = 320
+EPOCHS = 30
 BATCH = 16
 SEED = 20261202
 # Objects go to the level whose stride suits their longer side (input px).
 LEVEL_LIMITS_PX = (24.0, 48.0)
 MAX_DISTANCE = 2.5
+DEMO_MODEL = Path(__file__).resolve().parents[2] / "models" / "demo-detector" / "detector.h5"
+BACKBONE_OUTPUTS = ("b5_pw_relu", "b7_pw_relu", "b9_pw_relu")
 
 RECIPE = """\
 name: {name}
@@ -114,27 +117,39 @@ def _anchor_grid(np):
     return np.concatenate(rows).astype(np.float32)
 
 
-def _raw_model(keras):
-    """Backbone + one head per level: [1, N, 4 + nc] of distance logits
-    (left, top, right, bottom) and class logits."""
-    inputs = keras.Input((INPUT_PX, INPUT_PX, 3), batch_size=None, name="images")
-    x = inputs
-    feats = []
-    for filters, stride in ((16, 2), (24, 2), (32, 2), (48, 2), (64, 2)):
-        x = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
-        x = keras.layers.BatchNormalization(momentum=0.9)(x)  # short training: moving stats must settle
-        x = keras.layers.Activation("relu")(x)
-        if x.shape[1] in (INPUT_PX // s for s in STRIDES):
-            feats.append(x)
+def _backbone(keras):
+    """The bundled demo detector's backbone (trained on the same synthetic
+    shapes), cut at its stride 8/16/32 features and fed [0, 1] input (it
+    was trained on [-1, 1]): the heads then learn in seconds."""
+    trained = keras.models.load_model(DEMO_MODEL, compile=False)
+    config = trained.get_config()
+    # The backbone alone (its SSD heads reshape to a fixed size), rebuilt
+    # for this input size: it is all convolutions.
+    config["layers"] = [layer for layer in config["layers"] if re.match(r"images$|stem_|b\d_", layer["name"])]
+    config["layers"][0]["config"]["batch_input_shape"] = (None, INPUT_PX, INPUT_PX, 3)
+    config["output_layers"] = [[name, 0, 0] for name in BACKBONE_OUTPUTS]
+    cut = keras.Model.from_config(config)
+    for layer in cut.layers:
+        layer.set_weights(trained.get_layer(layer.name).get_weights())
+    cut.trainable = False
+    inputs = keras.Input((INPUT_PX, INPUT_PX, 3), name="images")
+    return keras.Model(inputs, cut(keras.layers.Rescaling(2.0, offset=-1.0)(inputs)))
+
+
+def _heads(backbone, keras):
+    """One small head per level: [1, N, 4 + nc] of distance logits (left,
+    top, right, bottom) and class logits, level by level."""
+    feats = [keras.Input(t.shape[1:]) for t in backbone.outputs]
     outs = []
     for f in feats:
-        y = keras.layers.Conv2D(48, 3, padding="same", activation="relu")(f)
+        y = keras.layers.Conv2D(64, 3, padding="same", activation="relu")(f)
+        y = keras.layers.Conv2D(64, 3, padding="same", activation="relu")(y)
         # Class bias at a 2% prior, so the first steps are not spent
         # unlearning a score of 0.5 on every background cell (RetinaNet).
         prior = [0.0] * 4 + [-4.0] * NUM_CLASSES
         y = keras.layers.Conv2D(4 + NUM_CLASSES, 1, bias_initializer=keras.initializers.Constant(prior))(y)
         outs.append(keras.layers.Reshape((-1, 4 + NUM_CLASSES))(y))
-    return keras.Model(inputs, keras.layers.Concatenate(axis=1)(outs))
+    return keras.Model(feats, keras.layers.Concatenate(axis=1)(outs))
 
 
 def _decode(raw, grid, tf):
@@ -152,13 +167,15 @@ def _decode(raw, grid, tf):
 def train(folder: Path, tf, keras, np):
     images, cls, box, pos = _dataset(folder / "data", "train", TRAIN_IMAGES, np)
     grid = tf.constant(_anchor_grid(np))
-    model = _raw_model(keras)
-    optimizer = keras.optimizers.Adam(5e-3)
+    backbone = _backbone(keras)
+    feats = [np.asarray(f) for f in backbone.predict(images, batch_size=32, verbose=0)]  # frozen: computed once
+    heads = _heads(backbone, keras)
+    optimizer = keras.optimizers.Adam(3e-3)
 
     @tf.function
-    def step(x, c, b, p):
+    def step(f, c, b, p):
         with tf.GradientTape() as tape:
-            raw = model(x, training=True)
+            raw = heads(f, training=True)
             xyxy, _ = _decode(raw, grid, tf)
             bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=c, logits=raw[..., 4:])
             prob = tf.sigmoid(raw[..., 4:])
@@ -166,20 +183,21 @@ def train(folder: Path, tf, keras, np):
             focal = tf.reduce_sum(alpha * bce * tf.abs(c - prob) ** 2) / tf.maximum(tf.reduce_sum(p), 1.0)
             l1 = tf.reduce_sum(tf.abs(xyxy - b / INPUT_PX), -1) * p
             loss = focal + 8.0 * tf.reduce_sum(l1) / tf.maximum(tf.reduce_sum(p), 1.0)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        grads = tape.gradient(loss, heads.trainable_variables)
+        optimizer.apply_gradients(zip(grads, heads.trainable_variables))
         return loss
 
     rng = np.random.default_rng(0)
     for epoch in range(EPOCHS):
-        if epoch in (EPOCHS * 2 // 3, EPOCHS - 2):
+        if epoch in (EPOCHS * 2 // 3, EPOCHS - 3):
             optimizer.learning_rate.assign(optimizer.learning_rate * 0.2)
         order = rng.permutation(len(images))
         for start in range(0, len(order), BATCH):
             idx = order[start : start + BATCH]
-            loss = step(images[idx], cls[idx], box[idx], pos[idx])
+            loss = step([f[idx] for f in feats], cls[idx], box[idx], pos[idx])
         print(f"epoch {epoch}: loss {float(loss):.3f}", file=sys.stderr)
-    return model, grid, images
+    inputs = backbone.input
+    return keras.Model(inputs, heads(backbone(inputs))), grid, images
 
 
 def export_all(folder: Path, model, grid, calib, tf, np) -> None:
