@@ -600,6 +600,133 @@ class BoxesScoresReader:
         )
 
 
+# YOLO heads as Ultralytics exports them (facts from its sources:
+# ultralytics/nn/modules/head.py Detect._inference concatenates xywh boxes and
+# sigmoid class scores into one [1, 4+nc, N] tensor; utils/export/litert.py
+# divides the boxes by the input width/height so one int8 scale fits both;
+# nn/backends/litert.py dequantises int8 outputs with their scale/zero-point and
+# multiplies the boxes back; end-to-end heads give [1, max_det, 6] = x1, y1, x2,
+# y2, score, class, normalised in onnx2tf files and in pixels in litert-torch
+# ones). Boxes leave the reader as every adapter's do: normalised (ymin, xmin,
+# ymax, xmax) of the model input; the host undoes the letterbox.
+
+# A box coordinate above this cannot be normalised: the head is in pixels.
+YOLO_PIXEL_RANGE = 1.5
+# Candidates kept before NMS, as Ultralytics' non_max_suppression (max_nms).
+YOLO_MAX_NMS = 30000
+
+
+def yolo_output(interpreter, rows_per_box: str):
+    """The one [1, a, b] output of a YOLO head (rows_per_box names which
+    axis holds the values of one box, for the error message)."""
+    shaped = [d for d in interpreter.get_output_details() if len(d["shape"]) == 3 and int(d["shape"][0]) == 1]
+    if len(shaped) != 1:
+        raise AgentFailure(
+            "bad-model",
+            "adapter yolo: expected one [1, %s] output, found %s" % (rows_per_box, ", ".join(
+                "%s %s" % (d["name"], list(int(v) for v in d["shape"])) for d in interpreter.get_output_details()
+            )),
+        )
+    return shaped[0]
+
+
+def input_size(interpreter, options: dict) -> tuple:
+    """(height, width) of the model input: the recipe's, else the tensor's
+    (NHWC, or NCHW when its second axis holds 3 channels)."""
+    if options.get("input_size"):
+        height, width = options["input_size"]
+        return float(height), float(width)
+    shape = [int(v) for v in interpreter.get_input_details()[0]["shape"]]
+    if len(shape) == 4 and shape[1] in (1, 3) and shape[3] not in (1, 3):
+        return float(shape[2]), float(shape[3])
+    return float(shape[1]), float(shape[2])
+
+
+def normalised_corners(x0, y0, x1, y1, units: str, size: tuple, np):
+    """(ymin, xmin, ymax, xmax) in [0, 1] of the input; `units` is normalised,
+    pixels, or auto (pixels when any coordinate is beyond YOLO_PIXEL_RANGE)."""
+    if units == "pixels" or (units == "auto" and x0.size and float(np.max(np.abs(
+        np.concatenate([x0, y0, x1, y1])))) > YOLO_PIXEL_RANGE):
+        height, width = size
+        x0, x1, y0, y1 = x0 / width, x1 / width, y0 / height, y1 / height
+    return np.stack([y0, x0, y1, x1], axis=1)
+
+
+def class_aware_nms(boxes, scores, classes, iou_threshold: float, max_out: int, np) -> list:
+    """One greedy NMS for every class at once: each class's boxes are moved
+    to their own region (offset by class x span), so boxes of two classes
+    never overlap (Ultralytics' max_wh trick)."""
+    if not scores.size:
+        return []
+    span = float(np.max(boxes) - np.min(boxes)) + 1.0
+    return nms(boxes + (classes.astype(boxes.dtype) * span)[:, None], scores, iou_threshold, max_out, np)
+
+
+class YoloReader:
+    """Adapter yolo: one raw head, decoded, thresholded and suppressed here.
+    Options: layout (v8: [1, 4+nc, N]; v5: [1, N, 5+nc] with objectness),
+    score_threshold, iou_threshold, max_detections, boxes (auto | normalised
+    | pixels), input_size [height, width]."""
+
+    def __init__(self, interpreter, options: dict, np) -> None:
+        self.np = np
+        self.layout = options.get("layout", "v8")
+        if self.layout not in ("v8", "v5"):
+            raise AgentFailure("bad-request", "adapter yolo: unknown layout %r (v8 or v5)" % self.layout)
+        self.index = yolo_output(interpreter, "4+nc, N" if self.layout == "v8" else "N, 5+nc")["index"]
+        self.size = input_size(interpreter, options)
+        self.units = options.get("boxes", "auto")
+        self.score_threshold = float(options.get("score_threshold", 0.001))
+        self.iou_threshold = float(options.get("iou_threshold", 0.7))
+        self.max_detections = int(options.get("max_detections", 300))
+
+    def candidates(self, interpreter) -> tuple:
+        """(xywh [N, 4], per-class scores [N, nc]) of every anchor."""
+        head = output_float(interpreter, self.index, self.np)[0]
+        if self.layout == "v8":
+            head = head.T
+            return head[:, :4], head[:, 4:]
+        # YOLOv5: conf = objectness x class probability (its non_max_suppression).
+        return head[:, :4], head[:, 5:] * head[:, 4:5]
+
+    def read(self, interpreter) -> dict:
+        np = self.np
+        xywh, scores = self.candidates(interpreter)
+        anchor_idx, class_idx = np.nonzero(scores > self.score_threshold)
+        cand_scores = scores[anchor_idx, class_idx]
+        if cand_scores.size > YOLO_MAX_NMS:
+            top = np.argsort(-cand_scores, kind="stable")[:YOLO_MAX_NMS]
+            anchor_idx, class_idx, cand_scores = anchor_idx[top], class_idx[top], cand_scores[top]
+        cx, cy, w, h = (xywh[anchor_idx, i] for i in range(4))
+        boxes = normalised_corners(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, self.units, self.size, np)
+        keep = class_aware_nms(boxes, cand_scores, class_idx, self.iou_threshold, self.max_detections, np)
+        return detections_payload(boxes[keep], class_idx[keep], cand_scores[keep])
+
+
+class YoloEnd2EndReader:
+    """Adapter yolo-end2end: [1, N, 6] rows of x1, y1, x2, y2, score, class,
+    already suppressed in the graph; only the score threshold and the count
+    apply here. Options: score_threshold, max_detections, boxes, input_size."""
+
+    def __init__(self, interpreter, options: dict, np) -> None:
+        self.np = np
+        self.index = yolo_output(interpreter, "N, 6")["index"]
+        self.size = input_size(interpreter, options)
+        self.units = options.get("boxes", "auto")
+        self.score_threshold = float(options.get("score_threshold", 0.001))
+        self.max_detections = int(options.get("max_detections", 300))
+
+    def read(self, interpreter) -> dict:
+        np = self.np
+        rows = output_float(interpreter, self.index, np)[0]
+        if rows.shape[-1] < 6:
+            raise AgentFailure("bad-model", "adapter yolo-end2end: rows of %d values, expected 6" % rows.shape[-1])
+        rows = rows[rows[:, 4] > self.score_threshold]
+        rows = rows[np.argsort(-rows[:, 4], kind="stable")[: self.max_detections]]
+        boxes = normalised_corners(rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3], self.units, self.size, np)
+        return detections_payload(boxes, np.round(rows[:, 5]).astype(np.int64), rows[:, 4])
+
+
 class SsdReader:
     def __init__(self, interpreter) -> None:
         self.indices = ssd_output_indices(interpreter)
@@ -614,6 +741,10 @@ def detection_reader(interpreter, adapter: str, options: dict, np):
         return SsdReader(interpreter)
     if adapter == "boxes-scores":
         return BoxesScoresReader(interpreter, options or {}, np)
+    if adapter == "yolo":
+        return YoloReader(interpreter, options or {}, np)
+    if adapter == "yolo-end2end":
+        return YoloEnd2EndReader(interpreter, options or {}, np)
     if adapter in (None, "none"):
         return None
     raise AgentFailure("bad-request", "unknown adapter %r" % adapter)

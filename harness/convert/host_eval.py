@@ -51,5 +51,5 @@ class HostEvaluator:
             )
         finally:
             model.unlink(missing_ok=True)
-        results = to_coco_results(self.dataset, reply["detections"], self.category_ids)
+        results = to_coco_results(self.dataset, reply["detections"], self.category_ids, self.recipe.input)
         return coco_scores(self.dataset.annotations_json, results, [img.id for img in self.dataset.images]).map

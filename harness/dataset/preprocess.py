@@ -27,7 +27,7 @@ class InputSpec:
     channels: int = 3
     mean: tuple[float, ...] = (127.5, 127.5, 127.5)
     std: tuple[float, ...] = (127.5, 127.5, 127.5)
-    resize: str = "bilinear"  # bilinear | nearest (plain stretch, no letterbox)
+    resize: str = "bilinear"  # bilinear | nearest (plain stretch) | letterbox (Ultralytics')
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,15 @@ def resize(image: np.ndarray, out_h: int, out_w: int, mode: str = "bilinear") ->
 
 def load_image(path: Path, spec: InputSpec) -> np.ndarray:
     """float32 HxWxC pixel values (0..255), resized to the model's input by
-    plain stretch."""
+    plain stretch, or letterboxed when the spec says so."""
     from harness.dataset.images import read_pixels
 
-    return resize(read_pixels(path, spec.channels), spec.height, spec.width, spec.resize)
+    array = read_pixels(path, spec.channels)
+    if spec.resize == "letterbox":
+        from harness.dataset.letterbox import letterbox_image
+
+        return letterbox_image(array, spec.height, spec.width)
+    return resize(array, spec.height, spec.width, spec.resize)
 
 
 def normalise(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:

@@ -1,8 +1,9 @@
 """COCO detection accuracy of one (device, variant): mAP, mAP50, mAP75.
 
 Detections arrive from the device in the SSD post-process convention
-(normalised ymin, xmin, ymax, xmax; 0-based class index); they are mapped
-back to the original image's pixels and the dataset's category ids, saved
+(normalised ymin, xmin, ymax, xmax of the model input; 0-based class
+index); they are mapped back to the original image's pixels (through the
+letterbox when the input was letterboxed) and the dataset's category ids, saved
 in COCO results format, and scored with pycocotools.
 """
 
@@ -14,9 +15,11 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from harness.dataset.coco import CocoDataset
+from harness.dataset.letterbox import letterbox_geometry, to_image_px
+from harness.dataset.preprocess import InputSpec
 
 
 _STDOUT_SWAP = threading.Lock()
@@ -30,18 +33,23 @@ class CocoScores:
 
 
 def to_coco_results(
-    dataset: CocoDataset, detections: Sequence[dict[str, Any]], category_ids: Sequence[int]
+    dataset: CocoDataset,
+    detections: Sequence[dict[str, Any]],
+    category_ids: Sequence[int],
+    input_spec: InputSpec | None = None,
 ) -> list[dict[str, Any]]:
+    """`input_spec` says how images became model inputs: a letterboxed
+    input's boxes are mapped back through its padding and scale."""
     if len(detections) != len(dataset.images):
         raise ValueError(f"{len(detections)} detection sets for {len(dataset.images)} images")
     results: list[dict[str, Any]] = []
     for image, found in zip(dataset.images, detections):
+        to_px = _image_px_mapping(image.height, image.width, input_spec)
         for box, cls, score in zip(found["boxes"], found["classes"], found["scores"]):
             if not 0 <= cls < len(category_ids) or category_ids[cls] < 0:
                 continue  # a class the dataset does not know (or a '???' slot) cannot match anything
-            ymin, xmin, ymax, xmax = (min(1.0, max(0.0, float(v))) for v in box)
-            x, y = xmin * image.width, ymin * image.height
-            w, h = (xmax - xmin) * image.width, (ymax - ymin) * image.height
+            ymin, xmin, ymax, xmax = to_px(box)
+            x, y, w, h = xmin, ymin, xmax - xmin, ymax - ymin
             if w <= 0 or h <= 0:
                 continue
             results.append(
@@ -53,6 +61,33 @@ def to_coco_results(
                 }
             )
     return results
+
+
+def in_image_coordinates(
+    dataset: CocoDataset, detections: Sequence[dict[str, Any]], input_spec: InputSpec | None
+) -> list[dict[str, Any]]:
+    """The detections with boxes as normalised (ymin, xmin, ymax, xmax) of
+    the original image (a letterboxed input's padding and scale undone):
+    what the label-map check compares with the ground truth."""
+    if input_spec is None or input_spec.resize != "letterbox":
+        return list(detections)
+    out = []
+    for image, found in zip(dataset.images, detections):
+        to_px = _image_px_mapping(image.height, image.width, input_spec)
+        size = (image.height, image.width, image.height, image.width)
+        boxes = [[v / s for v, s in zip(to_px(box), size)] for box in found["boxes"]]
+        out.append(dict(found, boxes=boxes))
+    return out
+
+
+def _image_px_mapping(image_h_px: int, image_w_px: int, spec: InputSpec | None) -> Callable[[Sequence[float]], tuple[float, ...]]:
+    """Normalised (ymin, xmin, ymax, xmax) of the model input -> the same in
+    the original image's pixels, clipped to it."""
+    if spec is not None and spec.resize == "letterbox":
+        geometry = letterbox_geometry(image_h_px, image_w_px, spec.height, spec.width)
+        return lambda box: to_image_px(tuple(float(v) for v in box), geometry, image_h_px, image_w_px)  # type: ignore[arg-type]
+    scale = (image_h_px, image_w_px, image_h_px, image_w_px)
+    return lambda box: tuple(min(1.0, max(0.0, float(v))) * s for v, s in zip(box, scale))
 
 
 def coco_scores(annotations_json: Path, results: list[dict[str, Any]], image_ids: Sequence[int]) -> CocoScores:

@@ -16,7 +16,8 @@ from harness.agent.client import AgentClient, file_sha256
 from harness.convert.converter import Artifact
 from harness.dataset.coco import CocoDataset
 from harness.dataset.labelcheck import class_landings
-from harness.dataset.scoring import coco_scores, save_results, to_coco_results
+from harness.dataset.preprocess import InputSpec
+from harness.dataset.scoring import coco_scores, in_image_coordinates, save_results, to_coco_results
 from harness.model.labels import ClassMap
 from harness.measure.stats import summarize_ns
 from harness.fleet.profiles import MeasurementPlan, Profile
@@ -126,10 +127,17 @@ class PairAccumulator:
     # samples), which --resume continues instead of measuring them again.
     earlier: tuple[Record, list[int]] | None = None
 
-    def add(self, reply: dict[str, Any], ctx: PairContext, dataset: CocoDataset | None, category_ids: ClassMap | None) -> None:
+    def add(
+        self,
+        reply: dict[str, Any],
+        ctx: PairContext,
+        dataset: CocoDataset | None,
+        category_ids: ClassMap | None,
+        input_spec: InputSpec | None = None,
+    ) -> None:
         self.replies.append(reply)
         if self.accuracy is None and dataset is not None and category_ids is not None and reply.get("detections"):
-            self.accuracy = _score(ctx, self.artifact, dataset, category_ids, reply["detections"])
+            self.accuracy = _score(ctx, self.artifact, dataset, category_ids, reply["detections"], input_spec)
 
     @property
     def samples_ns(self) -> list[int]:
@@ -292,18 +300,23 @@ def _continued_env(earlier: EnvInfo | None, later: EnvInfo | None) -> EnvInfo | 
 
 
 def _score(
-    ctx: PairContext, artifact: Artifact, dataset: CocoDataset, category_ids: ClassMap, detections: list[dict[str, Any]]
+    ctx: PairContext,
+    artifact: Artifact,
+    dataset: CocoDataset,
+    category_ids: ClassMap,
+    detections: list[dict[str, Any]],
+    input_spec: InputSpec | None = None,
 ) -> Accuracy:
     if len(detections) < len(dataset.images):  # the profile scores only the first images
         dataset = replace(dataset, images=dataset.images[: len(detections)])
     class_map = category_ids
-    results = to_coco_results(dataset, detections, class_map.category_ids)
+    results = to_coco_results(dataset, detections, class_map.category_ids, input_spec)
     path = device_dir(ctx.run_dir, ctx.device_info.name) / f"{pair_stem(artifact.model, artifact.variant)}.detections.json"
     save_results(path, results)
     scores = coco_scores(dataset.annotations_json, results, [img.id for img in dataset.images])
     return Accuracy(
         class_map_note=class_map.note or None,
-        class_landings=class_landings(dataset, detections, class_map.category_ids),
+        class_landings=class_landings(dataset, in_image_coordinates(dataset, detections, input_spec), class_map.category_ids),
         dataset=dataset.name,
         annotations=str(dataset.annotations_json.resolve()),
         detections=str(path.resolve()),

@@ -301,7 +301,7 @@ class _Rounds:
             self._fail(variant, "device", self.lost, artifact, round_index)
             return
         pair = self.pairs.setdefault(variant, PairAccumulator(artifact, earlier=job.earlier.get(variant)))
-        pair.add(reply, job.ctx, job.evaluation, job.category_ids)
+        pair.add(reply, job.ctx, job.evaluation, job.category_ids, job.recipe.input)
         record, samples = pair.record(job.ctx)
         final = round_index == job.rounds - 1
         if final:  # its raw samples are in the store now: free them

@@ -12,7 +12,7 @@ from harness.model.recipe import Recipe
 
 @dataclass(frozen=True)
 class AdapterSpec:
-    name: str  # ssd-postprocess | boxes-scores | none
+    name: str  # ssd-postprocess | boxes-scores | yolo | yolo-end2end | none
     options: dict[str, Any] = field(default_factory=dict)
     # A host file the options refer to (anchors), uploaded next to the model.
     anchors: Path | None = None
@@ -30,6 +30,8 @@ class AdapterSpec:
 
 
 def adapter_spec(recipe: Recipe) -> AdapterSpec:
+    if recipe.adapter in ("yolo", "yolo-end2end"):
+        return yolo_adapter_spec(recipe)
     if recipe.adapter != "boxes-scores":
         return AdapterSpec(recipe.adapter)
     pp = recipe.postprocess
@@ -41,3 +43,10 @@ def adapter_spec(recipe: Recipe) -> AdapterSpec:
         anchors = Path(pp["anchors"])
         options["scales"] = pp["scales"]
     return AdapterSpec("boxes-scores", options, anchors)
+
+
+def yolo_adapter_spec(recipe: Recipe) -> AdapterSpec:
+    """The recipe's thresholds, and the input size that pixel boxes are
+    normalised by."""
+    options = dict(recipe.postprocess, input_size=[recipe.input.height, recipe.input.width])
+    return AdapterSpec(recipe.adapter, options)

@@ -116,6 +116,12 @@ def match_boxes_scores(layout: ModelLayout) -> AdapterChoice | None:
     )
 
 
+def _match_yolo(layout: ModelLayout) -> AdapterChoice | None:
+    from harness.model.yolo_layout import match_yolo  # it imports AdapterChoice from here
+
+    return match_yolo(layout)
+
+
 # Most specific first. A new adapter family plugs in with one line here.
 MATCHERS: list[Matcher] = [
     Matcher(
@@ -127,6 +133,12 @@ MATCHERS: list[Matcher] = [
         "ssd-postprocess (Keras/SavedModel)",
         "outputs named box_encodings [1, N, 4] and class_logits or class_scores [1, N, C]",
         match_keras_ssd,
+    ),
+    Matcher(
+        "yolo, yolo-end2end",
+        "one output [1, 4+nc, N] (v8/11) or [1, N, 5+nc] (v5) with N the anchor points of the input size, "
+        "or [1, N, 6] rows after NMS (end-to-end)",
+        _match_yolo,
     ),
     Matcher("boxes-scores", "two outputs: boxes [1, N, 4] and per-class scores [1, N, C]", match_boxes_scores),
 ]

@@ -13,7 +13,7 @@ given to ``--model`` without a recipe is benchmark-only).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from harness.model.labels import parse_labels
 from harness.model.not_a_recipe import refuse_model_file
 from harness.model.variants import DEFAULT_VARIANTS, parse_variant_names
 
-ADAPTERS = ("ssd-postprocess", "boxes-scores", "none")
+ADAPTERS = ("ssd-postprocess", "boxes-scores", "yolo", "yolo-end2end", "none")
 SOURCE_SUFFIXES = (".h5", ".keras", ".tflite")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 # What each adapter reads from postprocess: (key, type, required).
@@ -203,7 +203,7 @@ def load_recipe(path: Path) -> Recipe:
         channels=channels,
         mean=inp.float_list("mean", channels) or (0.0,) * channels,
         std=inp.float_list("std", channels) or (1.0,) * channels,
-        resize=inp.choice("resize", ["bilinear", "nearest"], "bilinear"),
+        resize=inp.choice("resize", ["bilinear", "nearest", "letterbox"], "bilinear"),
     )
     if any(s == 0 for s in spec.std):
         raise InputError("std must not be 0", source=path, place="input.std", hint="use the model's training std")
@@ -213,6 +213,9 @@ def load_recipe(path: Path) -> Recipe:
         postprocess = _postprocess(top, path, folder, op_in_model=source.suffix == ".tflite")
     elif adapter == "boxes-scores":
         postprocess = _boxes_scores(top, path, folder)
+    elif adapter in ("yolo", "yolo-end2end"):
+        postprocess = _yolo_postprocess(top, adapter)
+        spec = _yolo_input(inp, spec)
     else:
         postprocess = {}
     seed, calibration, evaluation = _datasets(top, path, folder)
@@ -304,6 +307,39 @@ def _boxes_scores(top: Fields, path: Path, folder: Path) -> dict[str, Any]:
         scales.reject_unknown(["y", "x", "h", "w"])
         out["scales"] = {k: scales.float(k, required=True, minimum=1e-6) for k in ("y", "x", "h", "w")}
     return out
+
+
+# Ultralytics' own val defaults (conf 0.001, iou 0.7, max_det 300), so a
+# model's mAP here compares with `yolo val`: mAP needs the low-score tail.
+YOLO_DEFAULTS = {"score_threshold": 0.001, "iou_threshold": 0.7, "max_detections": 300, "boxes": "auto", "layout": "v8"}
+
+
+def _yolo_postprocess(top: Fields, adapter: str) -> dict[str, Any]:
+    """Thresholds for the agent's YOLO readers; `boxes` auto tells
+    normalised from pixel boxes by their range, per image."""
+    pp = top.sub("postprocess")
+    end2end = adapter == "yolo-end2end"
+    pp.reject_unknown(["score_threshold", "max_detections", "boxes"] if end2end else list(YOLO_DEFAULTS))
+    out: dict[str, Any] = {
+        "score_threshold": pp.float("score_threshold", YOLO_DEFAULTS["score_threshold"], minimum=0.0),
+        "max_detections": pp.int("max_detections", YOLO_DEFAULTS["max_detections"], minimum=1),
+        "boxes": pp.choice("boxes", ["auto", "normalised", "pixels"], YOLO_DEFAULTS["boxes"]),
+    }
+    if not end2end:
+        out["iou_threshold"] = pp.float("iou_threshold", YOLO_DEFAULTS["iou_threshold"], minimum=0.0)
+        out["layout"] = pp.choice("layout", ["v8", "v5"], YOLO_DEFAULTS["layout"])
+    return out
+
+
+def _yolo_input(inp: Fields, spec: InputSpec) -> InputSpec:
+    """Ultralytics feeds letterboxed RGB in [0, 1]: those are the defaults
+    a YOLO recipe gets for the keys it leaves out."""
+    return replace(
+        spec,
+        mean=spec.mean if "mean" in inp.data else (0.0,) * spec.channels,
+        std=spec.std if "std" in inp.data else (255.0,) * spec.channels,
+        resize=spec.resize if "resize" in inp.data else "letterbox",
+    )
 
 
 def _training(top: Fields, path: Path, folder: Path, postprocess: dict[str, Any], *, is_tflite: bool) -> dict[str, Any] | None:
