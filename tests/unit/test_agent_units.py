@@ -10,7 +10,6 @@ import math
 import os
 import random
 import sys
-from types import ModuleType
 
 import pytest
 
@@ -18,15 +17,6 @@ from harness import paths
 from harness.agent.client import PROTOCOL_VERSION
 from harness.fleet.profiles import MeasurementPlan
 from harness.measure.stats import interval_is_tight, quantile_ci_ranks
-
-
-@pytest.fixture(scope="module")
-def agent() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("edge_harness_agent", paths.agent_path())
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_importing_the_agent_leaves_stdout_alone():

@@ -18,7 +18,6 @@ from harness.model.recipe import load_recipe
 from harness.model.layout import ModelLayout, TensorInfo
 from harness.model.yolo_layout import match_yolo
 from tests.recipes import write_recipe
-from tests.unit.test_agent_units import agent  # noqa: F401 - the agent module, imported as the device runs it
 
 
 class StubInterpreter:
