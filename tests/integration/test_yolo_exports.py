@@ -69,7 +69,7 @@ def test_each_export_layout_records_an_ok_pair_with_map_that_pycocotools_confirm
     record = yolo_runs[layout]
     assert record["status"] == "ok", record["error"]
     accuracy = record["accuracy"]
-    assert accuracy["map"] > 0.05, accuracy  # 0.106 fp32 (48 val images; backbone frozen, heads trained briefly)
+    assert accuracy["map"] > 0.05, accuracy  # 0.101 fp32, 0.069 int8 (48 val images; frozen backbone, heads trained briefly)
     assert _pycocotools_map(accuracy["annotations"], accuracy["detections"]) == pytest.approx(accuracy["map"], abs=0.005)
 
 

@@ -27,7 +27,7 @@ INPUT_PX = 128
 STRIDES = (8, 16, 32)
 NUM_CLASSES = 3
 TRAIN_IMAGES = 320
-EPOCHS = 30
+EPOCHS = 20
 BATCH = 16
 SEED = 20261202
 # Objects go to the level whose stride suits their longer side (input px).
@@ -243,7 +243,7 @@ def export_all(folder: Path, model, grid, calib, tf, np) -> None:
     convert(v8, "v8-fp16", optimizations=[tf.lite.Optimize.DEFAULT], supported_types=[tf.float16])
     convert(
         v8, "v8-int8", optimizations=[tf.lite.Optimize.DEFAULT],
-        representative_dataset=lambda: ([calib[i : i + 1]] for i in range(64)),
+        representative_dataset=lambda: ([calib[i : i + 1]] for i in range(32)),
         supported_ops=[tf.lite.OpsSet.TFLITE_BUILTINS_INT8], inference_input_type=tf.int8, inference_output_type=tf.int8,
     )
     convert(v5, "v5")
