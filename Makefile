@@ -53,9 +53,13 @@ demo: $(STAMP_RUN) $(STAMP_TFLITE214)
 # with their timeouts, rate limits and timings.
 TEST_WORKERS ?= auto
 test: $(STAMP_DEV) $(STAMP_TFLITE214)
-	@cache=$$(mktemp -d /tmp/edge-harness-test-cache.XXXXXX) && trap 'rm -rf "$$cache"' EXIT && \
-	HARNESS_TEST_CACHE="$$cache" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/unit tests/integration $(PYTEST_ARGS) && \
-	HARNESS_TEST_CACHE="$$cache" $(BIN)/python -m pytest -p no:xdist tests/faults tests/benchmarks $(PYTEST_ARGS)
+	@cache=$$(mktemp -d /tmp/edge-harness-test-cache.XXXXXX) && trap 'rm -rf "$$cache"' EXIT; \
+	HARNESS_TEST_CACHE="$$cache" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/unit tests/integration $(PYTEST_ARGS); \
+	first=$$?; \
+	HARNESS_TEST_CACHE="$$cache" $(BIN)/python -m pytest -p no:xdist tests/faults tests/benchmarks $(PYTEST_ARGS); \
+	second=$$?; \
+	echo "make test: unit+integration exit $$first, faults+benchmarks exit $$second"; \
+	[ $$first -eq 0 ] && [ $$second -eq 0 ]
 
 # The harness's own benchmarks: overhead ratios against a bare invoke() loop
 # and the runtime's reference benchmark script, per-pair overhead over SSH.

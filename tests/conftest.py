@@ -222,6 +222,28 @@ def session_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("harness-cache")
 
 
+# What a worker's cache view shares with the session cache: everything
+# content-addressed. local-device/ (the `local` device's lock and agent) is
+# the worker's own.
+SHARED_CACHE_ENTRIES = ("variants", "datasets", "inputs", "host-eval", "host-agent")
+
+
+@pytest.fixture(scope="session")
+def worker_cache(session_cache, tmp_path_factory) -> Path:
+    """HARNESS_CACHE for this pytest process's CLI runs: the session's
+    converted variants, datasets and prepared inputs (symlinks into
+    session_cache) and a `local` device of its own. With one cache, two
+    xdist workers measuring on `local` wait for each other's device lock
+    (one run per device at a time, as the harness means it) and fail."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return session_cache
+    view = tmp_path_factory.mktemp("harness-cache-view")
+    for name in SHARED_CACHE_ENTRIES:
+        (session_cache / name).mkdir(exist_ok=True)
+        (view / name).symlink_to(session_cache / name, target_is_directory=True)
+    return view
+
+
 @pytest.fixture(scope="session")
 def demo_datasets(demo_recipe, session_cache):
     from harness.model.datasets import resolve_dataset
@@ -266,12 +288,12 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def demo_run(demo_artifacts, session_cache, tmp_path_factory):
+def demo_run(demo_artifacts, worker_cache, tmp_path_factory):
     """One real `harness demo` per session (variants come from the session's
     conversion cache): (reports folder, run folder, the finished process).
     Treat it as read-only; copy the reports folder to add runs to it."""
     reports = tmp_path_factory.mktemp("reports")
-    env = dict(os.environ, HARNESS_REPORTS=str(reports), HARNESS_CACHE=str(session_cache), COLUMNS="220")
+    env = dict(os.environ, HARNESS_REPORTS=str(reports), HARNESS_CACHE=str(worker_cache), COLUMNS="220")
     env.pop("HARNESS_STORE", None)  # the default store: reports/results.sqlite
     proc = subprocess.run(
         [sys.executable, "-m", "harness", "demo"], cwd=reports, env=env, capture_output=True, text=True, timeout=1200

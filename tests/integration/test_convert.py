@@ -61,13 +61,13 @@ def test_same_inputs_are_never_converted_twice(demo_recipe, demo_datasets, demo_
     assert {v: a.sha256 for v, a in again.items()} == {v: a.sha256 for v, a in demo_artifacts.items()}
 
 
-def test_cli_convert_writes_the_variants(run_cli, demo_artifacts, session_cache, tmp_path):
+def test_cli_convert_writes_the_variants(run_cli, demo_artifacts, worker_cache, tmp_path):
     from harness import paths
 
     out = tmp_path / "out"
     result = run_cli(
         "convert", str(paths.demo_recipe_path()), "--variants", "fp32,int8", "--out", str(out),
-        env={"HARNESS_CACHE": str(session_cache)},
+        env={"HARNESS_CACHE": str(worker_cache)},
     )
     assert result.exit_code == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == [

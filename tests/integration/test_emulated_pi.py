@@ -67,7 +67,7 @@ def test_tolerance_helper_matches_and_rejects():
 
 
 @pytest.mark.emulated
-def test_emulated_pi_runs_every_pi_variant_and_matches_x86(emulated_pi_lab, run_cli, demo_artifacts, session_cache, tmp_path):
+def test_emulated_pi_runs_every_pi_variant_and_matches_x86(emulated_pi_lab, run_cli, demo_artifacts, worker_cache, tmp_path):
     lab = emulated_pi_lab
     pi = lab.devices[0]
     known_hosts = lab.known_hosts(tmp_path / "known_hosts")
@@ -76,7 +76,7 @@ def test_emulated_pi_runs_every_pi_variant_and_matches_x86(emulated_pi_lab, run_
     started = time.perf_counter()
     result = run_cli(
         "run", "--inventory", str(inventory), "--devices", f"local,{pi.name}", "--variants", variants,
-        env={"HARNESS_CACHE": str(session_cache)}, timeout=1500,
+        env={"HARNESS_CACHE": str(worker_cache)}, timeout=1500,
     )
     elapsed = time.perf_counter() - started
     assert result.exit_code == 0, result.stderr[-3000:] + result.stdout[-3000:]

@@ -71,9 +71,9 @@ def _yolo_copy(coco: dict, images_dir: Path, out: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def shared_cache(session_cache, monkeypatch):
+def shared_cache(worker_cache, monkeypatch):
     """One conversion cache for the module: the model's loadability checks run once."""
-    monkeypatch.setenv("HARNESS_CACHE", str(session_cache))
+    monkeypatch.setenv("HARNESS_CACHE", str(worker_cache))
 
 
 def _quick_run(model: Path, reports: Path, dataset: Path | None = None):

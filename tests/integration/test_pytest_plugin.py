@@ -118,17 +118,13 @@ def _niced_python(device) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_models(demo_recipe, demo_datasets, session_cache):
-    """fp32 and int16x8 of the demo detector: found in the session cache
-    when the demo fixtures converted them already (as in `make test`)."""
-    from harness.convert.converter import convert_variants
-
-    calibration, _ = demo_datasets
-    return convert_variants(demo_recipe, ("fp32", "int16x8"), calibration, session_cache)
+def demo_models(demo_artifacts):
+    """fp32 and int16x8 of the demo detector (the session's conversion)."""
+    return {v: demo_artifacts[v] for v in ("fp32", "int16x8")}
 
 
 @pytest.fixture(scope="module")
-def suite(module_lab, demo_models, session_cache, tmp_path_factory) -> UserSuite:
+def suite(module_lab, demo_models, worker_cache, tmp_path_factory) -> UserSuite:
     root = tmp_path_factory.mktemp("user-suite")
     folder = root / "suite"
     folder.mkdir()
@@ -152,7 +148,7 @@ def suite(module_lab, demo_models, session_cache, tmp_path_factory) -> UserSuite
         data["devices"]["lab-b"], python=str(flaky), cache_dir=str(root / "flaky-cache"), tags=["lab", "flaky"],
     )
     inventory.write_text(yaml.safe_dump(data, sort_keys=False))
-    env = dict(os.environ, HARNESS_CACHE=str(session_cache), COLUMNS="200")
+    env = dict(os.environ, HARNESS_CACHE=str(worker_cache), COLUMNS="200")
     env.pop("HARNESS_INVENTORY", None)
     assert lab_b.host == data["devices"]["lab-flaky"]["host"]
     return UserSuite(folder, inventory, root / "results", root / "benchmarks", env)

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def with_slower_run(demo_run, demo_artifacts, session_cache, tmp_path_factory):
+def with_slower_run(demo_run, demo_artifacts, worker_cache, tmp_path_factory):
     """A copy of the demo's reports plus one `harness run --model
     demo-detector.tflite` whose file is really the int16x8 variant: the same
     (device, model, variant) key as the demo's fp32, really measured slower."""
@@ -38,7 +38,7 @@ def with_slower_run(demo_run, demo_artifacts, session_cache, tmp_path_factory):
     shutil.copytree(reports, copy, ignore=shutil.ignore_patterns(".cache"))
     model = copy.parent / "demo-detector.tflite"
     shutil.copyfile(demo_artifacts["int16x8"].path, model)
-    env = dict(os.environ, HARNESS_REPORTS=str(copy), HARNESS_CACHE=str(session_cache), COLUMNS="200")
+    env = dict(os.environ, HARNESS_REPORTS=str(copy), HARNESS_CACHE=str(worker_cache), COLUMNS="200")
     proc = subprocess.run([sys.executable, "-m", "harness", "run", "--model", str(model)], cwd=copy.parent, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -70,7 +70,7 @@ def test_demo_run_moved_from_sqlite_into_postgresql_twice_is_stored_once_and_ren
 
 
 @pytest.mark.slow
-def test_resume_against_postgresql_measures_only_the_missing_pair(exported_demo, session_cache, pg_url, run_cli, tmp_path):
+def test_resume_against_postgresql_measures_only_the_missing_pair(exported_demo, worker_cache, pg_url, run_cli, tmp_path):
     import psycopg
 
     _, run_id, exported = exported_demo
@@ -81,7 +81,7 @@ def test_resume_against_postgresql_measures_only_the_missing_pair(exported_demo,
     run_line = json.loads(lines[1])
     run_line["run"]["run_dir"] = str(moved)
     exported.write_text("\n".join([lines[0], json.dumps(run_line), *lines[2:]]) + "\n")
-    env = {STORE_ENV: pg_url, "HARNESS_CACHE": str(session_cache)}
+    env = {STORE_ENV: pg_url, "HARNESS_CACHE": str(worker_cache)}
     assert run_cli("store", "import", str(exported), env=env).exit_code == 0
     with psycopg.connect(pg_url, autocommit=True) as db:
         # As if the controller had died before measuring fp32: neither the
