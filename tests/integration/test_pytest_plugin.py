@@ -150,6 +150,11 @@ def suite(module_lab, demo_models, worker_cache, tmp_path_factory) -> UserSuite:
     inventory.write_text(yaml.safe_dump(data, sort_keys=False))
     env = dict(os.environ, HARNESS_CACHE=str(worker_cache), COLUMNS="200")
     env.pop("HARNESS_INVENTORY", None)
+    # A user's suite of its own: under `make test` this process is an xdist
+    # worker, and pytest-benchmark in a child that inherits PYTEST_XDIST_WORKER
+    # thinks xdist is on and saves nothing.
+    for key in [k for k in env if k.startswith("PYTEST_XDIST")]:
+        del env[key]
     assert lab_b.host == data["devices"]["lab-flaky"]["host"]
     return UserSuite(folder, inventory, root / "results", root / "benchmarks", env)
 
