@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -29,6 +30,14 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if HERE in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.faults)
+
+
+def _interruptible() -> None:
+    """The controller under test takes Ctrl-C as a terminal gives it: a suite
+    started in the background (`make test &`, nohup) inherits SIGINT ignored,
+    and Python then installs no KeyboardInterrupt handler at all (measured:
+    both Ctrl-C fault tests failed that way)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")
@@ -128,7 +137,7 @@ class FaultRun:
     def start(self, *args: str) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "tests.faults.controller", *args], cwd=REPO, env=self.env(),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_interruptible,
         )
 
     def finish(self, proc: subprocess.Popen, timeout_s: float = 300) -> Stored:
