@@ -54,7 +54,7 @@ demo: $(STAMP_RUN) $(STAMP_TFLITE214)
 TEST_WORKERS ?= auto
 test: $(STAMP_DEV) $(STAMP_TFLITE214)
 	@cache=$$(mktemp -d /tmp/edge-harness-test-cache.XXXXXX) && trap 'rm -rf "$$cache"' EXIT; \
-	HARNESS_TEST_CACHE="$$cache" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/unit tests/integration $(PYTEST_ARGS); \
+	HARNESS_TEST_CACHE="$$cache" $(BIN)/python -m pytest -n $(TEST_WORKERS) tests/unit tests/integration $(PYTEST_ARGS); \
 	first=$$?; \
 	HARNESS_TEST_CACHE="$$cache" $(BIN)/python -m pytest -p no:xdist tests/faults tests/benchmarks $(PYTEST_ARGS); \
 	second=$$?; \

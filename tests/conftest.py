@@ -306,18 +306,21 @@ def demo_run(demo_artifacts, worker_cache, tmp_path_factory):
 # --- pytest-xdist: which tests share a worker ----------------------------------
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """A module per worker, the demo-run modules together, longest first
+    (tests/xdist_groups.py)."""
+    from tests.xdist_groups import make_scheduler
+
+    return make_scheduler(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    """A module's tests run on one worker, so its module fixtures (a trained
-    model, a lab) are built once; every module that reads the one real
-    `harness demo` of the session (demo_run) shares a worker too."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    module = {item: item.nodeid.split("::")[0] for item in items}
-    reads_demo_run = {module[item] for item in items if "demo_run" in getattr(item, "fixturenames", ())}
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group("demo-run" if module[item] in reads_demo_run else module[item]))
+    from tests.xdist_groups import check_demo_run_groups
+
+    strays = check_demo_run_groups(items, Path(config.rootpath))
+    if strays:
+        raise pytest.UsageError(f"tests/xdist_groups.py does not see that these read demo_run: {strays[:3]}")
 
 
 # --- small inputs several test files share ------------------------------------

@@ -3,6 +3,11 @@ model measured twice, interleaved) is `same`; a model that is slower on every
 CPU is `slower`, with its p-value and effect size, and the other way round
 `faster`.
 
+It lives with the benchmarks because it is a timing test: `make test` runs
+them in one process after the parallel part, where a neighbour worker's
+bursts cannot shift one arm of the A/A pair (under the parallel suite on a
+loaded host it read `faster`, ratio 0.967).
+
 The slower model is int16x8 against fp32: no runtime accelerates int16x8, it
 runs on reference kernels at about 10-25x fp32's time whatever the CPU. (fp32
 against dynamic-int8 is no such pair: which is faster depends on the CPU's
