@@ -36,8 +36,13 @@ def _input_lines(tensor: TensorInfo, choice: AdapterChoice, source: Path) -> lis
     return lines
 
 
-def _class_count(layout: ModelLayout) -> int:
-    """The op's num_classes, else the class axis of a [1, N, C] output, else 1."""
+def _class_count(layout: ModelLayout, choice: AdapterChoice) -> int:
+    """The matcher's class count (a YOLO head's), else the op's num_classes,
+    else the class axis of a [1, N, C] output, else 1."""
+    if "classes" in choice.options:
+        return int(choice.options["classes"])
+    if choice.name == "yolo-end2end":
+        return 1  # rows of x1, y1, x2, y2, score, class: the head does not say how many classes
     if "num_classes" in layout.postprocess_options:
         return int(layout.postprocess_options["num_classes"])
     class_axes = [t.shape[2] for t in layout.outputs if len(t.shape) == 3 and t.shape[2] not in (4, -1)]
@@ -62,10 +67,10 @@ def _keras_ssd_lines(layout: ModelLayout) -> list[str]:
     ]
 
 
-def _label_lines(layout: ModelLayout) -> list[str]:
+def _label_lines(layout: ModelLayout, choice: AdapterChoice) -> list[str]:
     if layout.labels:
         return ["# the label file packed in the model", f"labels: {_flow(list(layout.labels))}"]
-    count = _class_count(layout)
+    count = _class_count(layout, choice)
     placeholders = [f"class_{i}" for i in range(count)]
     return [
         "# placeholders: one name per class index, in the model's order (num_classes from the model)",
@@ -81,7 +86,7 @@ def recipe_text(layout: ModelLayout, choice: AdapterChoice, recipe_path: Path) -
         f"name: {layout.path.stem if layout.path.suffix else layout.path.name}",
         f"source: {source}",
         *_input_lines(layout.inputs[0], choice, layout.path),
-        *_label_lines(layout),
+        *_label_lines(layout, choice),
         f"# {choice.reason}",
         f"adapter: {choice.name}",
     ]

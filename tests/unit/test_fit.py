@@ -248,6 +248,7 @@ def test_the_written_recipe_loads_to_what_a_bare_run_measures(monkeypatch, tmp_p
     written.write_text(recipe_text(layout, choose_adapter(layout), written))
     recipe = load_recipe(written)
     assert (recipe.adapter, recipe.input, recipe.postprocess) == (bare.adapter, bare.input, bare.postprocess)
+    assert len(recipe.labels) == {"yolo": 3, "yolo-end2end": 1}[recipe.adapter]  # the head's classes, not its row width
 
 
 def test_an_ssd_tflite_keeps_the_tf_od_api_range(monkeypatch, tmp_path):
