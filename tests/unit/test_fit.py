@@ -358,3 +358,12 @@ def test_inspect_refuses_what_is_not_a_model_with_exit_2(run_cli, tmp_path, name
     if content is not None:
         (tmp_path / name).write_text(content)
     assert_clean_input_error(run_cli("inspect", str(tmp_path / name), timeout=120), *needles)
+
+
+def test_the_layout_keeps_the_files_shape_signature():
+    from harness.model.layout import _tensor
+
+    detail = {"name": "images", "index": 0, "shape": np.array([1, 1, 1, 3]), "shape_signature": np.array([1, -1, -1, 3]),
+              "dtype": np.float32, "quantization": (0.0, 0)}
+    tensor = _tensor(detail)
+    assert tensor.shape == (1, 1, 1, 3) and tensor.signature_shape == (1, -1, -1, 3)
