@@ -41,7 +41,7 @@ from harness.agent.client import file_sha256
 from harness.dataset.coco import CocoDataset
 from harness.errors import ConversionError, InputError
 from harness.dataset.preprocess import InputQuant, prepare_batch
-from harness.model.recipe import Recipe
+from harness.model.recipe import Recipe, require_export_keys
 from harness.model.variants import VARIANTS
 
 CONVERTER_VERSION = 2
@@ -429,6 +429,7 @@ class _ConverterSession:
                     place="adapter",
                     hint="use ssd-postprocess or boxes-scores",
                 )
+            require_export_keys(recipe.postprocess, recipe.path)
             return export.build_export_function(model, self.anchors, recipe.postprocess, size)
         except export.ExportError as exc:
             raise InputError(

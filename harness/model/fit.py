@@ -27,6 +27,9 @@ class AdapterChoice:
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
+    # The recipe `postprocess:` keys this layout implies (a bare run's and
+    # `inspect --write-recipe`'s); every other key keeps its default.
+    postprocess: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,9 @@ class TensorInfo:
     scale: float = 0.0  # real = scale * (q - zero_point); 0 when not quantised
     zero_point: int = 0
     index: int = -1  # the interpreter's tensor index (-1 outside a .tflite)
+    # The file's shape_signature, -1 where a dimension is decided at run time;
+    # () when it has none (then `shape` is fixed).
+    signature_shape: tuple[int, ...] = ()
 
     @property
     def quantised(self) -> bool:
@@ -81,6 +84,7 @@ def _tensor(detail: dict[str, Any]) -> TensorInfo:
         scale=float(scale),
         zero_point=int(zero_point),
         index=int(detail["index"]),
+        signature_shape=tuple(int(v) for v in detail.get("shape_signature", ())),
     )
 
 

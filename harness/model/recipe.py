@@ -214,7 +214,7 @@ def load_recipe(path: Path) -> Recipe:
     elif adapter == "boxes-scores":
         postprocess = _boxes_scores(top, path, folder)
     elif adapter in ("yolo", "yolo-end2end"):
-        postprocess = _yolo_postprocess(top, adapter)
+        postprocess = _yolo_postprocess(top, adapter, getattr(choice, "postprocess", {}))
         spec = _yolo_input(inp, spec)
     else:
         postprocess = {}
@@ -303,6 +303,10 @@ def _boxes_scores(top: Fields, path: Path, folder: Path) -> dict[str, Any]:
         if not anchors.is_file():
             raise InputError(f"anchors file {anchors} not found", source=path, place="postprocess.anchors", hint="fix the path")
         out["anchors"] = str(anchors)
+        if pp.data.get("scales") is None:
+            raise InputError("postprocess.anchors is given (boxes are encodings to decode against them), but scales is missing",
+                             source=path, place="postprocess.scales",
+                             hint="add scales: {y: 10.0, x: 10.0, h: 5.0, w: 5.0} (the model's box-encoding scales), or drop anchors for corner boxes")
         scales = pp.sub("scales", required=True)
         scales.reject_unknown(["y", "x", "h", "w"])
         out["scales"] = {k: scales.float(k, required=True, minimum=1e-6) for k in ("y", "x", "h", "w")}
@@ -314,10 +318,12 @@ def _boxes_scores(top: Fields, path: Path, folder: Path) -> dict[str, Any]:
 YOLO_DEFAULTS = {"score_threshold": 0.001, "iou_threshold": 0.7, "max_detections": 300, "boxes": "auto", "layout": "v8"}
 
 
-def _yolo_postprocess(top: Fields, adapter: str) -> dict[str, Any]:
+def _yolo_postprocess(top: Fields, adapter: str, fitted: dict[str, Any] | None = None) -> dict[str, Any]:
     """Thresholds for the agent's YOLO readers; `boxes` auto tells
-    normalised from pixel boxes by their range, per image."""
+    normalised from pixel boxes by their range, per image. `fitted`: the
+    keys the model's layout implies (harness/model/fit.py), under the recipe's."""
     pp = top.sub("postprocess")
+    pp = Fields({**(fitted or {}), **pp.data}, source=pp.source, place=pp.place)
     end2end = adapter == "yolo-end2end"
     pp.reject_unknown(["score_threshold", "max_detections", "boxes"] if end2end else list(YOLO_DEFAULTS))
     out: dict[str, Any] = {
@@ -329,6 +335,18 @@ def _yolo_postprocess(top: Fields, adapter: str) -> dict[str, Any]:
         out["iou_threshold"] = pp.float("iou_threshold", YOLO_DEFAULTS["iou_threshold"], minimum=0.0)
         out["layout"] = pp.choice("layout", ["v8", "v5"], YOLO_DEFAULTS["layout"])
     return out
+
+
+def fitted_postprocess(adapter: str, keys: dict[str, Any], *, source: Path) -> dict[str, Any]:
+    """The postprocess section of a recipe that gives `keys` for a .tflite
+    (`harness run --model X.tflite --dataset ...`: the keys the layout
+    implies, every other at its default)."""
+    top = Fields({"postprocess": dict(keys)}, source=source, place="")
+    if adapter in ("yolo", "yolo-end2end"):
+        return _yolo_postprocess(top, adapter)
+    if adapter == "boxes-scores":
+        return _boxes_scores(top, source, source.parent)
+    return {}
 
 
 def _yolo_input(inp: Fields, spec: InputSpec) -> InputSpec:
@@ -458,7 +476,7 @@ def _adapter(top: Fields, path: Path, source: Path) -> tuple[str, Any]:
 def _postprocess(top: Fields, path: Path, folder: Path, *, op_in_model: bool = False) -> dict[str, Any]:
     """The post-process op's settings. A .tflite that already holds the op
     (op_in_model) needs none: the op carries its anchors and thresholds."""
-    pp = top.sub("postprocess", required=not op_in_model)
+    pp = top.sub("postprocess")
     pp.reject_unknown(_PP_KEYS)
     out: dict[str, Any] = {}
     for key, kind in _PP_KEYS.items():
@@ -479,12 +497,39 @@ def _postprocess(top: Fields, path: Path, folder: Path, *, op_in_model: bool = F
     if "anchors" not in out:
         if op_in_model:
             return out
-        raise InputError("missing required key", source=path, place="postprocess.anchors", hint="anchors: anchors.npy")
+        raise InputError(
+            "missing anchors: the post-process op the harness builds for a Keras/SavedModel model decodes against them",
+            source=path, place="postprocess.anchors",
+            hint="add under postprocess: anchors: anchors.npy (float32 [N, 4]: ycenter, xcenter, height, width, normalised)",
+        )
     anchors = folder / out["anchors"]
     if not anchors.is_file():
         raise InputError(f"anchors file {anchors} not found", source=path, place="postprocess.anchors", hint="fix the path")
     out["anchors"] = str(anchors)
     return out
+
+
+# What the post-process op the harness builds for a Keras/SavedModel SSD
+# reads (harness/convert/export.py), with the TF OD API's usual values.
+EXPORT_KEYS = {
+    "anchors": "anchors.npy", "scales": "{y: 10.0, x: 10.0, h: 5.0, w: 5.0}", "max_detections": "100",
+    "max_classes_per_detection": "1", "detections_per_class": "100", "use_regular_nms": "false",
+    "nms_score_threshold": "0.05", "nms_iou_threshold": "0.5",
+}
+
+
+def require_export_keys(postprocess: dict[str, Any], path: Path) -> None:
+    """Every key the export reads, named before it runs (not a KeyError or
+    a wrong "no detection outputs" from inside the conversion)."""
+    missing = [key for key in EXPORT_KEYS if key not in postprocess]
+    if not missing:
+        return
+    raise InputError(
+        f"missing {', '.join(missing)}: the post-process op the harness builds for a Keras/SavedModel model reads them at export",
+        source=path, place="postprocess." + missing[0],
+        hint="add under postprocess: " + "; ".join(f"{key}: {EXPORT_KEYS[key]}" for key in missing)
+        + " (the model's own anchors and settings; these are the TF OD API's usual values)",
+    )
 
 
 def _datasets(top: Fields, path: Path, folder: Path) -> tuple[int | None, DatasetRef | None, DatasetRef | None]:

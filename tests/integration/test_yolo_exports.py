@@ -1,8 +1,11 @@
 """Ultralytics-layout exports of one trained anchor-free detector
-(tests/integration/yolo_detector.py) measured end to end: each file through
-its recipe, `harness run` on `local`, the real agent decoding on the device,
-letterboxed inputs mapped back, COCO mAP on the host, and that mAP checked
-against pycocotools run here over the detections the run saved."""
+(tests/integration/yolo_detector.py) measured end to end as a user brings
+them: `harness run --model X.tflite --dataset data` with no recipe (adapter,
+postprocess keys and the letterboxed [0, 1] input read from the file), and
+v5 through the recipe `harness inspect --write-recipe` writes; on `local`,
+the real agent decoding on the device, letterboxed inputs mapped back, COCO
+mAP on the host, and that mAP checked against pycocotools run here over the
+detections the run saved."""
 
 from __future__ import annotations
 
@@ -19,6 +22,9 @@ import pytest
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent
 LAYOUTS = ("v8", "v8-fp16", "v8-int8", "v5", "end2end")
+# This layout runs through the recipe `harness inspect --write-recipe` wrote
+# (the others bare): inspect -> recipe -> run works unchanged.
+THROUGH_RECIPE = "v5"
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +35,30 @@ def yolo_models(tmp_path_factory) -> Path:
     return folder
 
 
+def _written_recipe(models: Path, name: str) -> Path:
+    recipe = models / f"{name}.yaml"
+    proc = subprocess.run([sys.executable, "-m", "harness", "inspect", str(models / f"{name}.tflite"), "--write-recipe", str(recipe)],
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ, COLUMNS="200"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = recipe.read_text()
+    assert "resize: letterbox" in text and "layout: v5" in text, text  # Ultralytics' preprocessing, the v5 head
+    # The user's one edit: the class names for the placeholders.
+    recipe.write_text(text.replace("[class_0, class_1, class_2]", "[rectangle, ellipse, triangle]"))
+    return recipe
+
+
 @pytest.fixture(scope="module")
 def yolo_runs(yolo_models, tmp_path_factory) -> dict[str, dict]:
-    """One `harness run` per export, all at once (each its own reports and
-    cache); {layout: the run's one record}."""
+    """One `harness run --model ... --dataset data` per export, all at once
+    (each its own reports and cache); {layout: the run's one record}."""
     procs = {}
     for name in LAYOUTS:
         reports = tmp_path_factory.mktemp(f"run-{name}") / "reports"
         reports.mkdir()
         env = dict(os.environ, HARNESS_REPORTS=str(reports), HARNESS_CACHE=str(reports.parent / "cache"), COLUMNS="200")
+        model = _written_recipe(yolo_models, name) if name == THROUGH_RECIPE else yolo_models / f"{name}.tflite"
         procs[name] = (reports, subprocess.Popen(
-            [sys.executable, "-m", "harness", "run", "--model", str(yolo_models / f"{name}.yaml"), "--variants", "fp32"],
+            [sys.executable, "-m", "harness", "run", "--model", str(model), "--dataset", str(yolo_models / "data")],
             cwd=reports.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         ))
     records = {}

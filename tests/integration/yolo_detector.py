@@ -1,5 +1,5 @@
 """A tiny anchor-free detector in the Ultralytics YOLO output layouts,
-trained on the synthetic shapes, and its exports with a recipe each.
+trained on the synthetic shapes, its exports and its eval set.
 
 The layouts reproduce what Ultralytics writes to TFLite (its onnx2tf path:
 NHWC input, RGB in [0, 1], letterboxed): ultralytics/nn/modules/head.py
@@ -13,7 +13,8 @@ here in input pixels as litert-torch writes them.
 
 Run as a script in a subprocess (`python yolo_detector.py FOLDER`) so the
 test process never imports TensorFlow. Writes v8.tflite, v8-fp16.tflite,
-v8-int8.tflite, v5.tflite, end2end.tflite and <name>.yaml for each.
+v8-int8.tflite, v5.tflite, end2end.tflite and data/, a COCO root whose val
+split is the eval set.
 """
 
 from __future__ import annotations
@@ -36,18 +37,7 @@ MAX_DISTANCE = 2.5
 DEMO_MODEL = Path(__file__).resolve().parents[2] / "models" / "demo-detector" / "detector.h5"
 BACKBONE_OUTPUTS = ("b5_pw_relu", "b7_pw_relu", "b9_pw_relu")
 
-RECIPE = """\
-name: {name}
-source: {name}.tflite
-input: {{height: {px}, width: {px}, channels: 3}}
-labels: [rectangle, ellipse, triangle]
-adapter: {adapter}
-{postprocess}dataset:
-  generator: synthetic
-  seed: {seed}
-  splits: {{calib: 8, val: 48}}
-variants: [fp32]
-"""
+VAL_IMAGES = 48
 
 
 def _levels():
@@ -250,13 +240,12 @@ def export_all(folder: Path, model, grid, calib, tf, np) -> None:
     convert(end2end, "end2end")
 
 
-def write_recipes(folder: Path) -> None:
-    yolo = "postprocess: {boxes: normalised}\n"
-    for name, adapter, pp in (
-        ("v8", "yolo", yolo), ("v8-fp16", "yolo", yolo), ("v8-int8", "yolo", yolo),
-        ("v5", "yolo", "postprocess: {layout: v5}\n"), ("end2end", "yolo-end2end", ""),
-    ):
-        (folder / f"{name}.yaml").write_text(RECIPE.format(name=name, adapter=adapter, postprocess=pp, px=INPUT_PX, seed=SEED))
+def write_val_dataset(folder: Path) -> None:
+    """The eval set as a COCO root next to the training split (data/annotations/
+    instances_val.json, data/val/): `harness run --model X.tflite --dataset data`."""
+    from harness.dataset import synth
+
+    synth.generate_split(folder / "data", "val", VAL_IMAGES, SEED)
 
 
 def build(folder: Path) -> None:
@@ -269,7 +258,7 @@ def build(folder: Path) -> None:
     keras.utils.set_random_seed(3)
     model, grid, images = train(folder, tf, keras, np)
     export_all(folder, model, grid, images, tf, np)
-    write_recipes(folder)
+    write_val_dataset(folder)
 
 
 if __name__ == "__main__":

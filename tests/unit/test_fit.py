@@ -7,6 +7,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -194,3 +195,175 @@ def test_a_keras_recipe_names_the_classes_and_the_op_settings(tmp_path):
     assert recipe.labels == tuple(f"class_{i}" for i in range(5))
     assert recipe.postprocess["scores"] == "logits" and recipe.postprocess["max_detections"] == 100
     assert recipe.variants == ("fp32", "int8")
+
+
+# --- bare .tflite runs: one place decides input preparation and postprocess keys ---
+
+def _yolo(path: Path, head: TensorInfo, image: TensorInfo | None = None) -> ModelLayout:
+    """An Ultralytics onnx2tf export: NHWC float [0, 1] input, one head."""
+    image = image or TensorInfo("serving_default_images:0", (1, 128, 128, 3), "float32")
+    return ModelLayout(path=path, kind="tflite", inputs=(image,), outputs=(head,))
+
+
+V5_HEAD = TensorInfo("Identity", (1, 3 * 336, 8), "float32")  # 336 anchor points of 128x128, 3 classes
+INT8_V8_HEAD = TensorInfo("Identity", (1, 7, 336), "int8", 1 / 255, -128)  # boxes / input size, one scale
+
+
+def _bare(monkeypatch, tmp_path, layout: ModelLayout):
+    from harness.model import layout as layout_module
+    from harness.model.bare import plan_recipe
+
+    layout.path.write_bytes(b"x")
+    monkeypatch.setattr(layout_module, "read_tflite_layout", lambda path: layout)
+    coco = tmp_path / "coco"
+    (coco / "annotations").mkdir(parents=True)
+    (coco / "val").mkdir()
+    (coco / "annotations" / "instances_val.json").write_text("{}")
+    return plan_recipe(layout.path, coco)
+
+
+def test_a_bare_yolo_tflite_is_fed_as_ultralytics_does_and_gets_its_heads_keys(monkeypatch, tmp_path):
+    recipe = _bare(monkeypatch, tmp_path, _yolo(tmp_path / "v5.tflite", V5_HEAD))
+    assert recipe.adapter == "yolo" and recipe.variants == ("fp32",) and recipe.calibration is None
+    assert (recipe.input.mean, recipe.input.std, recipe.input.resize) == ((0.0,) * 3, (255.0,) * 3, "letterbox")
+    assert recipe.postprocess["layout"] == "v5" and recipe.postprocess["boxes"] == "auto"  # a float head: told per image
+    assert recipe.postprocess["iou_threshold"] == 0.7  # Ultralytics' val defaults for the rest
+
+
+def test_an_int8_yolo_gets_pixels_less_128_and_normalised_boxes(monkeypatch, tmp_path):
+    image = TensorInfo("serving_default_images:0", (1, 128, 128, 3), "int8", 1 / 255, -128)
+    recipe = _bare(monkeypatch, tmp_path, _yolo(tmp_path / "v8-int8.tflite", INT8_V8_HEAD, image))
+    # (pixel - 0) / 255 quantised with scale 1/255, zero point -128: pixel - 128.
+    assert (recipe.input.mean, recipe.input.std, recipe.input.resize) == ((0.0,) * 3, (255.0,) * 3, "letterbox")
+    assert recipe.postprocess["layout"] == "v8" and recipe.postprocess["boxes"] == "normalised"
+    pixels = TensorInfo("Identity", (1, 7, 336), "int8", 0.6, -128)  # largest value 153: pixel boxes of a 128-px input
+    assert fit.choose_adapter(_yolo(tmp_path / "p.tflite", pixels)).postprocess["boxes"] == "pixels"
+
+
+@pytest.mark.parametrize("head", [V5_HEAD, INT8_V8_HEAD, TensorInfo("Identity", (1, 300, 6), "float32")], ids=["v5", "v8-int8", "end2end"])
+def test_the_written_recipe_loads_to_what_a_bare_run_measures(monkeypatch, tmp_path, head):
+    layout = _yolo(tmp_path / "m.tflite", head)
+    bare = _bare(monkeypatch, tmp_path, layout)
+    written = tmp_path / "m.yaml"
+    written.write_text(recipe_text(layout, choose_adapter(layout), written))
+    recipe = load_recipe(written)
+    assert (recipe.adapter, recipe.input, recipe.postprocess) == (bare.adapter, bare.input, bare.postprocess)
+    assert len(recipe.labels) == {"yolo": 3, "yolo-end2end": 1}[recipe.adapter]  # the head's classes, not its row width
+
+
+def test_an_ssd_tflite_keeps_the_tf_od_api_range(monkeypatch, tmp_path):
+    recipe = _bare(monkeypatch, tmp_path, _tf2_ssd(path=tmp_path / "od.tflite"))
+    assert (recipe.input.mean, recipe.input.resize) == ((127.5,) * 3, "bilinear") and recipe.postprocess == {}
+
+
+def test_uint8_inputs_are_fed_raw_pixels_by_one_function():
+    from harness.dataset.preprocess import InputSpec, normalise, quantise
+    from harness.model.feed import model_input, raw_pixels
+
+    uint8 = TensorInfo("images", (1, 8, 8, 3), "uint8", 0.0078125, 127)
+    assert model_input(uint8, "ssd-postprocess", source="m.tflite") == raw_pixels(InputSpec(8, 8), InputQuant("uint8"))[0]
+    int8 = InputQuant("int8", 0.0078125, 0)  # real [-1, 1]
+    spec, quant = raw_pixels(InputSpec(8, 8), int8)
+    pixels = np.array([[[0.0, 128.0, 255.0]]])  # one pixel each of 0, 128, 255 in its three channels
+    assert quantise(normalise(pixels, spec), quant).ravel().tolist() == [-128, 0, 127]
+
+
+@pytest.mark.parametrize(
+    ("shape", "signature", "needles"),
+    [
+        ((1, 1, 1, 3), (1, -1, -1, 3), ("m.tflite", "no fixed size", "[1, -1, -1, 3]", "fixed input size")),
+        ((1, 3, 640, 640), (), ("m.tflite", "NCHW", "NHWC")),
+    ],
+    ids=["dynamic-size", "nchw"],
+)
+def test_inputs_the_harness_cannot_feed_are_refused_with_the_fix(monkeypatch, tmp_path, shape, signature, needles):
+    image = TensorInfo("images", shape, "float32", signature_shape=signature)
+    layout = _yolo(tmp_path / "m.tflite", TensorInfo("Identity", (1, 300, 6), "float32"), image)
+    with pytest.raises(InputError) as caught:
+        _bare(monkeypatch, tmp_path, layout)
+    text = f"{caught.value} {caught.value.hint}"
+    assert caught.value.exit_code == EXIT_INPUT and all(n in text for n in needles), text
+
+
+def test_a_dynamic_size_is_refused_for_a_benchmark_only_run_too(monkeypatch, tmp_path):
+    from harness.model import layout as layout_module
+    from harness.model.bare import plan_recipe
+
+    image = TensorInfo("images", (1, 1, 1, 3), "float32", signature_shape=(1, -1, -1, 3))
+    layout = _yolo(tmp_path / "m.tflite", TensorInfo("Identity", (1, 300, 6), "float32"), image)
+    layout.path.write_bytes(b"x")
+    monkeypatch.setattr(layout_module, "read_tflite_layout", lambda path: layout)
+    with pytest.raises(InputError, match="no fixed size"):
+        plan_recipe(layout.path)
+    batch_only = TensorInfo("images", (1, 8, 8, 3), "float32", signature_shape=(-1, 8, 8, 3))
+    monkeypatch.setattr(layout_module, "read_tflite_layout", lambda path: _yolo(layout.path, V5_HEAD, batch_only))
+    assert plan_recipe(layout.path).adapter == "none"  # a dynamic batch allocates at 1: fine
+
+
+# --- Keras/SavedModel postprocess sections: the missing key is named ---
+
+def _keras_recipe(tmp_path, **fields) -> Path:
+    (tmp_path / "m.h5").write_bytes(b"x")
+    (tmp_path / "anchors.npy").write_bytes(b"x")
+    path = tmp_path / "model.yaml"
+    path.write_text(yaml.safe_dump({"name": "m", "source": "m.h5", "input": {"height": 8, "width": 8}, "labels": ["a"], **fields}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("fields", "needles"),
+    [
+        ({"adapter": "ssd-postprocess"}, ("postprocess.anchors", "missing anchors", "anchors: anchors.npy")),
+        ({"adapter": "boxes-scores", "postprocess": {"anchors": "anchors.npy"}},
+         ("postprocess.scales", "anchors is given", "scales: {y: 10.0", "drop anchors")),
+    ],
+    ids=["ssd-no-section", "boxes-scores-anchors-no-scales"],
+)
+def test_a_keras_postprocess_section_names_the_missing_key(tmp_path, fields, needles):
+    with pytest.raises(InputError) as caught:
+        load_recipe(_keras_recipe(tmp_path, **fields))
+    text = f"{caught.value} {caught.value.hint}"
+    assert "model.yaml" in str(caught.value.source) and all(n in text for n in needles), text
+
+
+def test_the_op_the_harness_builds_names_every_key_it_lacks_before_export(tmp_path):
+    """The converter asks this before building the op (a KeyError from
+    inside the export was the message before)."""
+    from harness.model.recipe import require_export_keys
+
+    recipe = load_recipe(_keras_recipe(tmp_path, postprocess={"anchors": "anchors.npy", "max_detections": 10}))
+    with pytest.raises(InputError) as caught:
+        require_export_keys(recipe.postprocess, recipe.path)
+    text = f"{caught.value} {caught.value.hint}"
+    assert "model.yaml, postprocess.scales" in text and "missing scales, max_classes_per_detection" in text
+    assert "scales: {y: 10.0, x: 10.0, h: 5.0, w: 5.0}" in text and "max_detections: 100" not in text
+    demo = load_recipe(Path(__file__).resolve().parents[2] / "models" / "demo-detector" / "model.yaml")
+    require_export_keys(demo.postprocess, demo.path)  # a complete section passes
+
+
+# --- harness inspect on what is not a model ---
+
+@pytest.mark.parametrize(
+    ("name", "content", "needles"),
+    [
+        ("nope.tflite", None, ("nope.tflite", "model file not found", "check the path")),
+        ("text.tflite", "hello\n", ("text.tflite", "cannot read the model", "check that it is a .tflite")),
+        ("model.onnx", "x", ("model.onnx", "not a model harness inspect can read", "give a .tflite")),
+    ],
+    ids=["missing", "not-a-flatbuffer", "other-format"],
+)
+def test_inspect_refuses_what_is_not_a_model_with_exit_2(run_cli, tmp_path, name, content, needles):
+    from tests.cli_checks import assert_clean_input_error
+
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    assert_clean_input_error(run_cli("inspect", str(tmp_path / name), timeout=120), *needles)
+
+
+def test_the_layout_keeps_the_files_shape_signature():
+    from harness.model.layout import _tensor
+
+    detail = {"name": "images", "index": 0, "shape": np.array([1, 1, 1, 3]), "shape_signature": np.array([1, -1, -1, 3]),
+              "dtype": np.float32, "quantization": (0.0, 0)}
+    tensor = _tensor(detail)
+    assert tensor.shape == (1, 1, 1, 3) and tensor.signature_shape == (1, -1, -1, 3)
