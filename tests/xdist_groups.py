@@ -16,7 +16,7 @@ spread over both workers and their module fixtures built twice).
 
 from __future__ import annotations
 
-import re
+import ast
 from functools import lru_cache
 from pathlib import Path
 
@@ -51,14 +51,18 @@ def module_of(nodeid: str) -> str:
 
 @lru_cache(maxsize=None)
 def reads_demo_run(module_path: str) -> bool:
-    """Whether a test module asks for the demo_run fixture (by name, in a
-    test's or a fixture's parameters). The workers check this against the
-    fixtures pytest resolved (check_demo_run_groups)."""
+    """Whether a test module asks for the demo_run fixture: a test or a
+    fixture of its own with a parameter of that name. The workers check
+    this against the fixtures pytest resolved (check_demo_run_groups)."""
     try:
-        source = Path(module_path).read_text(encoding="utf-8")
-    except OSError:
+        tree = ast.parse(Path(module_path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
         return False
-    return re.search(rf"\b{DEMO_RUN_FIXTURE}\b", source) is not None
+    return any(
+        arg.arg == DEMO_RUN_FIXTURE
+        for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for arg in node.args.args + node.args.kwonlyargs
+    )
 
 
 def group_of(nodeid: str, rootdir: Path) -> str:

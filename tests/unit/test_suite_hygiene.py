@@ -65,3 +65,12 @@ def test_a_fixture_reading_demo_run_outside_the_scanned_modules_is_reported():
     items = [SimpleNamespace(nodeid="tests/integration/test_gate.py::test_q", fixturenames=["demo_run"]),
              SimpleNamespace(nodeid="tests/integration/test_demo.py::test_r", fixturenames=["demo_run"])]
     assert check_demo_run_groups(items, TESTS.parent) == ["tests/integration/test_gate.py::test_q"]
+
+
+def test_a_module_that_only_names_demo_run_in_text_keeps_its_own_group(tmp_path):
+    from tests.xdist_groups import DEMO_RUN_GROUP, group_of
+
+    (tmp_path / "test_words.py").write_text('"""mentions demo_run"""\ndef test_a(tmp_path):\n    assert "demo_run"\n')
+    (tmp_path / "test_reads.py").write_text("def test_b(tmp_path, demo_run):\n    pass\n")
+    assert group_of("test_words.py::test_a", tmp_path) == "test_words.py"
+    assert group_of("test_reads.py::test_b", tmp_path) == DEMO_RUN_GROUP
