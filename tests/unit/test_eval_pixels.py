@@ -121,3 +121,41 @@ def test_a_bad_feed_is_refused_with_what_is_wrong(agent, change, message):
 def test_a_feed_that_is_not_an_object_is_refused(agent):
     with pytest.raises(agent.AgentFailure, match="feed must be an object"):
         agent.request_feed({"feed": [1, 2]}, np)
+
+
+def test_scoring_a_chunk_of_images_at_a_time_gives_pycocotools_own_numbers(tmp_path):
+    """coco_scores evaluates a chunk of images at a time (its memory then
+    does not grow with the eval set); the numbers are COCOeval's over all."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from harness.dataset.scoring import coco_scores
+
+    rng = np.random.default_rng(3)
+    images = [{"id": i, "file_name": f"{i}.png", "width": 100, "height": 100} for i in range(1, 12)]
+    truth, results = [], []
+    for image in images[:-1]:  # the last image has neither boxes nor detections
+        for _ in range(int(rng.integers(1, 4))):
+            x, y, w, h = (float(v) for v in rng.uniform(5, 40, 4))
+            cat = int(rng.integers(1, 3))
+            truth.append({"id": len(truth) + 1, "image_id": image["id"], "category_id": cat, "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
+            jitter = [float(v) for v in rng.normal(0, 3, 4)]
+            results.append({"image_id": image["id"], "category_id": cat, "score": float(rng.uniform(0.1, 1)),
+                            "bbox": [x + jitter[0], y + jitter[1], max(1.0, w + jitter[2]), max(1.0, h + jitter[3])]})
+    annotations = tmp_path / "instances.json"
+    categories = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+    annotations.write_text(json.dumps({"images": images, "annotations": truth, "categories": categories}))
+    ids = [image["id"] for image in images]
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(annotations))
+        plain = COCOeval(gt, gt.loadRes([dict(r) for r in results]), iouType="bbox")
+        plain.params.imgIds = ids
+        plain.evaluate()
+        plain.accumulate()
+        plain.summarize()
+    for chunk in (1, 4, 100):
+        scores = coco_scores(annotations, results, ids, chunk_images=chunk)
+        assert (scores.map, scores.map50, scores.map75) == tuple(float(v) for v in plain.stats[:3])
