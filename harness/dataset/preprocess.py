@@ -142,18 +142,17 @@ def feed_request(spec: InputSpec, quant: InputQuant) -> dict[str, Any]:
 
 
 def write_pixels(paths: Sequence[Path], spec: InputSpec, target: Path, chunk_images: int = PIXEL_CHUNK_IMAGES) -> None:
-    """The images' uint8 pixels into a .npy, chunk by chunk through a memmap:
-    at most one chunk of decoded images is in memory at a time."""
-    shape = (len(paths), spec.height, spec.width, spec.channels)
+    """The images' uint8 pixels into a .npy, chunk by chunk: at most one
+    chunk of decoded images is in memory at a time. Plain writes after the
+    header, not a memmap: a memmap's written pages stay in this process's
+    RSS (file-backed), which would grow by the whole set."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+              "shape": (len(paths), spec.height, spec.width, spec.channels)}
     tmp = target.with_name(target.name + ".tmp")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-    try:
+    with open(tmp, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, header)
         for start in range(0, len(paths), chunk_images):
-            chunk = paths[start : start + chunk_images]
-            out[start : start + len(chunk)] = pixels_uint8(chunk, spec)
-            out.flush()
-    finally:
-        del out
+            handle.write(pixels_uint8(paths[start : start + chunk_images], spec).tobytes())
     tmp.replace(target)
 
 
