@@ -16,7 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
@@ -74,24 +73,35 @@ def _run(recipe: Path, folder: Path) -> dict:
     return {"peak_kib": peak_kib, "blobs": {p.name: p.stat().st_size for p in blobs}, "record": record}
 
 
-def test_controller_memory_and_bytes_sent_do_not_grow_with_the_eval_set(benchmark, model_folder, demo_recipe, tmp_path):
-    runs: dict[int, dict] = {}
+@pytest.fixture(scope="module")
+def runs(model_folder, demo_recipe, tmp_path_factory) -> dict[int, dict]:
+    """Both runs, one after the other in this test run (a loaded machine
+    moves both the same way)."""
+    folder = tmp_path_factory.mktemp("eval-set-runs")
+    out = {images: _run(_recipe(model_folder, demo_recipe, images), folder / str(images)) for images in (FEW, MANY)}
+    for images, run in out.items():
+        assert run["record"]["accuracy"]["n_images"] == images, run["record"]["accuracy"]
+    return out
 
-    def both() -> None:
-        for images in (FEW, MANY):
-            runs[images] = _run(_recipe(model_folder, demo_recipe, images), tmp_path / str(images))
 
-    benchmark.pedantic(both, rounds=1, iterations=1)
+def test_controller_peak_rss_does_not_grow_with_the_eval_set(benchmark, runs):
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)  # the runs are the fixture's; this records the numbers
     ratio = runs[MANY]["peak_kib"] / runs[FEW]["peak_kib"]
     RATIOS[f"controller peak RSS: eval set {MANY} / {FEW} images"] = ratio
+    benchmark.extra_info.update({"peak_few_mib": runs[FEW]["peak_kib"] / 1024, "peak_many_mib": runs[MANY]["peak_kib"] / 1024,
+                                 "ratio": ratio})
+    # Measured on branch evalset: 1.69 before the pixels and scoring were
+    # chunked, 1.44 after (111 -> 160 MiB): the agent's reply, the COCO
+    # results list and pycocotools' per-image records still grow with the
+    # detections (~40 a image here), the synthetic split's generation too.
+    assert ratio <= 1.10, f"peak RSS {runs[MANY]['peak_kib']} KiB for {MANY} images vs {runs[FEW]['peak_kib']} KiB for {FEW}"
+
+
+def test_a_new_eval_set_sends_its_uint8_pixels_and_the_models(runs, model_folder):
     model_bytes = (model_folder / "detector-fp32.tflite").stat().st_size + (model_folder / "anchors.npy").stat().st_size
     pixel_bytes = MANY * 160 * 160 * 3
-    sent = sum(runs[MANY]["blobs"].values())
-    benchmark.extra_info.update({"peak_few_mib": runs[FEW]["peak_kib"] / 1024, "peak_many_mib": runs[MANY]["peak_kib"] / 1024,
-                                 "ratio": ratio, "sent_bytes": sent, "pixel_bytes": pixel_bytes, "model_bytes": model_bytes})
-    for images, run in runs.items():
-        assert run["record"]["accuracy"]["n_images"] == images, run["record"]["accuracy"]
-    assert ratio <= 1.10, f"peak RSS {runs[MANY]['peak_kib']} KiB for {MANY} images vs {runs[FEW]['peak_kib']} KiB for {FEW}"
-    assert sent <= pixel_bytes + NPY_HEADER_BYTES + model_bytes, runs[MANY]["blobs"]
-    (pixels,) = [name for name in runs[MANY]["blobs"] if name.endswith(".npy") and runs[MANY]["blobs"][name] > model_bytes]
-    assert np.load(next((tmp_path / str(MANY) / "cache").rglob(f"blobs/{pixels}")), mmap_mode="r").dtype == np.uint8
+    blobs = runs[MANY]["blobs"]
+    RATIOS[f"bytes sent / (uint8 pixels + models), {MANY} images"] = sum(blobs.values()) / (pixel_bytes + model_bytes)
+    # Measured: 76,800,128 (the pixels) + 2,768,644 (the model); float32 inputs were 4x the pixels.
+    assert sum(blobs.values()) <= pixel_bytes + NPY_HEADER_BYTES + model_bytes, blobs
+    assert pixel_bytes in {size - NPY_HEADER_BYTES for size in blobs.values()}, blobs
