@@ -14,6 +14,13 @@ Commands
   {"command": "hash", "paths": [...]}       sha256 of files in the device cache
   {"command": "benchmark", "model": ...}    load, eval pass, timed loop
   {"command": "detect", "model": ..., "inputs": ...}   eval pass only (detections)
+
+benchmark and detect take "inputs", a .npy batch [N, ...], and optionally
+"feed": {"mean": [...], "std": [...], "dtype", "scale", "zero_point"}: then
+the batch holds uint8 pixels [N, H, W, C] and each image is fed as
+quantise((pixels - mean) / std) (float32, or int8/uint8 with the given scale
+and zero point), made right before it is set. Without "feed" the batch's
+samples are fed as stored (requests from hosts before the feed).
   {"command": "load", "models": [...]}      can this runtime load, allocate and invoke each model?
   {"command": "lock", "action": ..., ...}   the device lock (acquire/release)
 
@@ -38,7 +45,7 @@ import time
 import traceback
 
 PROTOCOL_VERSION = 1
-AGENT_VERSION = "0.4.0"
+AGENT_VERSION = "0.5.0"
 
 RUNTIME_MODULES = (
     ("ai-edge-litert", "ai_edge_litert.interpreter", "ai-edge-litert"),
@@ -355,12 +362,72 @@ def platform_info() -> dict:
 # Inputs
 
 
+FEED_DTYPES = ("float32", "int8", "uint8")
+
+
+def feed_numbers(feed: dict, name: str, channels: int) -> list:
+    values = feed.get(name)
+    if (
+        not isinstance(values, list) or len(values) != channels
+        or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in values)
+    ):
+        raise AgentFailure("bad-request", "feed.%s must be %d finite numbers (one per channel), got %r" % (name, channels, values))
+    return [float(v) for v in values]
+
+
+class Feed:
+    """How a uint8 pixel image becomes the model's input: normalised with
+    the recipe's mean/std, then quantised with the variant's input scale
+    and zero point, as the host's quantise(normalise(...)) does."""
+
+    def __init__(self, feed, np) -> None:
+        if not isinstance(feed, dict):
+            raise AgentFailure("bad-request", "feed must be an object {mean, std, dtype, scale, zero_point}, got %r" % (feed,))
+        mean = feed.get("mean")
+        channels = len(mean) if isinstance(mean, list) and mean else 3
+        self.np = np
+        self.mean = np.asarray(feed_numbers(feed, "mean", channels), dtype=np.float32)
+        std = feed_numbers(feed, "std", channels)
+        if any(v == 0 for v in std):
+            raise AgentFailure("bad-request", "feed.std must not contain 0, got %r" % (std,))
+        self.std = np.asarray(std, dtype=np.float32)
+        self.channels = channels
+        self.dtype = feed.get("dtype")
+        if self.dtype not in FEED_DTYPES:
+            raise AgentFailure("bad-request", "feed.dtype must be one of %s, got %r" % (", ".join(FEED_DTYPES), self.dtype))
+        scale, zero_point = feed.get("scale", 0.0), feed.get("zero_point", 0)
+        if self.dtype != "float32":
+            if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+                raise AgentFailure("bad-request", "feed.scale must be a positive number for %s input, got %r" % (self.dtype, scale))
+            info = np.iinfo(self.dtype)
+            if isinstance(zero_point, bool) or not isinstance(zero_point, int) or not info.min <= zero_point <= info.max:
+                raise AgentFailure("bad-request", "feed.zero_point must be a whole number in %s's range, got %r" % (self.dtype, zero_point))
+        self.scale, self.zero_point = float(scale), zero_point
+
+    def apply(self, pixels):
+        np = self.np
+        values = (np.asarray(pixels, dtype=np.float32) - self.mean) / self.std
+        if self.dtype == "float32":
+            return values
+        info = np.iinfo(self.dtype)
+        quantised = np.round(values / self.scale) + self.zero_point
+        return np.clip(quantised, info.min, info.max).astype(self.dtype)
+
+
+def request_feed(request: dict, np):
+    """The request's Feed, or None when its inputs are fed as stored."""
+    return Feed(request["feed"], np) if request.get("feed") is not None else None
+
+
 class InputFile:
     """Reads one sample at a time from a .npy batch, so the batch never
-    sits in this process's RSS (it would inflate the memory figures)."""
+    sits in this process's RSS (it would inflate the memory figures). With
+    a feed, the batch is uint8 pixels and each sample is made into the
+    model's input as it is read."""
 
-    def __init__(self, path: str, np) -> None:
+    def __init__(self, path: str, np, feed=None) -> None:
         self.np = np
+        self.feed = feed
         self.handle = open(path, "rb")
         try:
             version = np.lib.format.read_magic(self.handle)
@@ -378,14 +445,22 @@ class InputFile:
         self.count = shape[0]
         self.sample_shape = (1,) + tuple(shape[1:])
         self.sample_bytes = int(np.prod(shape[1:])) * dtype.itemsize
+        self.stored_dtype = dtype
+        if feed is not None:
+            if dtype != np.dtype("uint8") or len(shape) != 4 or shape[-1] != feed.channels:
+                raise AgentFailure(
+                    "bad-input",
+                    "%s: a feed needs uint8 pixels [N, H, W, %d], got %s %s" % (path, feed.channels, dtype, tuple(shape)),
+                )
+            self.dtype = np.dtype(feed.dtype)
 
     def read(self, index: int):
-        buffer = self.np.empty(self.sample_shape, dtype=self.dtype)
+        buffer = self.np.empty(self.sample_shape, dtype=self.stored_dtype)
         self.handle.seek(self.offset + index * self.sample_bytes)
         got = self.handle.readinto(memoryview(buffer).cast("B"))
         if got != self.sample_bytes:
             raise AgentFailure("bad-input", "input file is truncated at sample %d" % index)
-        return buffer
+        return buffer if self.feed is None else self.feed.apply(buffer)
 
 
 def random_inputs(detail: dict, np, count: int) -> list:
@@ -843,7 +918,7 @@ def detect(request: dict) -> dict:
     if not model or not os.path.isfile(model) or not request.get("inputs"):
         raise AgentFailure("bad-request", "detect needs an existing model and an inputs .npy")
     runtime, runtime_name, runtime_version = import_runtime(request.get("runtime"))
-    inputs = InputFile(request["inputs"], np)
+    inputs = InputFile(request["inputs"], np, request_feed(request, np))
     interpreter = make_interpreter(runtime, runtime_name, model, request.get("threads"))
     detail, _, _ = single_input(interpreter, np, inputs)
     reader = detection_reader(interpreter, request.get("adapter", "none"), request.get("adapter_options") or {}, np)
@@ -1033,7 +1108,7 @@ class LoadedModel:
     """The model loaded for timing, its input ring, and what loading cost."""
 
     def __init__(self, request: dict, plan: dict, device: dict, np) -> None:
-        self.inputs = InputFile(request["inputs"], np) if request.get("inputs") else None
+        self.inputs = InputFile(request["inputs"], np, request_feed(request, np)) if request.get("inputs") else None
         gc.collect()
         self.memory_method = "vmhwm-reset" if reset_peak_rss() else "vmhwm"
         self.baseline_kib = proc_status_kib("VmRSS")

@@ -25,7 +25,7 @@ from harness import __version__, paths
 from harness.convert.build import Built, build_variants
 from harness.convert.converter import Artifact, export_artifact
 from harness.dataset.coco import CocoDataset
-from harness.dataset.preprocess import prepared_inputs
+from harness.dataset.preprocess import EvalInputs, prepared_inputs
 from harness.device import Device, local_device
 from harness.errors import EXIT_INFRA, EXIT_INPUT, EXIT_OK, InputError, RunInterrupted, StoreLost
 from harness.fleet.command import inventory_from
@@ -174,7 +174,7 @@ class Prepared:
     """What every device's share of the run reads, made before the run exists."""
 
     artifacts: dict[str, Built]  # in the cache
-    inputs: dict[str, Path | None]
+    inputs: dict[str, EvalInputs | None]  # variant -> its eval pixels and feed
     evaluation: CocoDataset | None
     category_ids: ClassMap | None
 

@@ -17,7 +17,7 @@ from harness.model.adapters import adapter_spec
 from harness.dataset.coco import CocoDataset
 from harness.device import Device
 from harness.dataset.scoring import coco_scores, to_coco_results
-from harness.dataset.preprocess import InputQuant, prepared_inputs
+from harness.dataset.preprocess import EvalInputs, InputQuant, prepared_inputs
 from harness.model.labels import recipe_class_map
 from harness.model.recipe import Recipe
 
@@ -32,7 +32,7 @@ class HostEvaluator:
         self.cache_dir = cache_dir
         self.adapter = adapter_spec(recipe)
         self.category_ids = recipe_class_map(recipe, dataset).category_ids
-        self._inputs: dict[InputQuant, Path] = {}
+        self._inputs: dict[InputQuant, EvalInputs] = {}
         device = Device(name="host-eval", profile="x86-cpu", kind="local", python=sys.executable, cache_dir=str(cache_dir / "host-agent"))
         self.client = AgentClient(LocalTransport(device), timeout_s=900, confined=False)
 
@@ -47,7 +47,8 @@ class HostEvaluator:
             model.write_bytes(content)
         try:
             reply = self.client.call(
-                {"command": "detect", "model": str(model), "inputs": str(self._inputs[quant]), **self.adapter.request()}
+                {"command": "detect", "model": str(model), "inputs": str(self._inputs[quant].path),
+                 "feed": self._inputs[quant].feed, **self.adapter.request()}
             )
         finally:
             model.unlink(missing_ok=True)

@@ -1,8 +1,13 @@
 """Host-side preprocessing: resize, normalise, quantise with the model's own
-input parameters, and write the batch the agent feeds to the model.
+input parameters.
 
-Batches are cached by content, so fp32, fp16 and dynamic-int8 (same float
-input) share one file, and the device cache never receives it twice.
+The eval set a device receives is one uint8 .npy of resized pixels [N, H, W,
+C] (resized or letterboxed, rounded to uint8, not normalised), shared by every
+variant with the same input size and resize mode; the agent normalises and
+quantises each image right before feeding it (the request's `feed`), so a new
+eval set costs N*H*W*C bytes whatever the variants' input dtypes. It is
+written a chunk of images at a time, so the controller's memory does not grow
+with N, and cached by content, so the device cache never receives it twice.
 """
 
 from __future__ import annotations
@@ -11,13 +16,16 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from harness.dataset.coco import CocoDataset
 
-PREPROCESS_VERSION = 2
+PREPROCESS_VERSION = 3
+
+# Images read, resized and written per step of the eval set's writer.
+PIXEL_CHUNK_IMAGES = 64
 
 
 @dataclass(frozen=True)
@@ -97,31 +105,78 @@ def quantise(images_f32: np.ndarray, quant: InputQuant) -> np.ndarray:
     return np.clip(q, info.min, info.max).astype(quant.dtype)
 
 
+def pixels_uint8(paths: Sequence[Path], spec: InputSpec) -> np.ndarray:
+    """[N, H, W, C] uint8: the images resized (or letterboxed) and rounded,
+    exactly the pixels a device receives."""
+    out = np.empty((len(paths), spec.height, spec.width, spec.channels), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        out[i] = np.clip(np.round(load_image(path, spec)), 0, 255)
+    return out
+
+
 def prepare_batch(paths: Sequence[Path], spec: InputSpec, quant: InputQuant) -> np.ndarray:
-    raw = np.stack([load_image(p, spec) for p in paths])
-    return quantise(normalise(raw, spec), quant)
+    """The model's input for these images, from the same uint8 pixels the
+    devices are sent (so calibration and host-side scoring see what a device sees)."""
+    return quantise(normalise(pixels_uint8(paths, spec), spec), quant)
 
 
-def prepared_inputs(dataset: CocoDataset, spec: InputSpec, quant: InputQuant, cache_dir: Path) -> Path:
-    """The dataset's images as one .npy batch for the agent, cached by key."""
+@dataclass(frozen=True)
+class EvalInputs:
+    """A uint8 pixels .npy and how the agent turns each image into the
+    model's input (the request's `feed`)."""
+
+    path: Path
+    feed: dict[str, Any]
+
+
+def feed_request(spec: InputSpec, quant: InputQuant) -> dict[str, Any]:
+    """The agent's `feed`: input = quantise((pixels - mean) / std), as
+    `quantise(normalise(...))` does here."""
+    return {
+        "mean": [float(m) for m in spec.mean],
+        "std": [float(s) for s in spec.std],
+        "dtype": quant.dtype,
+        "scale": float(quant.scale),
+        "zero_point": int(quant.zero_point),
+    }
+
+
+def write_pixels(paths: Sequence[Path], spec: InputSpec, target: Path, chunk_images: int = PIXEL_CHUNK_IMAGES) -> None:
+    """The images' uint8 pixels into a .npy, chunk by chunk: at most one
+    chunk of decoded images is in memory at a time. Plain writes after the
+    header, not a memmap: a memmap's written pages stay in this process's
+    RSS (file-backed), which would grow by the whole set."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+              "shape": (len(paths), spec.height, spec.width, spec.channels)}
+    tmp = target.with_name(target.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, header)
+        for start in range(0, len(paths), chunk_images):
+            handle.write(pixels_uint8(paths[start : start + chunk_images], spec).tobytes())
+    tmp.replace(target)
+
+
+def prepared_pixels(dataset: CocoDataset, spec: InputSpec, cache_dir: Path) -> Path:
+    """The dataset's images as one uint8 .npy for the agent, cached by what
+    the pixels depend on: the images, the input size and the resize mode."""
     key_material = json.dumps(
         {
             "v": PREPROCESS_VERSION,
             "annotations": dataset.annotations_sha256,
             "images": [str(img.path) for img in dataset.images],
-            "spec": asdict(spec),
-            "quant": asdict(quant),
+            "size": [spec.height, spec.width, spec.channels],
+            "resize": spec.resize,
         },
         sort_keys=True,
     )
     key = hashlib.sha256(key_material.encode()).hexdigest()[:24]
-    target = Path(cache_dir) / "inputs" / f"{dataset.name}-{quant.dtype}-{key}.npy"
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    batch = prepare_batch([img.path for img in dataset.images], spec, quant)
-    tmp = target.with_name(target.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        np.save(handle, batch)
-    tmp.replace(target)
+    target = Path(cache_dir) / "inputs" / f"{dataset.name}-pixels-{key}.npy"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_pixels([img.path for img in dataset.images], spec, target)
     return target
+
+
+def prepared_inputs(dataset: CocoDataset, spec: InputSpec, quant: InputQuant, cache_dir: Path) -> EvalInputs:
+    """One variant's eval inputs: the shared pixels file and its feed."""
+    return EvalInputs(prepared_pixels(dataset, spec, cache_dir), feed_request(spec, quant))

@@ -10,6 +10,7 @@ in COCO results format, and scored with pycocotools.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import threading
@@ -90,7 +91,15 @@ def _image_px_mapping(image_h_px: int, image_w_px: int, spec: InputSpec | None) 
     return lambda box: tuple(min(1.0, max(0.0, float(v))) * s for v, s in zip(box, scale))
 
 
-def coco_scores(annotations_json: Path, results: list[dict[str, Any]], image_ids: Sequence[int]) -> CocoScores:
+# Images whose detections pycocotools indexes at a time: its per-detection
+# dicts and IoU tables then cost one chunk's worth, not the eval set's.
+SCORING_CHUNK_IMAGES = 100
+
+
+def coco_scores(
+    annotations_json: Path, results: list[dict[str, Any]], image_ids: Sequence[int],
+    chunk_images: int = SCORING_CHUNK_IMAGES,
+) -> CocoScores:
     """Standard COCO bbox evaluation (101-point interpolated AP, maxDets 100)."""
     if not results:
         return CocoScores(0.0, 0.0, 0.0)
@@ -102,15 +111,56 @@ def coco_scores(annotations_json: Path, results: list[dict[str, Any]], image_ids
     # at the same time must take turns (or one restores the other's sink).
     with _STDOUT_SWAP, contextlib.redirect_stdout(io.StringIO()):
         truth = COCO(str(annotations_json))
-        found = truth.loadRes(results)
-        evaluator = COCOeval(truth, found, iouType="bbox")
-        evaluator.params.imgIds = list(image_ids)
-        evaluator.evaluate()
+        evaluator = COCOeval(iouType="bbox")
+        evaluator.params.imgIds = sorted(set(image_ids))
+        evaluator.params.catIds = sorted(truth.getCatIds())
+        evaluator.evalImgs = _chunked_eval_images(truth, results, evaluator.params.imgIds, chunk_images)
+        evaluator._paramsEval = copy.deepcopy(evaluator.params)
         evaluator.accumulate()
         evaluator.summarize()
     # stats are -1 where no ground truth exists at all; report 0 there.
     stats = [max(0.0, float(v)) for v in evaluator.stats[:3]]
     return CocoScores(*stats)
+
+
+def _chunked_eval_images(truth: Any, results: list[dict[str, Any]], image_ids: list[int], chunk_images: int) -> list[Any]:
+    """COCOeval.evaluate()'s evalImgs (category-major, then area range, then
+    image), made a chunk of images at a time: an image's entry depends on its
+    own boxes only. Each entry keeps what accumulate() reads."""
+    from pycocotools.cocoeval import COCOeval
+
+    by_image: dict[int, list[dict[str, Any]]] = {}
+    for found in results:
+        by_image.setdefault(found["image_id"], []).append(found)
+    parts: list[list[Any]] | None = None
+    for start in range(0, len(image_ids), chunk_images):
+        chunk = image_ids[start : start + chunk_images]
+        # Copies: loadRes adds fields (a segmentation per box) to what it is given.
+        found = [dict(r) for image_id in chunk for r in by_image.get(image_id, ())]
+        evaluator = COCOeval(truth, truth.loadRes(found) if found else _no_detections(truth), iouType="bbox")
+        evaluator.params.imgIds = chunk
+        evaluator.evaluate()
+        groups = len(evaluator.evalImgs) // len(chunk)
+        parts = parts or [[] for _ in range(groups)]
+        for group in range(groups):
+            parts[group].extend(_compact(e) for e in evaluator.evalImgs[group * len(chunk) : (group + 1) * len(chunk)])
+    return [entry for part in parts or [] for entry in part]
+
+
+def _compact(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    if entry is None:
+        return None
+    return {"dtScores": entry["dtScores"], "dtMatches": entry["dtMatches"] != 0,
+            "dtIgnore": entry["dtIgnore"], "gtIgnore": entry["gtIgnore"]}
+
+
+def _no_detections(truth: Any) -> Any:
+    from pycocotools.coco import COCO
+
+    empty = COCO()
+    empty.dataset = {"images": truth.dataset["images"], "categories": truth.dataset["categories"], "annotations": []}
+    empty.createIndex()
+    return empty
 
 
 def save_results(path: Path, results: list[dict[str, Any]]) -> None:

@@ -16,7 +16,7 @@ from harness.agent.client import AgentClient, file_sha256
 from harness.convert.converter import Artifact
 from harness.dataset.coco import CocoDataset
 from harness.dataset.labelcheck import class_landings
-from harness.dataset.preprocess import InputSpec
+from harness.dataset.preprocess import EvalInputs, InputSpec
 from harness.dataset.scoring import coco_scores, in_image_coordinates, save_results, to_coco_results
 from harness.model.labels import ClassMap
 from harness.measure.stats import summarize_ns
@@ -88,7 +88,7 @@ def run_round(
     ctx: PairContext,
     client: AgentClient,
     artifact: Artifact,
-    inputs_npy: Path | None,
+    inputs: EvalInputs | None,
     adapter: AdapterSpec,
     *,
     round_index: int,
@@ -96,13 +96,14 @@ def run_round(
     """One round: a fresh agent process loads the model and runs its share
     of the timed loop. Only the first round makes the accuracy pass."""
     remote_model = client.ensure_file(artifact.path, artifact.sha256, ".tflite")
-    remote_inputs = client.ensure_file(inputs_npy, file_sha256(inputs_npy), ".npy") if inputs_npy else None
+    remote_inputs = client.ensure_file(inputs.path, file_sha256(inputs.path), ".npy") if inputs else None
     remote_anchors = client.ensure_file(adapter.anchors, file_sha256(adapter.anchors), ".npy") if adapter.anchors else None
     return client.call(
         {
             "command": "benchmark",
             "model": remote_model,
             "inputs": remote_inputs,
+            **({"feed": inputs.feed} if inputs else {}),
             "eval": round_index == 0,
             **adapter.request(remote_anchors),
             "threads": ctx.threads,

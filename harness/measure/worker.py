@@ -11,12 +11,12 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from harness.agent.client import AgentClient
 from harness.convert import loadability
 from harness.convert.converter import Artifact
+from harness.dataset.preprocess import EvalInputs
 from harness.device import Device
 from harness.errors import AgentError, ConversionError, InfraError
 from harness.fleet.capabilities import skip_reason
@@ -41,7 +41,7 @@ class DeviceJob:
     recipe: Recipe
     variants: tuple[str, ...]
     artifacts: dict[str, Any]  # variant -> Artifact | ConversionError | Unavailable
-    inputs: dict[str, Path | None]
+    inputs: dict[str, EvalInputs | None]  # variant -> its eval pixels and feed
     evaluation: Any
     category_ids: Any
     lock_wait_s: float
