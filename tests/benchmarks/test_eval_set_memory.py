@@ -84,6 +84,9 @@ def runs(model_folder, demo_recipe, tmp_path_factory) -> dict[int, dict]:
     return out
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 15, open: the agent's reply, the COCO results and pycocotools' per-image records still grow "
+    "with the detections (1.43 measured, 1.69 before); strict, so the day it holds this fails until the mark goes"))
 def test_controller_peak_rss_does_not_grow_with_the_eval_set(benchmark, runs):
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)  # the runs are the fixture's; this records the numbers
     ratio = runs[MANY]["peak_kib"] / runs[FEW]["peak_kib"]
