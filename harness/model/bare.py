@@ -66,7 +66,11 @@ def check_feedable(model: Path) -> None:
     from harness.model.feed import check_fixed_size
     from harness.model.layout import read_tflite_layout
 
-    for tensor in read_tflite_layout(model).inputs:
+    try:
+        layout = read_tflite_layout(model)
+    except InputError:
+        return  # unreadable: the run's own model check says so, in its words (converter.py)
+    for tensor in layout.inputs:
         check_fixed_size(tensor, source=model)
 
 
