@@ -8,6 +8,7 @@ silently ignored is a release gate that never fails.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -15,12 +16,15 @@ from typing import Any
 
 from harness.config import Fields, load_yaml_mapping
 from harness.errors import InputError
+from harness.model.variants import VARIANTS
 
 # Bounds a rule may set, in the order checks are reported. The unit is in
 # the name, as in the file.
 LATENCY_BOUNDS = ("p50_ms", "p90_ms", "p99_ms")
 BOUND_KEYS = (*LATENCY_BOUNDS, "peak_memory_mb", "size_mb", "min_map", "max_map_drop", "max_regression_pct")
-RULE_KEYS = ("name", "match", "description", *BOUND_KEYS)
+# `ship: VARIANT` asserts the "what to ship" answer (harness/gate/ship.py)
+# for every device and model the rule matches.
+RULE_KEYS = ("name", "match", "description", *BOUND_KEYS, "ship")
 MATCH_KEYS = ("model", "variant", "device", "tags")
 
 
@@ -72,6 +76,8 @@ class Budget:
     max_map_drop: float | None = None  # absolute mAP against fp32 on the same device
     max_regression_pct: float | None = None  # against --baseline
     description: str | None = None
+    source: str = ""  # the budgets file
+    ship: str | None = None  # the variant the "what to ship" answer must name on matching devices
 
     def bounds(self) -> dict[str, float]:
         return {key: getattr(self, key) for key in BOUND_KEYS if getattr(self, key) is not None}
@@ -122,20 +128,40 @@ def _rule(raw: Any, path: Path, index: int) -> Budget:
             raise f._fail(key, "a number", value)
         values[key] = value
     _check_ranges(values, f)
-    if not any(v is not None for v in values.values()):
+    ship = _ship(f)
+    if ship is None and not any(v is not None for v in values.values()):
         raise InputError(
             "the rule bounds nothing",
             source=path,
             place=f.place,
-            hint=f"set at least one of: {', '.join(BOUND_KEYS)}",
+            hint=f"set at least one of: {', '.join(BOUND_KEYS)}, or ship: VARIANT",
+        )
+    match = _match(f)
+    if ship is not None and match.variant != ("*",):
+        raise InputError(
+            "a rule with ship: matches devices and models, not variants",
+            source=path,
+            place=f"{f.place}.match.variant",
+            hint=f"drop match.variant: `ship: {ship}` already names the variant the answer must be",
         )
     return Budget(
         name=name,
-        match=_match(f),
+        match=match,
         where=f"{path}, {f.place}",
         description=f.str("description"),
+        source=str(path),
+        ship=ship,
         **values,  # type: ignore[arg-type]
     )
+
+
+def _ship(f: Fields) -> str | None:
+    value = f.str("ship")
+    if value is None or value in VARIANTS:
+        return value
+    close = difflib.get_close_matches(value, list(VARIANTS), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"variant names: {', '.join(VARIANTS)}"
+    raise InputError(f"unknown variant {value!r} in ship:", source=f.source, place=f._where("ship"), hint=hint)
 
 
 def _check_ranges(values: dict[str, float | None], f: Fields) -> None:

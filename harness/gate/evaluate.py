@@ -7,15 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
 from harness.errors import InputError
-from harness.gate.budgets import LATENCY_BOUNDS, Budget
-from harness.gate.checks import (
-    Check,
-    check_latency,
-    check_map_drop,
-    check_max,
-    check_min_map,
-    check_regression,
-)
+from harness.gate.budgets import Budget
+from harness.gate.checks import Check
+from harness.gate.rules import References, fp32_references, rule_checks
+from harness.gate.ship import decide_all, ship_checks
 from harness.report.history import remeasured_notes
 from harness.results.record import Record
 from harness.results.store import ResultsStore as ResultsReader  # any back end
@@ -96,25 +91,31 @@ class GateResult:
 
 def evaluate(budgets: Sequence[Budget], store: ResultsReader, run_id: str, baseline_run: str | None = None) -> GateResult:
     records = store.records(run_id)
-    baseline = {r.key: r for r in store.records(baseline_run)} if baseline_run else {}
-    fp32 = {(r.device.name, r.model.name): r for r in records if r.model.variant == "fp32"}
-    samples: dict[tuple[str, str, str], list[int]] = {}
+    samples: dict[tuple[str, str, str, str], Sequence[int]] = {}
 
-    def samples_of(run: str, key: tuple[str, str, str]) -> list[int]:
+    def samples_of(run: str, key: tuple[str, str, str]) -> Sequence[int]:
         cache_key = (run, *key)
         if cache_key not in samples:
-            samples[cache_key] = store.samples_ns(run, *key)  # type: ignore[index]
-        return samples[cache_key]  # type: ignore[index]
+            samples[cache_key] = store.samples_ns(run, *key)
+        return samples[cache_key]
 
+    refs = References(
+        fp32=fp32_references(records),
+        samples_of=samples_of,
+        baseline_run=baseline_run,
+        baseline={r.key: r for r in store.records(baseline_run)} if baseline_run else {},
+    )
     result = GateResult(run_id, baseline_run)
     result.notes = remeasured_notes(store, run_id)
     result.notes += remeasured_notes(store, baseline_run, "baseline run") if baseline_run else []
+    decisions = decide_all(records, budgets) if any(b.ship for b in budgets) else []
     for budget in budgets:
         matched = [r for r in records if budget.match.matches(*r.key, r.device.tags)]
         if not matched:
             result.unmatched.append(unmatched_rule(budget))
             continue
-        checks = [c for r in matched for c in _checks(budget, r, fp32, baseline, baseline_run, run_id, samples_of)]
+        checks = [c for r in matched for c in rule_checks(budget, r, refs)]
+        checks += ship_checks(budget, decisions, matched)
         result.checks.extend(checks)
         if all(c.outcome == "skipped" for c in checks):
             result.unchecked.append(unchecked_rule(budget, checks))
@@ -125,12 +126,13 @@ def checks_for_record(budget: Budget, store: ResultsReader, record: Record, base
     """One budget on one stored record, found as `harness gate` finds it (the
     fp32 reference and the samples from the record's own run): the pytest
     plugin's assertions use this so their messages are the gate's."""
-    records = store.records(record.run_id)
-    fp32 = {(r.device.name, r.model.name): r for r in records if r.model.variant == "fp32"}
-    baseline = {r.key: r for r in store.records(baseline_run)} if baseline_run else {}
-    checks = _checks(
-        budget, record, fp32, baseline, baseline_run, record.run_id, lambda run, key: store.samples_ns(run, *key)
+    refs = References(
+        fp32=fp32_references(store.records(record.run_id)),
+        samples_of=lambda run, key: store.samples_ns(run, *key),
+        baseline_run=baseline_run,
+        baseline={r.key: r for r in store.records(baseline_run)} if baseline_run else {},
     )
+    checks = rule_checks(budget, record, refs)
     if not checks:  # as in the gate, a budget that checks nothing must not pass
         raise InputError(
             "the budget checks nothing: max_regression_pct compares against a baseline run and none was given",
@@ -138,37 +140,3 @@ def checks_for_record(budget: Budget, store: ResultsReader, record: Record, base
             hint="name the baseline run (harness_budget(..., baseline=RUN_ID)), or add a bound that needs none (e.g. p90_ms)",
         )
     return checks
-
-
-def _checks(
-    budget: Budget,
-    record: Record,
-    fp32: dict[tuple[str, str], Record],
-    baseline: dict[tuple[str, str, str], Record],
-    baseline_run: str | None,
-    run_id: str,
-    samples_of: Any,
-) -> list[Check]:
-    out: list[Check] = []
-    name = budget.name
-    for key in LATENCY_BOUNDS:
-        bound = getattr(budget, key)
-        if bound is not None:
-            out.append(check_latency(name, record, samples_of(run_id, record.key), key.removesuffix("_ms"), bound))
-    if budget.peak_memory_mb is not None:
-        peak = record.memory_mb.peak if record.memory_mb else None
-        out.append(check_max(name, record, "peak_memory_mb", peak, budget.peak_memory_mb, "MB"))
-    if budget.size_mb is not None:
-        size = record.model.size_bytes / 1e6 if record.model.size_bytes is not None else None
-        out.append(check_max(name, record, "size_mb", size, budget.size_mb, "MB"))
-    if budget.min_map is not None:
-        out.append(check_min_map(name, record, budget.min_map))
-    if budget.max_map_drop is not None:
-        out.append(check_map_drop(name, record, fp32.get((record.device.name, record.model.name)), budget.max_map_drop))
-    if budget.max_regression_pct is not None and baseline_run is not None:
-        base = baseline.get(record.key)
-        base_ns = samples_of(baseline_run, record.key) if base is not None else []
-        out.append(
-            check_regression(name, record, base, base_ns, samples_of(run_id, record.key), budget.max_regression_pct)
-        )
-    return out

@@ -64,6 +64,11 @@ def test_missing_match_means_every_pair():
         ("budgets: []\n", "budgets", "non-empty list"),
         ("rules: []\n", "rules", "unknown key"),
         ("budgets:\n  - name: a\n    p90_ms: [1\n", "line", "not valid YAML"),
+        ("budgets:\n  - name: a\n    ship: int9\n", "budgets[0] (a).ship", "did you mean 'int8'"),
+        ("budgets:\n  - name: a\n    ship: best\n", "budgets[0] (a).ship", "variant names: fp32, fp16"),
+        ("budgets:\n  - name: a\n    ship: 8\n", "budgets[0] (a).ship", "a string"),
+        ("budgets:\n  - name: a\n    ship: int8\n    match: {variant: int8}\n", "budgets[0] (a).match.variant",
+         "drop match.variant"),
     ],
 )
 def test_bad_budgets_name_file_rule_and_field(tmp_path, body, place, says):
@@ -73,3 +78,22 @@ def test_bad_budgets_name_file_rule_and_field(tmp_path, body, place, says):
     text = caught.value.render()
     assert str(path) in text and place in text and says in text
     assert caught.value.exit_code == 2
+
+
+def test_a_ship_rule_needs_no_bound_and_may_carry_bounds(tmp_path):
+    path = write(tmp_path, """
+        budgets:
+          - name: ship-on-pis
+            match: {device: "pi-*"}
+            ship: int8
+          - name: fast-and-int8
+            ship: uint8
+            p90_ms: 5
+            max_map_drop: 0.01
+          - name: plain
+            p90_ms: 9
+    """)
+    pis, fast, plain = load_budgets(path)
+    assert (pis.ship, pis.bounds(), pis.match.device) == ("int8", {}, ("pi-*",))
+    assert fast.ship == "uint8" and fast.bounds() == {"p90_ms": 5.0, "max_map_drop": 0.01}
+    assert plain.ship is None and pis.source == str(path)
