@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=REPORT_FORMATS, default="table",
                         help="benchmark-json: pytest-benchmark's format (`pytest-benchmark compare FILE`)")
     report.add_argument("--out", type=Path, help="write to this file instead of the terminal")
+    report.add_argument("--budgets", type=Path, metavar="FILE",
+                        help="decide what to ship with this budgets file's bounds (default: the recipe's max_map_drop)")
     _reports_option(report)
     report.add_argument("--store", metavar="URL", help=store_help)
     report.set_defaults(handler=_cmd_report)
@@ -410,12 +412,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.reference and not args.versus:
         raise InputError("--reference names what --versus compares with", source="--reference",
                          hint="add --versus variants or --versus devices")
+    if args.budgets and (args.baseline or args.versus):
+        raise InputError("--budgets decides what to ship in one run's report; a comparison has no such answer",
+                         source="--budgets", hint="drop --budgets, or --baseline/--versus")
+    budgets = None
+    if args.budgets:
+        from harness.gate.budgets import load_budgets
+
+        budgets = load_budgets(args.budgets)  # a bad file: exit 2 before touching the store
     with _open_store(args) as store:
         run_id = store.resolve_run(args.run)
         if args.baseline or args.versus:
             return _report_comparison(store, run_id, args)
         records = store.records(run_id)
-        context = load_context(store, run_id, records)
+        context = load_context(store, run_id, records, budgets)
         name = run_title(store, run_id)
     title = f"Edge Harness {name}"
     if args.format == "table":
@@ -425,9 +435,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
         if args.out:
             with open(args.out, "w", encoding="utf-8") as handle:
-                render_terminal(records, Console(file=handle, width=200), title=name)
+                render_terminal(records, Console(file=handle, width=200), title=name, context=context)
         else:
-            render_terminal(records, Console(), title=name)
+            render_terminal(records, Console(), title=name, context=context)
         return EXIT_OK
     _emit(render(records, args.format, title=title, context=context), args.out)
     return EXIT_OK

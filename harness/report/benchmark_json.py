@@ -8,7 +8,8 @@ pytest-benchmark stores them; the statistics are computed from the raw
 samples with pytest-benchmark's own definitions (quartiles by the
 Wikipedia "method 2/3", Tukey 1.5 IQR fences), each sample one round of one
 iteration. Pairs without samples (failed, skipped) cannot be expressed in
-that format; they are listed under the extra top-level key ``edge_harness``.
+that format; they are listed under the extra top-level key ``edge_harness``,
+with the run's "what to ship" answer per device.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from bisect import bisect_left, bisect_right
 from typing import Any, Mapping, Sequence
 
 from harness import __version__
+from harness.gate.budgets import Budget
+from harness.gate.ship import decide_all
 from harness.report.history import Key
 from harness.results.record import Record
 
@@ -87,7 +90,8 @@ def _benchmark(record: Record, samples_ms: Sequence[float]) -> dict[str, Any]:
 
 
 def render_benchmark_json(
-    run_id: str, created_at: str, records: Sequence[Record], samples_ms: Mapping[Key, Sequence[float]]
+    run_id: str, created_at: str, records: Sequence[Record], samples_ms: Mapping[Key, Sequence[float]],
+    budgets: Sequence[Budget] | None = None,
 ) -> str:
     measured = [r for r in records if r.status == "ok" and samples_ms.get(r.key)]
     others = [r for r in records if r not in measured]
@@ -111,6 +115,8 @@ def render_benchmark_json(
                  "reason": r.error.message if r.error else None}
                 for r in others
             ],
+            # What to ship per (device, model): harness/gate/ship.py, the bounds of `budgets` or the recipe's.
+            "ship": [d.to_dict() for d in decide_all(records, budgets)],
         },
     }
     return json.dumps(document, indent=1) + "\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from harness.gate.budgets import Budget
 from harness.measure.stats import ns_to_ms
 from harness.report.compare import ComparisonReport, compare_devices, compare_variants
 from harness.report.history import Key, ResultsReader, Trend, trends
@@ -19,9 +20,14 @@ class ReportContext:
     samples_ms: Mapping[Key, tuple[float, ...]] = field(default_factory=dict)  # sorted, per pair
     trends: Sequence[Trend] = ()  # p50 per pair, this run and every earlier one
     comparisons: Sequence[ComparisonReport] = ()  # variant vs fp32, device vs first device
+    # The bounds "what to ship" decides with: a budgets file's rules, or None
+    # for the recipe's defaults (harness/gate/ship.py).
+    budgets: Sequence[Budget] | None = None
 
 
-def load_context(store: ResultsReader, run_id: str, records: Sequence[Record]) -> ReportContext:
+def load_context(
+    store: ResultsReader, run_id: str, records: Sequence[Record], budgets: Sequence[Budget] | None = None
+) -> ReportContext:
     samples = {
         r.key: tuple(sorted(ns_to_ms(store.samples_ns(run_id, *r.key)))) for r in records if r.status == "ok"
     }
@@ -32,7 +38,7 @@ def load_context(store: ResultsReader, run_id: str, records: Sequence[Record]) -
         comparisons.append(compare_variants(store, run_id, "fp32"))
     if len({r.device.name for r in records}) > 1:
         comparisons.append(compare_devices(store, run_id))
-    return ReportContext({k: v for k, v in samples.items() if v}, tuple(history), tuple(comparisons))
+    return ReportContext({k: v for k, v in samples.items() if v}, tuple(history), tuple(comparisons), budgets)
 
 
 def _measured_runs(trend: Trend) -> int:

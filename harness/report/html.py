@@ -34,6 +34,13 @@ class HtmlFormatter:
     def results(self, block: layout.ResultsTable) -> str:
         return _results(block)
 
+    def ship(self, block: layout.Ship) -> str:
+        d = block.decision
+        lines = [f"runner-up {d.runner_up}: {d.runner_up_why}"] if d.runner_up else []
+        lines += [f"ruled out: {r.text()}" for r in d.ruled_out]
+        return (f"<div class='ship'><p class='{'faster' if d.variant else 'slower'}'><strong>{escape(d.headline())}"
+                f"</strong></p>{_bullets(lines)}<p class='note'>bounds: {escape(d.bounds)}</p></div>")
+
     def findings(self, block: layout.Findings) -> str:
         return _bullets(block.lines)
 

@@ -2,7 +2,7 @@
 
 `run_report()` lists what a report shows and in what order: a heading per
 device family, per (device, model) section its blocks (results table,
-findings, charts, the in-run variant comparison, quantization, trend), then
+what to ship, findings, charts, the in-run variant comparison, quantization, trend), then
 the run-wide comparisons and the closing note. The terminal, Markdown and
 HTML renderers each implement `Formatter` and only format the blocks they
 are handed; none of them decides what a section holds. A renderer that
@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Mapping, Protocol, Sequence, TypeVar, Union
 
+from harness.gate.ship import ShipDecision, decide_all
 from harness.report.compare import ComparisonReport
 from harness.report.context import ReportContext
 from harness.report.history import Key
@@ -63,6 +64,15 @@ class ResultsTable:
     # Every row ran on the one runtime and delegate the heading names: a
     # renderer short of width may leave the runtime column out.
     runtime_in_heading: bool = False
+
+
+@dataclass(frozen=True)
+class Ship:
+    """What to ship on this device: the variant, the runner-up and why every
+    other variant was ruled out (harness/gate/ship.py decides)."""
+
+    section: DeviceSection
+    decision: ShipDecision
 
 
 @dataclass(frozen=True)
@@ -119,7 +129,7 @@ class Note:
     text: str
 
 
-Block = Union[GroupHeading, SectionHeading, ResultsTable, Findings, Charts, Comparison, Quantization, TrendBlock, Note]
+Block = Union[GroupHeading, SectionHeading, ResultsTable, Ship, Findings, Charts, Comparison, Quantization, TrendBlock, Note]
 
 
 class Formatter(Protocol[T]):
@@ -128,6 +138,7 @@ class Formatter(Protocol[T]):
     def group(self, block: GroupHeading) -> T: ...
     def section(self, block: SectionHeading) -> T: ...
     def results(self, block: ResultsTable) -> T: ...
+    def ship(self, block: Ship) -> T: ...
     def findings(self, block: Findings) -> T: ...
     def charts(self, block: Charts) -> T: ...
     def comparison(self, block: Comparison) -> T: ...
@@ -165,7 +176,7 @@ class RunReport:
 # Which Formatter method says each block (tests/unit/test_reports.py checks
 # that every block kind has one and every renderer implements it).
 FORMATTER_METHODS: dict[type, str] = {
-    GroupHeading: "group", SectionHeading: "section", ResultsTable: "results", Findings: "findings",
+    GroupHeading: "group", SectionHeading: "section", ResultsTable: "results", Ship: "ship", Findings: "findings",
     Charts: "charts", Comparison: "comparison", Quantization: "quantization", TrendBlock: "trend", Note: "note",
 }
 
@@ -182,7 +193,10 @@ def render(report: RunReport, formatter: Formatter[T]) -> list[T]:
 
 def run_report(records: Sequence[Record], *, title: str, context: ReportContext | None = None) -> RunReport:
     context = context or ReportContext()
-    views = tuple(SectionView(s, tuple(_section_blocks(s, context))) for s in sections(records))
+    ship = {(d.device, d.model): d for d in decide_all(records, context.budgets)}
+    views = tuple(
+        SectionView(s, tuple(_section_blocks(s, context, ship.get((s.device, s.model))))) for s in sections(records)
+    )
     variants = tuple(dict.fromkeys(row.variant for view in views for row in view.section.rows))
     run_wide = tuple(
         Comparison(f"Device vs device (same variant, {MANN_WHITNEY})", report, run_wide=True)
@@ -191,10 +205,12 @@ def run_report(records: Sequence[Record], *, title: str, context: ReportContext 
     return RunReport(title, variants, views, run_wide, Note(NOTE))
 
 
-def _section_blocks(section: DeviceSection, context: ReportContext) -> Iterator[Block]:
+def _section_blocks(section: DeviceSection, context: ReportContext, ship: ShipDecision | None) -> Iterator[Block]:
     rows = tuple((row, cells(row)) for row in section.rows)
     runtimes = {c.runtime for _, c in rows}
     yield ResultsTable(section, rows, runtime_in_heading=len(runtimes) == 1 and "—" not in runtimes)
+    if ship is not None:
+        yield Ship(section, ship)
     notes = findings(section)
     if notes:
         yield Findings(tuple(notes))

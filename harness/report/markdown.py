@@ -32,6 +32,14 @@ class MarkdownFormatter:
         out += ["| " + " | ".join(md_cell(str(getattr(c, k))) for k, _ in HEADERS) + " |" for _, c in block.rows]
         return out + [""]
 
+    def ship(self, block: layout.Ship) -> list[str]:
+        d = block.decision
+        out = [f"**{md_cell(d.headline())}**", ""]
+        if d.runner_up:
+            out.append(f"- runner-up {md_cell(d.runner_up)}: {md_cell(d.runner_up_why)}")
+        out += [f"- ruled out: {md_cell(r.text())}" for r in d.ruled_out]
+        return out + ["", f"Bounds: {md_cell(d.bounds)}.", ""]
+
     def findings(self, block: layout.Findings) -> list[str]:
         return [f"- {md_cell(line)}" for line in block.lines] + [""]
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.report import layout
+from harness.report.context import ReportContext
 from harness.report.view import TERMINAL_HEADERS as HEADERS
 from harness.results.record import Record
 
@@ -64,6 +65,14 @@ class TerminalFormatter:
         self.console.print(table)
         self._bullets(_fold_common(notes, len(block.rows)))
 
+    def ship(self, block: layout.Ship) -> None:
+        d = block.decision
+        self.console.print(Text(d.headline(), style="bold green" if d.variant else "bold red"))
+        if d.runner_up:
+            self.console.print(Text(f"runner-up {d.runner_up}: {d.runner_up_why}"))
+        self._bullets([f"ruled out: {r.text()}" for r in d.ruled_out])
+        self.console.print(Text(f"bounds: {d.bounds}", style="dim"))
+
     def findings(self, block: layout.Findings) -> None:
         self._bullets(block.lines)
 
@@ -106,8 +115,8 @@ class TerminalFormatter:
             self.console.print(Text("• " + line))
 
 
-def render_terminal(records: Sequence[Record], console: Console, *, title: str) -> None:
-    layout.render(layout.run_report(records, title=title), TerminalFormatter(console, title))
+def render_terminal(records: Sequence[Record], console: Console, *, title: str, context: ReportContext | None = None) -> None:
+    layout.render(layout.run_report(records, title=title, context=context), TerminalFormatter(console, title))
 
 
 def _fold_common(notes: list[str], n_rows: int) -> list[str]:

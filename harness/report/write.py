@@ -6,9 +6,10 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from harness.errors import InputError
+from harness.gate.budgets import Budget
 from harness.report.context import ReportContext
 from harness.report.view import sections, short_commit
 from harness.results.record import Record
@@ -31,12 +32,28 @@ def render(records: Sequence[Record], fmt: str, *, title: str, context: ReportCo
 
         run_id = records[0].run_id if records else ""
         created = min((r.created_at for r in records), default="")
-        return render_benchmark_json(run_id, created, records, (context or ReportContext()).samples_ms)
+        context = context or ReportContext()
+        return render_benchmark_json(run_id, created, records, context.samples_ms, context.budgets)
     if fmt == "json":
-        return json.dumps([r.to_dict() for r in records], indent=1) + "\n"
+        return json.dumps(_records_with_ship(records, (context or ReportContext()).budgets), indent=1) + "\n"
     if fmt == "csv":
         return _csv(records)
     raise ValueError(f"no text rendering for {fmt!r}")
+
+
+def _records_with_ship(records: Sequence[Record], budgets: Sequence[Budget] | None) -> list[dict[str, Any]]:
+    """Each record as stored, plus `ship`: this variant's verdict on its
+    device (ship | runner-up | ruled out, and why) and the device's answer."""
+    from harness.gate.ship import decide_all
+
+    answers = {(d.device, d.model): d for d in decide_all(records, budgets)}
+    out = []
+    for r in records:
+        d = answers[(r.device.name, r.model.name)]
+        verdict, why = d.verdict(r.model.variant)
+        out.append({**r.to_dict(), "ship": {"verdict": verdict, "why": why, "device_ships": d.variant,
+                                            "answer": d.sentence(), "bounds": d.bounds}})
+    return out
 
 
 def _csv(records: Sequence[Record]) -> str:

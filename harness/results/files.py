@@ -1,6 +1,6 @@
 """The per-run folder: reports/<run_id>/.
 
-    results.json                              every record of the run
+    results.json                              every record of the run, and `ship`: what to ship per device
     artifacts/<model>-<variant>.tflite         what was measured (+ manifest)
     devices/<device>/<model>-<variant>.detections.json   COCO results format
     devices/<device>/<model>-<variant>.samples.json      raw latency samples (ns)
@@ -81,6 +81,12 @@ def read_samples(run_dir: Path, device: str, model: str, variant: str) -> list[i
 
 
 def write_results(run_dir: Path, run_id: str, records: Iterable[Record], meta: dict[str, Any]) -> Path:
+    # The "what to ship" answer per (device, model) with the recipe's default
+    # bounds, so a reader of the file alone gets it; derived from the records
+    # (harness/gate/ship.py, pure), never read back.
+    from harness.gate.ship import decide_all
+
+    records = list(records)
     path = run_dir / "results.json"
     write_json_atomic(
         path,
@@ -90,6 +96,7 @@ def write_results(run_dir: Path, run_id: str, records: Iterable[Record], meta: d
             "harness_version": __version__,
             "run": meta,
             "records": [r.to_dict() for r in records],
+            "ship": [d.to_dict() for d in decide_all(records)],
         },
     )
     return path

@@ -163,3 +163,60 @@ def test_pytest_benchmark_compare_reads_the_exported_runs(with_slower_run, run_c
     assert "benchmark 'demo-detector on local'" in proc.stdout
     for variant in DEFAULT_VARIANTS:
         assert f"demo-detector[local-{variant}]" in proc.stdout, variant
+
+
+def test_what_to_ship_is_in_every_format_and_the_gate_asserts_it(demo_run, run_cli, tmp_path):
+    """Issue 16, item 5: the answer per device in terminal, Markdown, HTML and
+    JSON; a `ship:` rule passes on it and fails (exit 1, naming device,
+    expected, actual and why) under a budget that rules the shipped one out."""
+    from html import escape
+
+    reports, run_dir, proc = demo_run
+    env = {"HARNESS_REPORTS": str(reports)}
+    results = json.loads((run_dir / "results.json").read_text())
+    devices = {r["device"]["name"] for r in results["records"]}
+    answers = {a["device"]: a for a in results["ship"]}
+    assert set(answers) == devices and all(a["variant"] in DEFAULT_VARIANTS for a in answers.values())
+    md, html = (run_dir / "report.md").read_text(), (run_dir / "report.html").read_text()
+    narrow = run_cli("report", "latest", env={**env, "COLUMNS": "80"})
+    for device, answer in answers.items():
+        headline = f"ship {answer['variant']} on {device}: "
+        assert headline in proc.stdout and headline in md and escape(headline) in html and headline in narrow.stdout
+        assert f"runner-up {answer['runner_up']}" in md and answer["bounds"] in md
+        assert len(answer["ruled_out"]) == len(DEFAULT_VARIANTS) - 2  # every other variant, with its reason
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
+    as_json = json.loads(run_cli("report", "latest", "--format", "json", env=env).stdout)
+    assert {(r["device"]["name"], r["ship"]["device_ships"]) for r in as_json} == {(d, a["variant"]) for d, a in answers.items()}
+    assert sorted(r["ship"]["verdict"] for r in as_json).count("ship") == len(devices)
+
+    # A budgets file with only ship rules bounds nothing: the fastest p90 ships.
+    def answer_with(budgets_text: str) -> dict[str, str]:
+        path = tmp_path / f"budgets-{len(list(tmp_path.iterdir()))}.yaml"
+        path.write_text(budgets_text)
+        result = run_cli("report", "latest", "--budgets", str(path), "--format", "json", env=env)
+        assert result.exit_code == 0, result.stderr
+        return {r["device"]["name"]: r["ship"]["device_ships"] for r in json.loads(result.stdout)}, path
+
+    probe, _ = answer_with("budgets:\n  - name: probe\n    p50_ms: 1000000\n")
+    (device, fastest), = probe.items()
+    rule = f"budgets:\n  - name: ship-{fastest}\n    match: {{device: {device}}}\n    ship: {fastest}\n"
+    _, ship_only = answer_with(rule)
+    passed = run_cli("gate", "--budgets", str(ship_only), "--format", "json", env=env)
+    assert passed.exit_code == 0, passed.stdout + passed.stderr
+    (check,) = json.loads(passed.stdout)["checks"]
+    assert (check["metric"], check["outcome"], check["variant"]) == ("ship", "pass", fastest)
+
+    # Rule the fastest out with a p90 bound far under its interval: the answer moves, the ship rule fails.
+    (shipped,) = [r for r in results["records"] if r["model"]["variant"] == fastest and r["device"]["name"] == device]
+    tight = rule + f"  - name: tight\n    match: {{variant: {fastest}}}\n    p90_ms: {shipped['latency_ms']['p90_ci'][0] / 2:.4f}\n"
+    moved, tight_file = answer_with(tight)
+    assert moved[device] not in (fastest, None)
+    failed = run_cli("gate", "--budgets", str(tight_file), "--format", "json", "--junit", str(tmp_path / "g.xml"), env=env)
+    assert failed.exit_code == 1
+    (ship_check,) = [c for c in json.loads(failed.stdout)["checks"] if c["metric"] == "ship"]
+    assert ship_check["outcome"] == "fail"
+    assert f"on {device}/demo-detector: expected to ship {fastest}, the answer is {moved[device]}" in ship_check["message"]
+    assert f"{fastest} is ruled out: too slow (p90" in ship_check["message"]
+    assert f"expected to ship {fastest}" in (tmp_path / "g.xml").read_text()
+    table = run_cli("gate", "--budgets", str(tight_file), env={**env, "COLUMNS": "80"})
+    assert table.exit_code == 1 and f"expected to ship {fastest}" in table.stdout

@@ -165,9 +165,9 @@ def test_the_layout_decides_the_blocks_and_every_renderer_follows_it(store):
     report = layout.run_report(records, title="t", context=context)
     kinds = [(type(b).__name__, getattr(getattr(b, "section", None), "device", None)) for b in report.blocks()]
     assert kinds == [
-        ("GroupHeading", None), ("SectionHeading", "local"), ("ResultsTable", "local"), ("Charts", "local"),
-        ("Comparison", None), ("TrendBlock", "local"), ("SectionHeading", "pi"), ("ResultsTable", "pi"),
-        ("Charts", "pi"), ("Comparison", None), ("Note", None),
+        ("GroupHeading", None), ("SectionHeading", "local"), ("ResultsTable", "local"), ("Ship", "local"),
+        ("Charts", "local"), ("Comparison", None), ("TrendBlock", "local"), ("SectionHeading", "pi"),
+        ("ResultsTable", "pi"), ("Ship", "pi"), ("Charts", "pi"), ("Comparison", None), ("Note", None),
     ]
     # Markdown and HTML say the same headings in the same order: neither decides the structure.
     md, html = render(records, "md", title="t", context=context), render(records, "html", title="t", context=context)

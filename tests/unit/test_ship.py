@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from harness.gate.budgets import Budget, Match
 from harness.gate.ship import MAP_TIE, decide_all, recipe_default_budgets, ship_checks
@@ -46,6 +47,12 @@ def test_the_fastest_variant_that_meets_every_bound_ships_and_the_next_is_runner
         "ruled out: fp32 too slow (p90 7.2 ms > 5 ms)"
     )
     assert d.bounds == "the budgets file budgets.yaml"
+
+
+def test_a_drop_equal_to_the_bound_meets_it_despite_float_rounding():
+    assert 0.359 - 0.354 > 0.005  # binary floats
+    (d,) = decide_all([rec("fp32", 7.2, 0.359), rec("int8", 3.1, 0.354)], [budget(max_map_drop=0.005)])
+    assert d.variant == "int8"
 
 
 def test_a_candidate_that_is_only_slower_is_ruled_out_as_slower():
@@ -163,3 +170,70 @@ def test_a_ship_rule_passes_on_the_answer_and_fails_naming_expected_actual_and_w
     assert check.outcome == "fail" and check.measured == "nothing to ship" and "the answer is nothing" in check.message
     other = Budget(name="elsewhere", match=Match(device=("x86-*",)), where="b.yaml", ship="int8")
     assert ship_checks(other, decisions, []) == []
+
+
+# -- the answer in the reports ----------------------------------------------
+
+
+def test_every_renderer_says_the_answer_and_html_escapes_the_device_name():
+    import io
+
+    from rich.console import Console
+
+    from harness.report.context import ReportContext
+    from harness.report.write import render
+    from harness.report.terminal import render_terminal
+    from harness.report.view import md_cell
+
+    hostile = "<b>pi</b>"
+    records = [rec(v, ms, m, device=hostile) for v, ms, m in (("fp32", 7.2, 0.359), ("int8", 3.1, 0.354),
+                                                              ("uint8", 3.3, 0.353))]
+    context = ReportContext(budgets=[budget(p90_ms=5)])
+    headline = f"ship int8 on {hostile}: fastest that meets every bound (p90 3.1 ms, mAP 0.354, drop 0.5 pt)"
+    md = render(records, "md", title="t", context=context)
+    assert md_cell(headline) in md and "- runner-up uint8" in md and "ruled out: fp32 too slow (p90 7.2 ms > 5 ms)" in md
+    html = render(records, "html", title="t", context=context)
+    assert "<b>pi</b>" not in html and "ship int8 on &lt;b&gt;pi&lt;/b&gt;" in html
+    out = io.StringIO()
+    render_terminal(records, Console(file=out, width=80), title="t", context=context)
+    text = out.getvalue()
+    assert "ship int8 on <b>pi</b>:" in text and "ruled out: fp32 too slow" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    as_json = json.loads(render(records, "json", title="t", context=context))
+    assert [(r["model"]["variant"], r["ship"]["verdict"]) for r in as_json] == [
+        ("fp32", "ruled out"), ("int8", "ship"), ("uint8", "runner-up")]
+    assert {r["ship"]["device_ships"] for r in as_json} == {"int8"}
+    bench = json.loads(render(records, "benchmark-json", title="t", context=context))
+    assert bench["edge_harness"]["ship"][0]["variant"] == "int8"
+
+
+def test_results_json_carries_a_ship_object_per_device(tmp_path):
+    from harness.results.files import read_results, write_results
+
+    records = [*fleet(), *[rec(v, ms, m, device="x86-1") for v, ms, m in (("fp32", 2.0, 0.36), ("int8", 2.5, 0.358))]]
+    path = write_results(tmp_path, "r1", records, {})
+    ship = json.loads(path.read_text())["ship"]
+    assert [(s["device"], s["model"], s["variant"]) for s in ship] == [("rpi4-a", "demo", "int8"), ("x86-1", "demo", "fp32")]
+    assert ship[0]["answer"].startswith("ship int8 on rpi4-a: fastest that meets every bound")
+    assert len(read_results(path)) == len(records)  # the records read back as before
+
+
+def test_report_budgets_recomputes_the_answer_and_refuses_bad_input(tmp_path, capsys):
+    from harness.cli import main
+    from harness.results.store import RunInfo, SqliteStore
+
+    with SqliteStore(tmp_path / "results.sqlite") as store:
+        store.begin_run(RunInfo("r1", "2026-01-01T00:00:00Z", "0.1.0", "finished", "run", "/tmp"))
+        for r in fleet():
+            store.add_record(dataclasses.replace(r, run_id="r1"))
+    budgets = tmp_path / "b.yaml"
+    budgets.write_text("budgets:\n  - name: fast\n    p90_ms: 3.2\n")
+    code = main(["report", "r1", "--budgets", str(budgets), "--format", "md", "--reports", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "ship int8 on rpi4-a" in out and "runner-up" not in out and f"the budgets file {budgets}" in out
+    code = main(["report", "r1", "--format", "md", "--reports", str(tmp_path)])
+    assert code == 0 and "recipe's defaults" in capsys.readouterr().out
+    budgets.write_text("budgets:\n  - name: fast\n    ship: int9\n")
+    assert main(["report", "r1", "--budgets", str(budgets), "--reports", str(tmp_path)]) == 2
+    assert "did you mean 'int8'" in capsys.readouterr().err
+    assert main(["report", "r1", "--budgets", str(budgets), "--baseline", "r1", "--reports", str(tmp_path)]) == 2
