@@ -171,6 +171,8 @@ def test_what_to_ship_is_in_every_format_and_the_gate_asserts_it(demo_run, run_c
     expected, actual and why) under a budget that rules the shipped one out."""
     from html import escape
 
+    from harness.report.view import md_cell
+
     reports, run_dir, proc = demo_run
     env = {"HARNESS_REPORTS": str(reports)}
     results = json.loads((run_dir / "results.json").read_text())
@@ -182,7 +184,7 @@ def test_what_to_ship_is_in_every_format_and_the_gate_asserts_it(demo_run, run_c
     for device, answer in answers.items():
         headline = f"ship {answer['variant']} on {device}: "
         assert headline in proc.stdout and headline in md and escape(headline) in html and headline in narrow.stdout
-        assert f"runner-up {answer['runner_up']}" in md and answer["bounds"] in md
+        assert f"runner-up {answer['runner_up']}" in md and md_cell(answer["bounds"]) in md
         assert len(answer["ruled_out"]) == len(DEFAULT_VARIANTS) - 2  # every other variant, with its reason
     assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
     as_json = json.loads(run_cli("report", "latest", "--format", "json", env=env).stdout)
