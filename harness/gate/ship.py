@@ -96,9 +96,9 @@ class ShipDecision:
 
 def recipe_default_budgets(records: Sequence[Record]) -> tuple[list[Budget], str]:
     """Without a budgets file: the recipe's max_map_drop, as the run's
-    selective-int8 record stored it (the drop the recipe accepts), against
-    fp32 on the same device. Recipes declare no latency bound today, so
-    latency only ranks the candidates."""
+    selective-int8 record of the model stored it (the drop the recipe
+    accepts), against fp32 on the same device. `records` are one model's.
+    Recipes declare no latency bound today, so latency only ranks."""
     drops = [
         float(r.quantization.selection["max_map_drop"]) for r in records
         if r.quantization and r.quantization.selection and r.quantization.selection.get("max_map_drop") is not None
@@ -111,20 +111,22 @@ def recipe_default_budgets(records: Sequence[Record]) -> tuple[list[Budget], str
     return [budget], text
 
 
-def decide_all(records: Sequence[Record], budgets: Sequence[Budget] | None = None, *,
-               bounds: str | None = None) -> list[ShipDecision]:
+def decide_all(records: Sequence[Record], budgets: Sequence[Budget] | None = None) -> list[ShipDecision]:
     """One decision per (device, model) of the run, in record order.
-    `budgets` None: the recipe's defaults (recipe_default_budgets)."""
-    if budgets is None:
-        budgets, bounds = recipe_default_budgets(records)
-    elif bounds is None:
-        files = sorted({b.source for b in budgets if b.source})
-        bounds = f"the budgets file {', '.join(files)}" if files else "the given budgets"
+    `budgets` None: each model's recipe defaults (recipe_default_budgets)."""
     refs = References(fp32=fp32_references(records))
     groups: dict[tuple[str, str], list[Record]] = {}
     for r in records:
         groups.setdefault((r.device.name, r.model.name), []).append(r)
-    return [decide(group, budgets, refs, bounds=bounds) for group in groups.values()]
+    if budgets is not None:
+        files = sorted({b.source for b in budgets if b.source})
+        bounds = f"the budgets file {', '.join(files)}" if files else "the given budgets"
+        return [decide(group, budgets, refs, bounds=bounds) for group in groups.values()]
+    decisions = []
+    for (_, model), group in groups.items():
+        defaults, bounds = recipe_default_budgets([r for r in records if r.model.name == model])
+        decisions.append(decide(group, defaults, refs, bounds=bounds))
+    return decisions
 
 
 def decide(records: Sequence[Record], budgets: Sequence[Budget], refs: References, *, bounds: str) -> ShipDecision:

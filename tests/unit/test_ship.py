@@ -153,6 +153,19 @@ def test_without_budgets_the_recipe_max_map_drop_decides():
     assert default.variant == "int8" and "0.5 pt" in default.bounds  # no selective record: 0.005
 
 
+def test_each_model_of_a_run_gets_its_own_recipe_default():
+    def model(name: str, drop: float | None) -> list[Record]:
+        out = [dataclasses.replace(r, model=dataclasses.replace(r.model, name=name)) for r in
+               (rec("fp32", 7.2, 0.360), rec("int8", 3.1, 0.352))]
+        if drop is not None:
+            out[1] = dataclasses.replace(out[1], quantization=QuantizationInfo(selection={"max_map_drop": drop}))
+        return out
+
+    strict, loose = decide_all([*model("strict", 0.005), *model("loose", 0.01)])
+    assert (strict.model, strict.variant, loose.model, loose.variant) == ("strict", "fp32", "loose", "int8")
+    assert "0.5 pt" in strict.bounds and "1.0 pt" in loose.bounds
+
+
 def test_a_ship_rule_passes_on_the_answer_and_fails_naming_expected_actual_and_why():
     records = fleet()
     good = Budget(name="ship-int8", match=Match(device=("rpi4-*",)), where="b.yaml", ship="int8", p90_ms=5)
