@@ -25,7 +25,7 @@ DEMO_RUN_FIXTURE = "demo_run"
 # Seconds of one worker's time per group on a 2-core host under the whole
 # suite (the timing run of 2026-12-02; test_export and test_yolo_exports
 # scaled by their CPU time measured alone after the variables_holder
-# conversions and the committed YOLO heads: 178 -> 65 and ~300 -> 186
+# conversions and the committed YOLO heads: 178 -> 65 and 273 -> 186
 # CPU-s). Only the order matters: refresh the figures when a module gets
 # much slower or faster. A group not listed costs DEFAULT_COST_S.
 GROUP_COST_S: dict[str, float] = {
