@@ -402,19 +402,9 @@ class _ConverterSession:
         self.export = export
         self.model, self.trackable = _load_model(recipe)
         if self.trackable is self.model:
-            self.trackable = self._variables_only(self.model)
+            self.trackable = export.variables_holder(self.model)
         self.anchors = np.load(recipe.postprocess["anchors"]) if recipe.postprocess.get("anchors") else None
         self.function = self._export_function(self.model)
-
-    def _variables_only(self, model: Any) -> Any:
-        """What the converter keeps alive and saves for a Keras model: a plain
-        module holding its variables. Handing it the model itself makes every
-        conversion save the whole Keras object (tracing each layer's call):
-        measured on the demo detector, 2.4x slower per variant for a
-        byte-identical .tflite."""
-        holder = self.tf.Module()
-        holder.model_variables = list(model.variables)
-        return holder
 
     def _export_function(self, model: Any) -> Any:
         recipe, export = self.recipe, self.export
@@ -520,12 +510,10 @@ class _ConverterSession:
         say(f"fine-tuning on {len(train.images)} images")
         qat_model, training = qat.finetune(self.model, train, config, self.recipe.input, len(self.recipe.labels), say)
         say("converting the fine-tuned model")
-        # Saving the QAT model itself (what the converter does with its
-        # trackable) can fail on a layer's traced call (seen with
-        # Conv2DTranspose), and the converter then silently falls back to a
-        # path that drops the signature and the custom-op fusion. A plain
-        # module holding the variables saves the serving function alone.
-        converter = self._converter(self._export_function(qat_model), self._variables_only(qat_model))
+        # Never the QAT model itself as the trackable: saving it can fail on
+        # a layer's traced call and silently drop the custom-op fusion
+        # (export.variables_holder says more).
+        converter = self._converter(self._export_function(qat_model), self.export.variables_holder(qat_model))
         # The fake-quant nodes carry the ranges. No supported_ops: with
         # TFLITE_BUILTINS_INT8 and no representative dataset TF 2.21 refuses
         # ("representative_dataset must be specified").

@@ -25,6 +25,8 @@ which tests/unit/test_agent_units.py holds to the same decisions).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -168,29 +170,24 @@ def mann_whitney_u(baseline: Sequence[float], candidate: Sequence[float]) -> tup
     """U of the candidate and its two-sided p-value (normal approximation
     with tie correction and continuity correction).
 
-    Ranks are taken over the pooled samples (ties get their mean rank);
-    U_c = R_c - n_c (n_c + 1) / 2; under H0 U has mean n_b n_c / 2 and
-    variance n_b n_c / 12 * ((n + 1) - sum(t^3 - t) / (n (n - 1))), with t
-    the size of each tie group and n = n_b + n_c.
+    U_c = R_c - n_c (n_c + 1) / 2, with R_c the candidate's rank sum over
+    the pooled samples (ties get their mean rank), which is the number of
+    (candidate, baseline) pairs where the candidate is larger, ties counted
+    as 1/2: computed that way, by bisecting the sorted baseline, because
+    ranking the pooled samples in Python took most of a 200-pair run's
+    report. Under H0 U has mean n_b n_c / 2 and variance
+    n_b n_c / 12 * ((n + 1) - sum(t^3 - t) / (n (n - 1))), with t the size
+    of each tie group and n = n_b + n_c.
     """
     n_b, n_c = len(baseline), len(candidate)
     if n_b == 0 or n_c == 0:
         raise ValueError("both samples need values")
-    pooled = sorted([(v, 0) for v in baseline] + [(v, 1) for v in candidate])
+    base_sorted = sorted(baseline)
+    below = sum(bisect_left(base_sorted, v) for v in candidate)
+    below_or_tied = sum(bisect_right(base_sorted, v) for v in candidate)
+    u_c = (below + below_or_tied) / 2.0  # exact: a count of halves
     n = n_b + n_c
-    rank_sum_c = 0.0
-    tie_term = 0.0
-    i = 0
-    while i < n:
-        j = i
-        while j + 1 < n and pooled[j + 1][0] == pooled[i][0]:
-            j += 1
-        mean_rank = (i + j) / 2.0 + 1.0  # ranks are 1-based
-        t = j - i + 1
-        tie_term += t**3 - t
-        rank_sum_c += mean_rank * sum(1 for k in range(i, j + 1) if pooled[k][1] == 1)
-        i = j + 1
-    u_c = rank_sum_c - n_c * (n_c + 1) / 2.0
+    tie_term = float(sum(t**3 - t for t in Counter([*baseline, *candidate]).values() if t > 1))
     mean_u = n_b * n_c / 2.0
     var_u = n_b * n_c / 12.0 * ((n + 1) - tie_term / (n * (n - 1))) if n > 1 else 0.0
     if var_u <= 0:

@@ -391,10 +391,10 @@ def convert(model, anchors: np.ndarray, variant: str, calib_inputs: np.ndarray) 
     """fp32 or int8 (full-integer, int8 input) .tflite bytes, enough for the mAP check here."""
     import tensorflow as tf
 
-    from harness.convert.export import build_export_function, representative_dataset
+    from harness.convert.export import build_export_function, representative_dataset, variables_holder
 
     fn = build_export_function(model, anchors, POSTPROCESS, (INPUT_SIZE_PX, INPUT_SIZE_PX))
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], variables_holder(model))
     converter.allow_custom_ops = True
     if variant == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

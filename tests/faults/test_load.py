@@ -92,6 +92,6 @@ def _rss_kib(pid: int) -> int | None:
             for line in handle:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # the controller has ended (between open and read: ESRCH)
         return None
     return None

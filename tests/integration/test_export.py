@@ -27,7 +27,13 @@ tf = pytest.importorskip("tensorflow")
 tf_keras = pytest.importorskip("tf_keras")
 litert = pytest.importorskip("ai_edge_litert.interpreter")
 
-from harness.convert.export import OUTPUT_KEYS, SIGNATURE_KEY, build_export_function, representative_dataset  # noqa: E402
+from harness.convert.export import (  # noqa: E402
+    OUTPUT_KEYS,
+    SIGNATURE_KEY,
+    build_export_function,
+    representative_dataset,
+    variables_holder,
+)
 from harness.dataset import synth  # noqa: E402
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "demo-detector"
@@ -88,9 +94,10 @@ def _configure(converter: Any, variant: str, calib: Callable[[], Any]) -> None:
 @pytest.fixture(scope="module")
 def converted(export: tuple[Any, Any], calib_inputs: np.ndarray) -> dict[str, bytes]:
     model, fn = export
+    holder = variables_holder(model)  # what the product's converter hands it too
     results: dict[str, bytes] = {}
     for variant in VARIANTS:
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], holder)
         converter.allow_custom_ops = True
         _configure(converter, variant, representative_dataset(calib_inputs))
         results[variant] = converter.convert()

@@ -15,6 +15,11 @@ Run as a script in a subprocess (`python yolo_detector.py FOLDER`) so the
 test process never imports TensorFlow. Writes v8.tflite, v8-fp16.tflite,
 v8-int8.tflite, v5.tflite, end2end.tflite and data/, a COCO root whose val
 split is the eval set.
+
+The heads' trained weights are committed (HEADS_WEIGHTS): training them
+took a CPU-minute of every test run, and fixed weights make every export
+the same from run to run. tests/fixtures/yolo-detector/train_heads.py
+retrains them with `train` below (fixed seeds).
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ SEED = 20261202
 LEVEL_LIMITS_PX = (24.0, 48.0)
 MAX_DISTANCE = 2.5
 DEMO_MODEL = Path(__file__).resolve().parents[2] / "models" / "demo-detector" / "detector.h5"
+HEADS_WEIGHTS = Path(__file__).resolve().parents[1] / "fixtures" / "yolo-detector" / "heads.npz"
+TRAINING_SEED = 3
+HEADS_NAME = "yolo_heads"
 BACKBONE_OUTPUTS = ("b5_pw_relu", "b7_pw_relu", "b9_pw_relu")
 
 VAL_IMAGES = 48
@@ -139,7 +147,7 @@ def _heads(backbone, keras):
         prior = [0.0] * 4 + [-4.0] * NUM_CLASSES
         y = keras.layers.Conv2D(4 + NUM_CLASSES, 1, bias_initializer=keras.initializers.Constant(prior))(y)
         outs.append(keras.layers.Reshape((-1, 4 + NUM_CLASSES))(y))
-    return keras.Model(feats, keras.layers.Concatenate(axis=1)(outs))
+    return keras.Model(feats, keras.layers.Concatenate(axis=1)(outs), name=HEADS_NAME)
 
 
 def _decode(raw, grid, tf):
@@ -190,7 +198,31 @@ def train(folder: Path, tf, keras, np):
     return keras.Model(inputs, heads(backbone(inputs))), grid, images
 
 
+def save_heads(model, path: Path, np) -> None:
+    """The trained heads' weights (the backbone is the demo detector's), as
+    float16: half the bytes in the repository (0.9 MB, not 1.8), and the
+    tests' detector is these rounded weights exactly."""
+    heads = model.get_layer(HEADS_NAME)
+    np.savez_compressed(path, *(weights.astype(np.float16) for weights in heads.get_weights()))
+
+
+def committed(folder: Path, tf, keras, np):
+    """What `train` returns, with the heads' weights read from HEADS_WEIGHTS
+    instead of trained: (model, anchor grid, the training images that
+    calibrate the int8 export)."""
+    images, *_ = _dataset(folder / "data", "train", TRAIN_IMAGES, np)
+    backbone = _backbone(keras)
+    heads = _heads(backbone, keras)
+    with np.load(HEADS_WEIGHTS) as stored:
+        heads.set_weights([stored[f"arr_{i}"].astype(np.float32) for i in range(len(stored.files))])
+    inputs = backbone.input
+    return keras.Model(inputs, heads(backbone(inputs))), tf.constant(_anchor_grid(np)), images
+
+
 def export_all(folder: Path, model, grid, calib, tf, np) -> None:
+    from harness.convert.export import variables_holder
+
+    holder = variables_holder(model)
     spec = tf.TensorSpec([1, INPUT_PX, INPUT_PX, 3], tf.float32, name="images")
 
     def v8(images):
@@ -219,7 +251,7 @@ def export_all(folder: Path, model, grid, calib, tf, np) -> None:
 
     def convert(fn, name, **options):
         concrete = tf.function(fn, input_signature=[spec]).get_concrete_function()
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder)
         for key, value in options.items():
             if key == "supported_types":
                 converter.target_spec.supported_types = value
@@ -255,8 +287,7 @@ def build(folder: Path) -> None:
     import tensorflow as tf
     import tf_keras as keras
 
-    keras.utils.set_random_seed(3)
-    model, grid, images = train(folder, tf, keras, np)
+    model, grid, images = committed(folder, tf, keras, np)
     export_all(folder, model, grid, images, tf, np)
     write_val_dataset(folder)
 

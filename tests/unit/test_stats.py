@@ -101,6 +101,22 @@ def test_mann_whitney_u_by_hand():
     assert p == pytest.approx(0.113846, abs=1e-6)
 
 
+def _u_from_pooled_ranks(baseline: list[float], candidate: list[float]) -> float:
+    """U_c = R_c - n_c (n_c + 1) / 2 with mean ranks for ties, the textbook way."""
+    pooled = sorted(baseline + candidate)
+    first = {v: pooled.index(v) + 1 for v in reversed(pooled)}
+    mean_rank = {v: first[v] + (pooled.count(v) - 1) / 2 for v in first}
+    return sum(mean_rank[v] for v in candidate) - len(candidate) * (len(candidate) + 1) / 2
+
+
+def test_mann_whitney_u_counts_pairs_as_the_pooled_ranks_do():
+    # Heavy ties (values on a 0.5 grid), unequal sizes, unsorted input.
+    baseline = [(i * 7 % 11) / 2 for i in range(40)]
+    candidate = [(i * 5 % 13) / 2 + 0.5 for i in range(27)]
+    for b, c in ((baseline, candidate), (candidate, baseline), ([3.0] * 4, [3.0, 3.0, 4.0])):
+        assert mann_whitney_u(b, c)[0] == _u_from_pooled_ranks(b, c)
+
+
 def test_identical_samples_are_the_same():
     c = compare_samples([2.0] * 50, [2.0] * 50)
     assert c.p_value == 1.0 and c.effect == 0.0 and c.verdict == "same" and c.ratio == 1.0
