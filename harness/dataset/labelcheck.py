@@ -22,12 +22,15 @@ MATCH_IOU = 0.5
 MIN_MATCHED = 10
 
 
-def _truth(annotations_json: Path, dataset: CocoDataset) -> dict[int, tuple[np.ndarray, list[int]]]:
-    """image id -> (normalised x1 y1 x2 y2 boxes, category ids)."""
+def _truth(annotations_json: Path, dataset: CocoDataset, annotations: Sequence[dict[str, Any]] | None = None) -> dict[int, tuple[np.ndarray, list[int]]]:
+    """image id -> (normalised x1 y1 x2 y2 boxes, category ids), from the
+    file's annotations (or the same, already loaded)."""
     sizes = {img.id: (img.width, img.height) for img in dataset.images}
     boxes: dict[int, list[list[float]]] = defaultdict(list)
     cats: dict[int, list[int]] = defaultdict(list)
-    for ann in json.loads(Path(annotations_json).read_text(encoding="utf-8"))["annotations"]:
+    if annotations is None:
+        annotations = json.loads(Path(annotations_json).read_text(encoding="utf-8"))["annotations"]
+    for ann in annotations:
         if ann["image_id"] not in sizes or ann.get("iscrowd"):
             continue
         w, h = sizes[ann["image_id"]]
@@ -74,8 +77,9 @@ class LandingCounter:
     """class_landings() fed a chunk of images at a time (the counts add up;
     the ground truth is read once)."""
 
-    def __init__(self, dataset: CocoDataset, category_ids: Sequence[int]) -> None:
-        self.truth = _truth(dataset.annotations_json, dataset)
+    def __init__(self, dataset: CocoDataset, category_ids: Sequence[int], annotations: Sequence[dict[str, Any]] | None = None) -> None:
+        """`annotations`: the dataset file's, when the caller has them loaded already."""
+        self.truth = _truth(dataset.annotations_json, dataset, annotations)
         self.names = dataset.categories
         self.category_ids = category_ids
         self.counts: dict[int, Counter] = defaultdict(Counter)

@@ -129,6 +129,7 @@ class ChunkedCocoEval:
         with _STDOUT_SWAP, contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
             self.truth = COCO(str(annotations_json))
         self.image_ids = sorted(set(image_ids))
+        self.category_ids = sorted(self.truth.getCatIds())
         self.any_results = False
         self._packed: list[list[_PackedEntries]] = []  # [group = category x area range][chunk]
         self._where: dict[int, tuple[int, int]] = {}  # image id -> (chunk, position in it)
@@ -150,12 +151,18 @@ class ChunkedCocoEval:
             evaluator.evaluate()
         groups = len(evaluator.evalImgs) // len(chunk)
         self._packed = self._packed or [[] for _ in range(groups)]
+        areas = len(evaluator.params.areaRng)
         for group in range(groups):
-            self._packed[group].append(_PackedEntries(evaluator.evalImgs[group * len(chunk) : (group + 1) * len(chunk)]))
+            # Groups run area range fastest; a category's area ranges share its dets' scores.
+            shared = self._packed[group - group % areas][-1].scores if group % areas else None
+            self._packed[group].append(_PackedEntries(evaluator.evalImgs[group * len(chunk) : (group + 1) * len(chunk)], shared))
         number = len(self._packed[0]) - 1
         self._where.update({image_id: (number, k) for k, image_id in enumerate(chunk)})
 
     def scores(self) -> CocoScores:
+        """The scores of every image added; the ground truth is let go first
+        (accumulate() does not read it, and is the scoring's peak)."""
+        self.truth = None
         if not self.any_results:
             return CocoScores(0.0, 0.0, 0.0)
         from pycocotools.cocoeval import COCOeval
@@ -165,7 +172,7 @@ class ChunkedCocoEval:
         with _STDOUT_SWAP, contextlib.redirect_stdout(io.StringIO()):
             evaluator = COCOeval(iouType="bbox")
             evaluator.params.imgIds = self.image_ids
-            evaluator.params.catIds = sorted(self.truth.getCatIds())
+            evaluator.params.catIds = self.category_ids
             evaluator.evalImgs = _EvalImgs(self._packed, [self._where[i] for i in self.image_ids])
             evaluator._paramsEval = copy.deepcopy(evaluator.params)
             evaluator.accumulate()
@@ -177,11 +184,12 @@ class ChunkedCocoEval:
 
 class _PackedEntries:
     """One chunk's evalImgs entries of one category and area range, as what
-    accumulate() reads of them (dtScores, dtMatches as matched-or-not,
-    dtIgnore, gtIgnore), concatenated over the chunk's images: a few arrays
-    instead of a dict, a list and three arrays per image."""
+    accumulate() reads of them (dtScores; dtMatches as matched-or-not and
+    dtIgnore, both bit-packed; gtIgnore), concatenated over the chunk's
+    images: a few arrays instead of a dict, a list and three arrays per
+    image. `scores` may be another area range's (they are the same dets)."""
 
-    def __init__(self, entries: Sequence[dict[str, Any] | None]) -> None:
+    def __init__(self, entries: Sequence[dict[str, Any] | None], scores: Any = None) -> None:
         import numpy as np
 
         kept = [e for e in entries if e is not None]
@@ -189,20 +197,33 @@ class _PackedEntries:
         self.dt_at = np.cumsum([0] + [len(e["dtScores"]) for e in kept])
         self.gt_at = np.cumsum([0] + [len(e["gtIgnore"]) for e in kept])
         self.entry_of = np.cumsum(self.present) - 1  # position among the kept entries
-        threshold_count = kept[0]["dtMatches"].shape[0] if kept else 0
-        self.scores = np.concatenate([np.asarray(e["dtScores"], np.float64) for e in kept]) if kept else np.zeros(0)
-        self.matched = np.concatenate([e["dtMatches"] != 0 for e in kept], axis=1) if kept else np.zeros((0, 0), bool)
-        self.ignored = (np.concatenate([np.asarray(e["dtIgnore"], bool) for e in kept], axis=1)
-                        if kept else np.zeros((threshold_count, 0), bool))
+        self.thresholds = kept[0]["dtMatches"].shape[0] if kept else 0
+        self.scores = scores if scores is not None else (
+            np.concatenate([np.asarray(e["dtScores"], np.float64) for e in kept]) if kept else np.zeros(0))
+        self.matched = self._bits([e["dtMatches"] != 0 for e in kept])
+        self.ignored = self._bits([np.asarray(e["dtIgnore"], bool) for e in kept])
         self.gt_ignored = np.concatenate([np.asarray(e["gtIgnore"], bool) for e in kept]) if kept else np.zeros(0, bool)
+
+    def _bits(self, parts: list[Any]) -> Any:
+        import numpy as np
+
+        joined = np.concatenate(parts, axis=1) if parts else np.zeros((self.thresholds, 0), bool)
+        return np.packbits(joined, axis=1)
+
+    def _unbits(self, packed: Any, d0: int, d1: int) -> Any:
+        import numpy as np
+
+        first = d0 // 8
+        bits = np.unpackbits(packed[:, first : (d1 + 7) // 8], axis=1).astype(bool)
+        return bits[:, d0 - first * 8 : d1 - first * 8]
 
     def entry(self, k: int) -> dict[str, Any] | None:
         if not self.present[k]:
             return None
         j = self.entry_of[k]
-        d0, d1, g0, g1 = self.dt_at[j], self.dt_at[j + 1], self.gt_at[j], self.gt_at[j + 1]
-        return {"dtScores": self.scores[d0:d1], "dtMatches": self.matched[:, d0:d1],
-                "dtIgnore": self.ignored[:, d0:d1], "gtIgnore": self.gt_ignored[g0:g1]}
+        d0, d1, g0, g1 = int(self.dt_at[j]), int(self.dt_at[j + 1]), self.gt_at[j], self.gt_at[j + 1]
+        return {"dtScores": self.scores[d0:d1], "dtMatches": self._unbits(self.matched, d0, d1),
+                "dtIgnore": self._unbits(self.ignored, d0, d1), "gtIgnore": self.gt_ignored[g0:g1]}
 
 
 class _EvalImgs:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness import __version__
+from harness.heap import release_free_memory
 from harness.model.adapters import AdapterSpec
 from harness.agent.client import AgentClient, file_sha256
 from harness.agent.detections import DetectionList, DetectionsFile, DetectionSource
@@ -344,8 +345,9 @@ def _score(
         raise ValueError(f"{detections.n_images} detection sets for {len(dataset.images)} images")
     class_map = category_ids
     path = device_dir(ctx.run_dir, ctx.device_info.name) / f"{pair_stem(artifact.model, artifact.variant)}.detections.json"
+    release_free_memory()  # what the run's preparation freed: scoring is the controller's peak
     evaluation = ChunkedCocoEval(dataset.annotations_json, [img.id for img in dataset.images])
-    landings = LandingCounter(dataset, class_map.category_ids)
+    landings = LandingCounter(dataset, class_map.category_ids, evaluation.truth.dataset["annotations"])
     with ResultsWriter(path) as out:
         for start, found in detections.chunks(SCORING_CHUNK_IMAGES):
             part = replace(dataset, images=dataset.images[start : start + len(found)])
@@ -353,10 +355,12 @@ def _score(
             out.write(results)
             evaluation.add([img.id for img in part.images], results)
             landings.add(part.images, in_image_coordinates(part, found, input_spec))
+    found_landings = landings.landings()
+    del landings  # its ground truth, before accumulate(), the scoring's peak
     scores = evaluation.scores()
     return Accuracy(
         class_map_note=class_map.note or None,
-        class_landings=landings.landings(),
+        class_landings=found_landings,
         dataset=dataset.name,
         annotations=str(dataset.annotations_json.resolve()),
         detections=str(path.resolve()),
