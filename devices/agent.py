@@ -21,6 +21,10 @@ the batch holds uint8 pixels [N, H, W, C] and each image is fed as
 quantise((pixels - mean) / std) (float32, or int8/uint8 with the given scale
 and zero point), made right before it is set. Without "feed" the batch's
 samples are fed as stored (requests from hosts before the feed).
+With "detections_to": PATH (a .npy in the device cache), the eval pass
+writes its detections there, one row per box (see DetectionsWriter), and the
+reply names the file and the image count instead of listing every image's
+detections (a long eval set's reply would grow the host's memory with it).
   {"command": "load", "models": [...]}      can this runtime load, allocate and invoke each model?
   {"command": "lock", "action": ..., ...}   the device lock (acquire/release)
 
@@ -45,7 +49,7 @@ import time
 import traceback
 
 PROTOCOL_VERSION = 1
-AGENT_VERSION = "0.5.0"
+AGENT_VERSION = "0.6.0"
 
 RUNTIME_MODULES = (
     ("ai-edge-litert", "ai_edge_litert.interpreter", "ai-edge-litert"),
@@ -879,7 +883,57 @@ def pin_cpus(cpus) -> list | None:
     return sorted(os.sched_getaffinity(0))
 
 
-def eval_pass(interpreter, input_index: int, inputs, reader, limit=None) -> list:
+# One row per detected box of the eval pass, in image order. float64 keeps
+# the reply's rounded values exactly, so a file scores as the JSON list did.
+DETECTIONS_FIELDS = (("image", "<i4"), ("box", "<f8", (4,)), ("class", "<i4"), ("score", "<f8"))
+# The .npy header is written first with room for any row count and rewritten
+# with the real one at the end (the count is unknown until the pass is over).
+DETECTIONS_HEADER_BYTES = 256
+
+
+class DetectionsWriter:
+    """Appends each image's detections to a .npy of DETECTIONS_FIELDS rows,
+    written to PATH.partial and renamed when complete."""
+
+    def __init__(self, path: str, np) -> None:
+        self.np = np
+        self.dtype = np.dtype(list(DETECTIONS_FIELDS))
+        self.path = path
+        self.images = 0
+        self.rows = 0
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        self.handle = open(path + ".partial", "wb")
+        self.handle.write(self.header(0))
+
+    def header(self, rows: int) -> bytes:
+        text = "{'descr': %r, 'fortran_order': False, 'shape': (%d,), }" % (self.np.lib.format.dtype_to_descr(self.dtype), rows)
+        room = DETECTIONS_HEADER_BYTES - 10 - 1  # magic (6), version (2), length (2); the closing newline
+        return b"\x93NUMPY\x01\x00" + (room + 1).to_bytes(2, "little") + text.ljust(room).encode("latin1") + b"\n"
+
+    def append(self, found: dict) -> None:
+        rows = self.np.zeros(len(found["scores"]), dtype=self.dtype)
+        if len(rows):
+            rows["image"] = self.images
+            rows["box"] = self.np.asarray(found["boxes"], dtype=self.np.float64).reshape(-1, 4)
+            rows["class"] = found["classes"]
+            rows["score"] = found["scores"]
+            self.handle.write(rows.tobytes())
+        self.images += 1
+        self.rows += len(rows)
+
+    def close(self) -> dict:
+        self.handle.seek(0)
+        self.handle.write(self.header(self.rows))
+        self.handle.close()
+        os.replace(self.path + ".partial", self.path)
+        return {"detections_file": self.path, "detections_images": self.images, "detections_rows": self.rows}
+
+
+def eval_pass(interpreter, input_index: int, inputs, reader, limit=None, sink=None) -> list:
+    """Every image's detections, in a list or, with a sink, appended to it
+    (the list then stays empty)."""
     count = inputs.count if limit is None else min(inputs.count, int(limit))
     detections = []
     for i in range(count):
@@ -887,9 +941,32 @@ def eval_pass(interpreter, input_index: int, inputs, reader, limit=None) -> list
             stop_if_orphaned()
         interpreter.set_tensor(input_index, inputs.read(i))
         interpreter.invoke()
-        detections.append(reader.read(interpreter))
+        found = reader.read(interpreter)
+        if sink is None:
+            detections.append(found)
+        else:
+            sink.append(found)
     log("eval pass: %d images" % count)
     return detections
+
+
+def eval_reply(interpreter, input_index: int, inputs, reader, request: dict, np) -> dict:
+    """The eval pass's part of a reply: `detections`, or with `detections_to`
+    the file they were written to and how many images it covers."""
+    limit = request.get("max_eval_images")
+    target = request.get("detections_to")
+    if not target:
+        return {"detections": eval_pass(interpreter, input_index, inputs, reader, limit)}
+    if not isinstance(target, str):
+        raise AgentFailure("bad-request", "detections_to must be a path, got %r" % (target,))
+    writer = DetectionsWriter(target, np)
+    try:
+        eval_pass(interpreter, input_index, inputs, reader, limit, sink=writer)
+    except BaseException:
+        writer.handle.close()
+        os.unlink(target + ".partial")
+        raise
+    return writer.close()
 
 
 def single_input(interpreter, np, inputs):
@@ -927,7 +1004,7 @@ def detect(request: dict) -> dict:
     return {
         "ok": True,
         "runtime": {"name": runtime_name, "version": runtime_version},
-        "detections": eval_pass(interpreter, detail["index"], inputs, reader),
+        **eval_reply(interpreter, detail["index"], inputs, reader, dict(request, max_eval_images=None), np),
     }
 
 
@@ -1201,9 +1278,9 @@ def benchmark(request: dict) -> dict:
     model = LoadedModel(request, plan, device, np)
     # Accuracy pass over every eval image (doubles as warm-up of the caches).
     # An emulated device may score only the first few images (its profile says).
-    detections = []
+    evaluated = {"detections": []}
     if model.inputs is not None and request.get("eval", True) and model.reader is not None:
-        detections = eval_pass(model.interpreter, model.input_index, model.inputs, model.reader, request.get("max_eval_images"))
+        evaluated = eval_reply(model.interpreter, model.input_index, model.inputs, model.reader, request, np)
     log("loaded %s in %.1f ms; warming up" % (os.path.basename(plan["model"]), model.load_ms))
     warmup = warm_up(model, plan["warmup_runs"], plan["warmup_seconds"])
     samples_ns, stop_reason, loop_s = timed_loop(model, plan)
@@ -1211,7 +1288,7 @@ def benchmark(request: dict) -> dict:
     return benchmark_reply(request, device, model, {
         "warmup": warmup, "samples_ns": samples_ns, "loop_seconds": round(loop_s, 4), "stop_reason": stop_reason,
         "memory_mb": {"baseline": mib(model.baseline_kib), "after_load": mib(model.after_load_kib), "peak": mib(peak_kib)},
-        "detections": detections,
+        **evaluated,
     })
 
 
@@ -1404,7 +1481,7 @@ def stop_if_orphaned() -> None:
 
 def request_paths(request: dict) -> list:
     """Every file path a request names (the agent reads or writes only these)."""
-    found = [request.get(key) for key in ("model", "inputs", "path")]
+    found = [request.get(key) for key in ("model", "inputs", "path", "detections_to")]
     found += list(request.get("models") or []) + list(request.get("paths") or [])
     options = request.get("adapter_options")
     if isinstance(options, dict):

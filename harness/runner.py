@@ -26,6 +26,7 @@ from harness.convert.build import Built, build_variants
 from harness.convert.converter import Artifact, export_artifact
 from harness.dataset.coco import CocoDataset
 from harness.dataset.preprocess import EvalInputs, prepared_inputs
+from harness.heap import release_free_memory
 from harness.device import Device, local_device
 from harness.errors import EXIT_INFRA, EXIT_INPUT, EXIT_OK, InputError, RunInterrupted, StoreLost
 from harness.fleet.command import inventory_from
@@ -223,6 +224,7 @@ def prepare(plan: RunPlan, events: RunEvents) -> Prepared:
         v: prepared_inputs(evaluation, *eval_feed(recipe, a.input_quant), cache) if isinstance(a, Artifact) and evaluation else None
         for v, a in artifacts.items()
     }
+    release_free_memory()  # the split's generation and the pixels' preparation were transient
     return Prepared(artifacts, inputs, evaluation, category_ids)
 
 

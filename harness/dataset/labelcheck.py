@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.dataset.coco import CocoDataset
+from harness.dataset.coco import CocoDataset, CocoImage
 from harness.results.record import ClassLanding
 
 MATCH_IOU = 0.5
@@ -22,12 +22,15 @@ MATCH_IOU = 0.5
 MIN_MATCHED = 10
 
 
-def _truth(annotations_json: Path, dataset: CocoDataset) -> dict[int, tuple[np.ndarray, list[int]]]:
-    """image id -> (normalised x1 y1 x2 y2 boxes, category ids)."""
+def _truth(annotations_json: Path, dataset: CocoDataset, annotations: Sequence[dict[str, Any]] | None = None) -> dict[int, tuple[np.ndarray, list[int]]]:
+    """image id -> (normalised x1 y1 x2 y2 boxes, category ids), from the
+    file's annotations (or the same, already loaded)."""
     sizes = {img.id: (img.width, img.height) for img in dataset.images}
     boxes: dict[int, list[list[float]]] = defaultdict(list)
     cats: dict[int, list[int]] = defaultdict(list)
-    for ann in json.loads(Path(annotations_json).read_text(encoding="utf-8"))["annotations"]:
+    if annotations is None:
+        annotations = json.loads(Path(annotations_json).read_text(encoding="utf-8"))["annotations"]
+    for ann in annotations:
         if ann["image_id"] not in sizes or ann.get("iscrowd"):
             continue
         w, h = sizes[ann["image_id"]]
@@ -65,19 +68,36 @@ def _matches(found: dict[str, Any], truth: tuple[np.ndarray, list[int]]) -> list
 
 def class_landings(dataset: CocoDataset, detections: Sequence[dict[str, Any]], category_ids: Sequence[int]) -> tuple[ClassLanding, ...]:
     """Every class with enough box-matched detections, in class order."""
-    truth = _truth(dataset.annotations_json, dataset)
-    counts: dict[int, Counter] = defaultdict(Counter)
-    for image, found in zip(dataset.images, detections):
-        if image.id in truth and len(found.get("scores", ())):
-            for cls, cat in _matches(found, truth[image.id]):
-                counts[cls][cat] += 1
-    names = dataset.categories
-    out = []
-    for cls in sorted(counts):
-        total = sum(counts[cls].values())
-        if total < MIN_MATCHED:
-            continue
-        cat, n = counts[cls].most_common(1)[0]
-        expected = category_ids[cls] if 0 <= cls < len(category_ids) else -1
-        out.append(ClassLanding(cls, names.get(expected, "???"), names.get(cat, str(cat)), round(n / total, 4), total))
-    return tuple(out)
+    counter = LandingCounter(dataset, category_ids)
+    counter.add(dataset.images, detections)
+    return counter.landings()
+
+
+class LandingCounter:
+    """class_landings() fed a chunk of images at a time (the counts add up;
+    the ground truth is read once)."""
+
+    def __init__(self, dataset: CocoDataset, category_ids: Sequence[int], annotations: Sequence[dict[str, Any]] | None = None) -> None:
+        """`annotations`: the dataset file's, when the caller has them loaded already."""
+        self.truth = _truth(dataset.annotations_json, dataset, annotations)
+        self.names = dataset.categories
+        self.category_ids = category_ids
+        self.counts: dict[int, Counter] = defaultdict(Counter)
+
+    def add(self, images: Sequence[CocoImage], detections: Sequence[dict[str, Any]]) -> None:
+        """These images' detections (boxes normalised to the original image)."""
+        for image, found in zip(images, detections):
+            if image.id in self.truth and len(found.get("scores", ())):
+                for cls, cat in _matches(found, self.truth[image.id]):
+                    self.counts[cls][cat] += 1
+
+    def landings(self) -> tuple[ClassLanding, ...]:
+        out = []
+        for cls in sorted(self.counts):
+            total = sum(self.counts[cls].values())
+            if total < MIN_MATCHED:
+                continue
+            cat, n = self.counts[cls].most_common(1)[0]
+            expected = self.category_ids[cls] if 0 <= cls < len(self.category_ids) else -1
+            out.append(ClassLanding(cls, self.names.get(expected, "???"), self.names.get(cat, str(cat)), round(n / total, 4), total))
+        return tuple(out)

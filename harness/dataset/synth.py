@@ -35,7 +35,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping, TextIO
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -326,45 +326,59 @@ def generate_split(out_dir: Path, split: str, n_images: int, seed: int = DEFAULT
         if _IMAGE_NAME_RE.match(old.name):
             old.unlink()
 
-    images: list[dict[str, Any]] = []
-    annotations: list[dict[str, Any]] = []
+    # Written last and atomically: its presence (with a matching info) is the stamp.
+    tmp = paths.annotations_json.with_suffix(f".json.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as out:
+        _write_split(out, paths.images_dir, split, n_images, seed, info)
+    tmp.replace(paths.annotations_json)
+    return paths
+
+
+def _write_split(out: TextIO, images_dir: Path, split: str, n_images: int, seed: int, info: dict[str, Any]) -> None:
+    """The PNGs, and the COCO JSON streamed as they are drawn: the bytes of
+    json.dumps(document, indent=1), without holding every annotation (or the
+    whole text) at once."""
+    categories = [{"id": k + 1, "name": name, "supercategory": "shape"} for k, name in enumerate(CLASS_NAMES)]
+    images = ({"id": i + 1, "file_name": f"{i:06d}.png", "width": IMAGE_WIDTH_PX, "height": IMAGE_HEIGHT_PX} for i in range(n_images))
+    out.write('{\n "info": ' + _nested(info, 1) + ',\n "images": ')
+    _write_list(out, images)
+    out.write(',\n "annotations": ')
+    _write_list(out, _drawn_annotations(images_dir, split, n_images, seed))
+    out.write(',\n "categories": ')
+    _write_list(out, iter(categories))
+    out.write("\n}")
+
+
+def _drawn_annotations(images_dir: Path, split: str, n_images: int, seed: int) -> Iterator[dict[str, Any]]:
+    annotation_id = 0
     for index in range(n_images):
         rendered = render_image(split, index, seed)
-        file_name = f"{index:06d}.png"
         Image.fromarray(rendered.pixels).save(
             # Level 0: noisy pixels barely compress, and zlib would triple the time.
-            paths.images_dir / file_name,
+            images_dir / f"{index:06d}.png",
             format="PNG",
             compress_level=0,
         )
-        image_id = index + 1
-        images.append({"id": image_id, "file_name": file_name, "width": IMAGE_WIDTH_PX, "height": IMAGE_HEIGHT_PX})
         for box, category_id in zip(rendered.boxes_xywh_px.tolist(), rendered.category_ids.tolist()):
             x, y, w, h = box
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": category_id,
-                    "bbox": [x, y, w, h],
-                    # Box area, as detection-only COCO files use: there is no segmentation.
-                    "area": w * h,
-                    "iscrowd": 0,
-                }
-            )
-    document = {
-        "info": info,
-        "images": images,
-        "annotations": annotations,
-        "categories": [
-            {"id": k + 1, "name": name, "supercategory": "shape"} for k, name in enumerate(CLASS_NAMES)
-        ],
-    }
-    # Written last and atomically: its presence (with a matching info) is the stamp.
-    tmp = paths.annotations_json.with_suffix(f".json.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(document, indent=1), encoding="utf-8")
-    tmp.replace(paths.annotations_json)
-    return paths
+            annotation_id += 1
+            # Box area, as detection-only COCO files use: there is no segmentation.
+            yield {"id": annotation_id, "image_id": index + 1, "category_id": category_id, "bbox": [x, y, w, h],
+                   "area": w * h, "iscrowd": 0}
+
+
+def _nested(value: Any, level: int) -> str:
+    """json.dumps(value, indent=1) as it reads `level` deep in a document."""
+    return json.dumps(value, indent=1).replace("\n", "\n" + " " * level)
+
+
+def _write_list(out: TextIO, items: Iterator[dict[str, Any]]) -> None:
+    """A list one level deep in the document, as json.dumps(indent=1) writes it."""
+    first = True
+    for item in items:
+        out.write(("[\n  " if first else ",\n  ") + _nested(item, 2))
+        first = False
+    out.write("[]" if first else "\n ]")
 
 
 def generate_dataset(out_dir: Path, sizes: Mapping[str, int], seed: int = DEFAULT_SEED) -> dict[str, SplitPaths]:

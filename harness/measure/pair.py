@@ -6,18 +6,21 @@ storage and what to do when a device fails.
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from harness import __version__
+from harness.heap import release_free_memory
 from harness.model.adapters import AdapterSpec
 from harness.agent.client import AgentClient, file_sha256
+from harness.agent.detections import DetectionList, DetectionsFile, DetectionSource
 from harness.convert.converter import Artifact
 from harness.dataset.coco import CocoDataset
-from harness.dataset.labelcheck import class_landings
+from harness.dataset.labelcheck import LandingCounter
 from harness.dataset.preprocess import EvalInputs, InputSpec
-from harness.dataset.scoring import coco_scores, in_image_coordinates, save_results, to_coco_results
+from harness.dataset.scoring import SCORING_CHUNK_IMAGES, ChunkedCocoEval, ResultsWriter, in_image_coordinates, to_coco_results
 from harness.model.labels import ClassMap
 from harness.measure.stats import summarize_ns
 from harness.fleet.profiles import MeasurementPlan, Profile
@@ -98,13 +101,18 @@ def run_round(
     remote_model = client.ensure_file(artifact.path, artifact.sha256, ".tflite")
     remote_inputs = client.ensure_file(inputs.path, file_sha256(inputs.path), ".npy") if inputs else None
     remote_anchors = client.ensure_file(adapter.anchors, file_sha256(adapter.anchors), ".npy") if adapter.anchors else None
-    return client.call(
+    stem = pair_stem(artifact.model, artifact.variant)
+    # The eval pass's detections come back as a file, not in the reply: a
+    # reply listing every image's boxes would grow the controller with the eval set.
+    detections_to = posixpath.join(client.cache_root, "detections", f"{ctx.run_id}-{stem}.npy") if round_index == 0 else None
+    reply = client.call(
         {
             "command": "benchmark",
             "model": remote_model,
             "inputs": remote_inputs,
             **({"feed": inputs.feed} if inputs else {}),
             "eval": round_index == 0,
+            **({"detections_to": detections_to} if detections_to else {}),
             **adapter.request(remote_anchors),
             "threads": ctx.threads,
             "runtime": ctx.runtime,
@@ -115,6 +123,11 @@ def run_round(
         },
         timeout_s=ctx.plan.command_timeout_s,
     )
+    if reply.get("detections_file"):
+        local = device_dir(ctx.run_dir, ctx.device_info.name) / f"{stem}.detections.npy"
+        client.transport.take(reply["detections_file"], local)
+        reply["detections_file"] = str(local)
+    return reply
 
 
 @dataclass
@@ -136,9 +149,15 @@ class PairAccumulator:
         category_ids: ClassMap | None,
         input_spec: InputSpec | None = None,
     ) -> None:
-        self.replies.append(reply)
-        if self.accuracy is None and dataset is not None and category_ids is not None and reply.get("detections"):
-            self.accuracy = _score(ctx, self.artifact, dataset, category_ids, reply["detections"], input_spec)
+        # What the record needs of a reply; its detections are scored here, then dropped.
+        self.replies.append({key: value for key, value in reply.items() if key != "detections"})
+        source = _detections_of(reply)
+        try:
+            if self.accuracy is None and dataset is not None and category_ids is not None and source is not None:
+                self.accuracy = _score(ctx, self.artifact, dataset, category_ids, source, input_spec)
+        finally:
+            if reply.get("detections_file"):
+                Path(reply["detections_file"]).unlink(missing_ok=True)  # the COCO results JSON is what is kept
 
     @property
     def samples_ns(self) -> list[int]:
@@ -300,24 +319,48 @@ def _continued_env(earlier: EnvInfo | None, later: EnvInfo | None) -> EnvInfo | 
     )
 
 
+def _detections_of(reply: dict[str, Any]) -> DetectionSource | None:
+    """The eval pass's detections: the file the agent wrote (taken to this
+    machine by run_round), or the reply's list (agents before 0.6.0)."""
+    if reply.get("detections_file") and reply.get("detections_images"):
+        return DetectionsFile(Path(reply["detections_file"]), int(reply["detections_images"]))
+    if reply.get("detections"):
+        return DetectionList(reply["detections"])
+    return None
+
+
 def _score(
     ctx: PairContext,
     artifact: Artifact,
     dataset: CocoDataset,
     category_ids: ClassMap,
-    detections: list[dict[str, Any]],
+    detections: DetectionSource,
     input_spec: InputSpec | None = None,
 ) -> Accuracy:
-    if len(detections) < len(dataset.images):  # the profile scores only the first images
-        dataset = replace(dataset, images=dataset.images[: len(detections)])
+    """COCO scores, the label-map check and the pair's COCO results file,
+    made a chunk of images at a time."""
+    if detections.n_images < len(dataset.images):  # the profile scores only the first images
+        dataset = replace(dataset, images=dataset.images[: detections.n_images])
+    if detections.n_images != len(dataset.images):
+        raise ValueError(f"{detections.n_images} detection sets for {len(dataset.images)} images")
     class_map = category_ids
-    results = to_coco_results(dataset, detections, class_map.category_ids, input_spec)
     path = device_dir(ctx.run_dir, ctx.device_info.name) / f"{pair_stem(artifact.model, artifact.variant)}.detections.json"
-    save_results(path, results)
-    scores = coco_scores(dataset.annotations_json, results, [img.id for img in dataset.images])
+    release_free_memory()  # what the run's preparation freed: scoring is the controller's peak
+    evaluation = ChunkedCocoEval(dataset.annotations_json, [img.id for img in dataset.images])
+    landings = LandingCounter(dataset, class_map.category_ids, evaluation.truth.dataset["annotations"])
+    with ResultsWriter(path) as out:
+        for start, found in detections.chunks(SCORING_CHUNK_IMAGES):
+            part = replace(dataset, images=dataset.images[start : start + len(found)])
+            results = to_coco_results(part, found, class_map.category_ids, input_spec)
+            out.write(results)
+            evaluation.add([img.id for img in part.images], results)
+            landings.add(part.images, in_image_coordinates(part, found, input_spec))
+    found_landings = landings.landings()
+    del landings  # its ground truth, before accumulate(), the scoring's peak
+    scores = evaluation.scores()
     return Accuracy(
         class_map_note=class_map.note or None,
-        class_landings=class_landings(dataset, in_image_coordinates(dataset, detections, input_spec), class_map.category_ids),
+        class_landings=found_landings,
         dataset=dataset.name,
         annotations=str(dataset.annotations_json.resolve()),
         detections=str(path.resolve()),

@@ -62,6 +62,10 @@ class Transport(Protocol):
     def put(self, local_path: Path, remote_path: str) -> None:
         """Copy a file to the device, creating parent folders."""
 
+    def take(self, remote_path: str, local_path: Path) -> None:
+        """Move a file the device wrote (an eval pass's detections) to this
+        machine: copied, then removed from the device."""
+
     def expand(self, remote_path: str) -> str:
         """Resolve ~ on the device."""
 

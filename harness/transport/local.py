@@ -68,6 +68,13 @@ class LocalTransport:
             partial.unlink(missing_ok=True)
             raise InfraError(f"cannot copy {local_path} to {target}: {exc}", device=self.device.name) from None
 
+    def take(self, remote_path: str, local_path: Path) -> None:
+        local_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.move(self.expand(remote_path), local_path)  # a rename within one filesystem
+        except OSError as exc:
+            raise InfraError(f"cannot move {remote_path} to {local_path}: {exc}", device=self.device.name) from None
+
     def close(self) -> None:
         pass
 

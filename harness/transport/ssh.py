@@ -318,6 +318,31 @@ class SshTransport:
         self.bytes_uploaded += size_bytes
         self.files_uploaded += 1
 
+    def take(self, remote_path: str, local_path: Path) -> None:
+        """SFTP get into `<name>.partial` here, rename, then remove the device's copy."""
+        source = self.expand(remote_path)
+        local_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = local_path.with_name(local_path.name + ".partial")
+        try:
+            sftp = self._sftp_client()
+            channel = sftp.get_channel()
+            if channel is not None:
+                channel.settimeout(PUT_TIMEOUT_S)
+            sftp.get(source, str(partial))
+            partial.replace(local_path)
+            sftp.remove(source)
+        except (socket.timeout, TimeoutError):
+            partial.unlink(missing_ok=True)
+            self._drop()
+            raise InfraError(f"download of {source} stalled for {PUT_TIMEOUT_S:g} s", device=self.device.name) from None
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise InfraError(f"cannot fetch {source} from the device: {exc}", device=self.device.name) from None
+        except (paramiko.SSHException, EOFError) as exc:
+            partial.unlink(missing_ok=True)
+            self._drop()
+            raise DeviceLost(f"connection lost during a download: {exc}", device=self.device.name) from None
+
     def _upload_failed(self, local_path: Path, target: str, size_bytes: int, exc: OSError) -> InfraError:
         """Remove the half-written file; say when the disk is what is full
         (SFTP reports that as a bare 'Failure' or a short write)."""

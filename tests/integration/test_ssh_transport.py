@@ -95,6 +95,23 @@ def test_upload_checksum_and_partial_rename(transport, tmp_path):
     assert transport.bytes_uploaded - before == len(payload)
 
 
+def test_take_fetches_a_file_the_device_wrote_and_removes_it_there(transport, tmp_path):
+    """How an eval pass's detections file comes back: SFTP get, then the
+    device's copy is gone (nothing piles up in its cache)."""
+    payload = os.urandom(1 << 20)
+    remote = transport.expand("~/detections/pair.npy")
+    written = transport.run(["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1"', "sh", remote], stdin=payload)
+    assert written.exit_status == 0, written.stderr_tail()
+    local = tmp_path / "run" / "pair.detections.npy"
+    transport.take(remote, local)
+    assert local.read_bytes() == payload
+    assert not (tmp_path / "run" / "pair.detections.npy.partial").exists()
+    assert transport.run(["test", "-e", remote]).exit_status == 1
+    with pytest.raises(InfraError, match="cannot fetch"):
+        transport.take(remote, tmp_path / "again.npy")  # already taken
+    assert not (tmp_path / "again.npy.partial").exists()
+
+
 def test_agent_deploys_once_and_files_are_never_resent(devices, tmp_path):
     local = tmp_path / "model.tflite"
     local.write_bytes(os.urandom(200_000))
