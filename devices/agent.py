@@ -49,7 +49,7 @@ import time
 import traceback
 
 PROTOCOL_VERSION = 1
-AGENT_VERSION = "0.6.0"
+AGENT_VERSION = "0.6.1"
 
 RUNTIME_MODULES = (
     ("ai-edge-litert", "ai_edge_litert.interpreter", "ai-edge-litert"),
@@ -689,7 +689,11 @@ class BoxesScoresReader:
 # ones). Boxes leave the reader as every adapter's do: normalised (ymin, xmin,
 # ymax, xmax) of the model input; the host undoes the letterbox.
 
-# A box coordinate above this cannot be normalised: the head is in pixels.
+# A head whose typical box coordinate is above this cannot be normalised: it
+# is in pixels. Judged on the median of the candidates' coordinates, not the
+# largest one: a normalised head's low-score boxes may reach past the image
+# (cx 0.9, w 1.4 gives x1 1.6), and one such box must not turn every box of
+# the image into pixels (divided by the input size, they all miss).
 YOLO_PIXEL_RANGE = 1.5
 # Candidates kept before NMS, as Ultralytics' non_max_suppression (max_nms).
 YOLO_MAX_NMS = 30000
@@ -723,8 +727,8 @@ def input_size(interpreter, options: dict) -> tuple:
 
 def normalised_corners(x0, y0, x1, y1, units: str, size: tuple, np):
     """(ymin, xmin, ymax, xmax) in [0, 1] of the input; `units` is normalised,
-    pixels, or auto (pixels when any coordinate is beyond YOLO_PIXEL_RANGE)."""
-    if units == "pixels" or (units == "auto" and x0.size and float(np.max(np.abs(
+    pixels, or auto (pixels when the median coordinate is beyond YOLO_PIXEL_RANGE)."""
+    if units == "pixels" or (units == "auto" and x0.size and float(np.median(np.abs(
         np.concatenate([x0, y0, x1, y1])))) > YOLO_PIXEL_RANGE):
         height, width = size
         x0, x1, y0, y1 = x0 / width, x1 / width, y0 / height, y1 / height

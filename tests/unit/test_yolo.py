@@ -127,6 +127,16 @@ def test_pixel_boxes_are_found_by_their_range_and_normalised(agent):
     assert normalised["boxes"][0] == pytest.approx([24, 48, 40, 80])  # as told, not guessed
 
 
+def test_a_normalised_head_stays_normalised_when_a_low_score_box_reaches_past_the_image(agent):
+    # Two good boxes in [0, 1] and one faint box whose right edge is at 1.6:
+    # the largest coordinate would call the head pixels and shrink every box.
+    head = _v8_head([(0.3, 0.3, 0.2, 0.2), (0.7, 0.7, 0.2, 0.2), (0.9, 0.5, 1.4, 0.2)], [(0.9,), (0.8,), (0.01,)])
+    interp = StubInterpreter(head)
+    found = agent.YoloReader(interp, {}, np).read(interp)
+    assert found["boxes"][0] == pytest.approx([0.2, 0.2, 0.4, 0.4])
+    assert found["boxes"][1] == pytest.approx([0.6, 0.6, 0.8, 0.8])
+
+
 def test_nchw_input_size_is_read_from_the_channel_axis(agent):
     assert agent.input_size(StubInterpreter(np.zeros((1, 6, 8)), input_shape=(1, 3, 96, 160)), {}) == (96.0, 160.0)
 
