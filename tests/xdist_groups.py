@@ -38,6 +38,7 @@ GROUP_COST_S: dict[str, float] = {
     "tests/integration/test_inspect.py": 150,
     "tests/integration/test_fleet_cli.py": 145,
     "tests/integration/test_workbench_errors.py": 120,
+    "tests/integration/test_shapes_yolo.py": 120,
     "tests/integration/test_export.py": 110,
     "tests/integration/test_pytest_plugin.py": 75,
     "tests/integration/test_resume.py": 65,

@@ -412,6 +412,8 @@ class _ConverterSession:
         try:
             if recipe.adapter == "boxes-scores":
                 return export.build_boxes_scores_function(model, self.anchors, recipe.postprocess, size)
+            if recipe.adapter == "yolo":
+                return export.build_yolo_function(model, size)
             if recipe.adapter == "none":
                 raise InputError(
                     "adapter none cannot be converted: the converter needs to know the detection outputs",
@@ -426,7 +428,9 @@ class _ConverterSession:
                 f"the model has no detection outputs the {recipe.adapter} adapter understands: {exc}",
                 source=recipe.path,
                 place="adapter",
-                hint="name the model's outputs box_encodings [1, N, 4] and class_logits (or class_scores) [1, N, C], "
+                hint="give the model one output, its decoded head [1, 4+nc, N] (or [1, N, 5+nc] with layout: v5)"
+                if recipe.adapter == "yolo"
+                else "name the model's outputs box_encodings [1, N, 4] and class_logits (or class_scores) [1, N, C], "
                 "with N matching postprocess.anchors",
             ) from None
 

@@ -57,6 +57,10 @@ decodes them; normalised corner boxes otherwise) and ``scores`` [1, N, C]
 (sigmoid probabilities, no background column). The agent runs class-aware
 NMS in numpy and finds the two outputs by name (signature keys) or shape.
 
+Adapter ``yolo``: the export is the model's single decoded head as it is
+(:func:`build_yolo_function`, signature key ``output0``); the recipe's
+``postprocess`` says whether its boxes are pixels or normalised.
+
 Sources: a ``tf_keras`` model (``.h5``, a ``.keras`` written by tf_keras, a
 tf_keras SavedModel) is rebuilt at batch 1; any other SavedModel is called
 through its ``serving_default`` signature (:class:`SignatureModel`).
@@ -79,6 +83,8 @@ import tf_keras  # noqa: E402
 
 SIGNATURE_KEY = "serving_default"
 INPUT_KEY = "images"
+# Adapter yolo: the head's signature key, Ultralytics' output name.
+YOLO_OUTPUT_KEY = "output0"
 OUTPUT_KEYS: tuple[str, ...] = ("boxes", "classes", "scores", "num_detections")
 # Output tensor names in the converted .tflite, keyed like OUTPUT_KEYS: the
 # suffix is the key's rank in sorted order (see the module docstring).
@@ -256,6 +262,31 @@ def build_boxes_scores_function(
 
     if symbolic is not None:
         _split_outputs(output_names, symbolic, num_anchors)  # fail here, with the names, not inside tracing
+    return serve.get_concrete_function()
+
+
+def build_yolo_function(model: Any, input_hw: tuple[int, int]) -> tf.types.experimental.ConcreteFunction:
+    """Batch-1 concrete function for adapter ``yolo``: image -> {"output0"},
+    the model's own single head ([1, 4+nc, N] or [1, N, 5+nc], already
+    decoded, as Ultralytics exports write it), passed through untouched; the
+    agent thresholds and suppresses it. No custom op."""
+    height_px, width_px = (int(v) for v in input_hw)
+    channels = int(model.input_shape[-1])
+    forward, symbolic = _batch1_forward(model, height_px, width_px, channels)
+    outputs = symbolic if symbolic is not None else forward(tf.zeros([1, height_px, width_px, channels]))
+    heads = list(outputs.values()) if isinstance(outputs, Mapping) else list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    if len(heads) != 1 or len(heads[0].shape) != 3:
+        raise ExportError(
+            f"adapter yolo exports the model's one output, a [1, 4+nc, N] or [1, N, 5+nc] head; "
+            f"the model has {len(heads)} output(s) of shapes {[tuple(h.shape) for h in heads]}"
+        )
+
+    @tf.function(input_signature=[tf.TensorSpec([1, height_px, width_px, channels], tf.float32, name=INPUT_KEY)])
+    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        result = forward(images, training=False)
+        head = next(iter(result.values())) if isinstance(result, Mapping) else result[0] if isinstance(result, (list, tuple)) else result
+        return {YOLO_OUTPUT_KEY: tf.identity(head)}
+
     return serve.get_concrete_function()
 
 

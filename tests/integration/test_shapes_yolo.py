@@ -1,0 +1,87 @@
+"""The second bundled model, models/shapes-yolo: a YOLO-style detector whose
+one [1, 4+nc, N] output holds boxes in input pixels next to sigmoid scores.
+Converted from the committed detector.h5 and measured on `local` (the real
+agent, its yolo reader, COCO mAP on the 200 val images).
+
+What it shows (measured on a 2-core host of this kind): fp32 mAP 0.200, full int8
+0.133. The int8 file gives the concatenated output one scale for 0..160 px
+boxes and 0..1 scores (0.627 per step), and the converter's same-scale rule
+for CONCATENATION/RESHAPE carries that scale back to each level's sigmoid
+(a requantize after LOGISTIC's own 1/256): every score becomes a multiple of 0.627.
+
+Selective-int8 wins most of it back with the score path in float (6 nodes
+named in the recipe's denylist): 0.175. The automatic search cannot find
+them: QuantizationDebugger measures each layer against a float copy fed the
+*quantised* inputs, so a concatenation or reshape whose inputs already
+carry the shared scale shows no error (rmse_over_scale ~3e-6) and ranks last;
+searched, it keeps box layers in float and wins nothing (measured on the
+128 px build of this model: calibration mAP 0.091 -> 0.093 with 8 layers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import paths
+
+pytestmark = pytest.mark.slow
+RECIPE = paths.models_dir() / "shapes-yolo" / "model.yaml"
+# The issue's bar (16, Done when): full int8 loses at least 2 points.
+MIN_INT8_LOSS = 0.02
+# The last concatenation, the one that shares a scale between pixels and scores.
+SHARED_SCALE_CONCAT = "heads/head/concat"
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory, worker_cache) -> dict[str, dict]:
+    reports = tmp_path_factory.mktemp("shapes-yolo") / "reports"
+    reports.mkdir()
+    env = dict(os.environ, HARNESS_REPORTS=str(reports), HARNESS_CACHE=str(worker_cache), COLUMNS="200")
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--model", str(RECIPE), "--devices", "local"],
+        cwd=reports.parent, env=env, capture_output=True, text=True, timeout=1500,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = [p for p in reports.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return {r["model"]["variant"]: r for r in json.loads((run_dir / "results.json").read_text())["records"]}
+
+
+def _map(records: dict[str, dict], variant: str) -> float:
+    record = records[variant]
+    assert record["status"] == "ok", record["error"]
+    return record["accuracy"]["map"]
+
+
+def test_fp32_detects_the_shapes(records):
+    assert records["fp32"]["accuracy"]["n_images"] == 200
+    assert _map(records, "fp32") > 0.15
+
+
+def test_full_int8_loses_at_least_two_points_but_still_detects(records):
+    fp32, int8 = _map(records, "fp32"), _map(records, "int8")
+    assert fp32 - int8 >= MIN_INT8_LOSS, (fp32, int8)
+    assert int8 > 0.05, int8  # points lost, not everything
+
+
+def test_the_layer_wise_sensitivity_cannot_see_the_shared_scale(records):
+    selective = records["selective-int8"]["quantization"]
+    report = json.loads(Path(selective["sensitivity_report"]).read_text())
+    assert report["denylist_source"] == "recipe"
+    (concat,) = [layer for layer in report["layers"] if layer["tensor_name"].endswith(SHARED_SCALE_CONCAT)]
+    assert concat["op_name"] == "CONCATENATION" and concat["rmse_over_scale"] < 0.01  # rounding alone: ~0.29
+    # Why the automatic search misses them: none of the recipe's nodes is among
+    # the max_layers most sensitive by the debugger's measure.
+    top = {layer["tensor_name"] for layer in report["layers"][: report["max_layers"]]}
+    assert report["denylisted_nodes"] and not top & set(report["denylisted_nodes"])
+
+
+def test_selective_int8_wins_back_at_least_half_with_at_most_8_layers_in_float(records):
+    fp32, int8, selective = _map(records, "fp32"), _map(records, "int8"), _map(records, "selective-int8")
+    denylist = records["selective-int8"]["quantization"]["denylist"]
+    assert 1 <= len(denylist) <= 8, denylist
+    assert selective - int8 >= (fp32 - int8) / 2, (fp32, int8, selective)
