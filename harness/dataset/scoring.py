@@ -10,7 +10,6 @@ in COCO results format, and scored with pycocotools.
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
 import threading
@@ -161,25 +160,115 @@ class ChunkedCocoEval:
 
     def scores(self) -> CocoScores:
         """The scores of every image added; the ground truth is let go first
-        (accumulate() does not read it, and is the scoring's peak)."""
+        (accumulation does not read it, and is the scoring's peak)."""
         self.truth = None
         if not self.any_results:
             return CocoScores(0.0, 0.0, 0.0)
         from pycocotools.cocoeval import COCOeval
 
+        evaluator = COCOeval(iouType="bbox")
+        evaluator.params.imgIds = self.image_ids
+        evaluator.params.catIds = self.category_ids
+        evaluator.eval = self.accumulate(evaluator.params)
         # The redirect swaps the process-wide sys.stdout, so device workers
         # scoring at the same time must take turns (or one restores the other's sink).
         with _STDOUT_SWAP, contextlib.redirect_stdout(io.StringIO()):
-            evaluator = COCOeval(iouType="bbox")
-            evaluator.params.imgIds = self.image_ids
-            evaluator.params.catIds = self.category_ids
-            evaluator.evalImgs = _EvalImgs(self._packed, [self._where[i] for i in self.image_ids])
-            evaluator._paramsEval = copy.deepcopy(evaluator.params)
-            evaluator.accumulate()
             evaluator.summarize()
         # stats are -1 where no ground truth exists at all; report 0 there.
         stats = [max(0.0, float(v)) for v in evaluator.stats[:3]]
         return CocoScores(*stats)
+
+    def accumulate(self, params: Any) -> dict[str, Any]:
+        """COCOeval.accumulate()'s `eval` (precision, recall, scores), the same
+        floats, from the packed entries: per category, area range and maxDet
+        the detections are sorted once and each IoU threshold is a pass over
+        arrays of the detections (pycocotools builds [thresholds x detections]
+        float arrays at once: the scoring's peak, growing with the eval set)."""
+        import numpy as np
+
+        thresholds, recall_points = len(params.iouThrs), len(params.recThrs)
+        areas, max_dets = len(params.areaRng), list(params.maxDets)
+        shape = (thresholds, recall_points, len(params.catIds), areas, len(max_dets))
+        precision, scores = -np.ones(shape), -np.ones(shape)  # -1 where a category is absent
+        recall = -np.ones((thresholds, len(params.catIds), areas, len(max_dets)))
+        where = [self._where[i] for i in self.image_ids]
+        for group, chunks in enumerate(self._packed):
+            category, area = divmod(group, areas)
+            detections = _GroupDetections(chunks, where, thresholds)
+            if not detections.any_entry or detections.not_ignored_truths == 0:
+                continue  # pycocotools' `len(E) == 0` and `npig == 0`: left at -1
+            for m, max_det in enumerate(max_dets):
+                pick = detections.pick(max_det)
+                picked_scores = detections.scores[pick]
+                order = np.argsort(-picked_scores, kind="mergesort")  # pycocotools' (Matlab's) tie order
+                sorted_scores, pick = picked_scores[order], pick[order]
+                for t in range(thresholds):
+                    row = _ThresholdCurve(detections.matched[t, pick], detections.ignored[t, pick],
+                                          detections.not_ignored_truths, params.recThrs, sorted_scores)
+                    recall[t, category, area, m] = row.recall
+                    precision[t, :, category, area, m], scores[t, :, category, area, m] = row.precision, row.scores
+        return {"params": params, "counts": list(shape), "precision": precision, "recall": recall, "scores": scores}
+
+
+class _GroupDetections:
+    """One category and area range over every image (in image id order):
+    its detections' scores, matched and ignored bits ([thresholds x
+    detections] bool, unpacked once for the group), each image's span of
+    them, and the count of its ground truths not ignored."""
+
+    def __init__(self, chunks: list["_PackedEntries"], where: list[tuple[int, int]], thresholds: int) -> None:
+        import numpy as np
+
+        offsets = np.cumsum([0] + [int(c.dt_at[-1]) for c in chunks])
+        filled = [c for c in chunks if c.dt_at[-1]]
+        self.scores = np.concatenate([c.scores for c in chunks]) if chunks else np.zeros(0)
+        self.matched = np.concatenate([c.bits(c.matched) for c in filled], axis=1) if filled else np.zeros((thresholds, 0), bool)
+        self.ignored = np.concatenate([c.bits(c.ignored) for c in filled], axis=1) if filled else np.zeros((thresholds, 0), bool)
+        starts, counts, truths = [], [], 0
+        for number, k in where:
+            chunk = chunks[number]
+            if not chunk.present[k]:
+                continue
+            j = chunk.entry_of[k]
+            starts.append(offsets[number] + chunk.dt_at[j])
+            counts.append(chunk.dt_at[j + 1] - chunk.dt_at[j])
+            g0, g1 = chunk.gt_at[j], chunk.gt_at[j + 1]
+            truths += int(g1 - g0) - int(np.count_nonzero(chunk.gt_ignored[g0:g1]))
+        self.any_entry = bool(starts)
+        self.not_ignored_truths = truths
+        self.starts, self.counts = np.array(starts, np.int64), np.array(counts, np.int64)
+
+    def pick(self, max_det: int) -> Any:
+        """Indices of each image's first `max_det` detections, image after image."""
+        import numpy as np
+
+        counts = np.minimum(self.counts, max_det)
+        before = np.cumsum(counts) - counts
+        return np.repeat(self.starts - before, counts) + np.arange(int(counts.sum()), dtype=np.int64)
+
+
+class _ThresholdCurve:
+    """One IoU threshold's recall, interpolated precision and scores at the
+    recall points, with COCOeval.accumulate()'s arithmetic and dtypes
+    (cumulative counts as float64, np.spacing(1), side='left')."""
+
+    def __init__(self, matched: Any, ignored: Any, truths: int, recall_points: Any, sorted_scores: Any) -> None:
+        import numpy as np
+
+        counted = ~ignored
+        tp = np.cumsum(matched & counted).astype(float)
+        fp = np.cumsum(~matched & counted).astype(float)
+        found = len(tp)
+        rc = tp / truths
+        pr = tp / (fp + tp + np.spacing(1))
+        self.recall = rc[-1] if found else 0
+        # The precision envelope: each point the best precision at any higher recall.
+        pr = np.maximum.accumulate(pr[::-1])[::-1] if found else pr
+        at = np.searchsorted(rc, recall_points, side="left")
+        reached = at < found  # pycocotools stops at the first point past the last detection
+        self.precision, self.scores = np.zeros(len(recall_points)), np.zeros(len(recall_points))
+        self.precision[reached] = pr[at[reached]]
+        self.scores[reached] = sorted_scores[at[reached]]
 
 
 class _PackedEntries:
@@ -210,37 +299,11 @@ class _PackedEntries:
         joined = np.concatenate(parts, axis=1) if parts else np.zeros((self.thresholds, 0), bool)
         return np.packbits(joined, axis=1)
 
-    def _unbits(self, packed: Any, d0: int, d1: int) -> Any:
+    def bits(self, packed: Any) -> Any:
+        """A packed bit array back as [thresholds x the chunk's detections] bool."""
         import numpy as np
 
-        first = d0 // 8
-        bits = np.unpackbits(packed[:, first : (d1 + 7) // 8], axis=1).astype(bool)
-        return bits[:, d0 - first * 8 : d1 - first * 8]
-
-    def entry(self, k: int) -> dict[str, Any] | None:
-        if not self.present[k]:
-            return None
-        j = self.entry_of[k]
-        d0, d1, g0, g1 = int(self.dt_at[j]), int(self.dt_at[j + 1]), self.gt_at[j], self.gt_at[j + 1]
-        return {"dtScores": self.scores[d0:d1], "dtMatches": self._unbits(self.matched, d0, d1),
-                "dtIgnore": self._unbits(self.ignored, d0, d1), "gtIgnore": self.gt_ignored[g0:g1]}
-
-
-class _EvalImgs:
-    """COCOeval.evalImgs as accumulate() indexes it (category-major, then
-    area range, then image in imgIds order), made from the packed chunks
-    when read."""
-
-    def __init__(self, packed: list[list[_PackedEntries]], where: list[tuple[int, int]]) -> None:
-        self.packed, self.where = packed, where
-
-    def __len__(self) -> int:
-        return len(self.packed) * len(self.where)
-
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
-        group, image = divmod(index, len(self.where))
-        chunk, k = self.where[image]
-        return self.packed[group][chunk].entry(k)
+        return np.unpackbits(packed, axis=1, count=int(self.dt_at[-1])).astype(bool)
 
 
 def _no_detections(truth: Any) -> Any:

@@ -84,10 +84,6 @@ def runs(model_folder, demo_recipe, tmp_path_factory) -> dict[int, dict]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 15, open: 1.113-1.116 measured (1.43 before the detections file, 1.69 before that); what still grows "
-    "is pycocotools' accumulate() over every detection of a category (~10 MiB at 1,000 images) and the packed "
-    "per-image records it reads; strict, so the day it holds this fails until the mark goes"))
 def test_controller_peak_rss_does_not_grow_with_the_eval_set(benchmark, runs):
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)  # the runs are the fixture's; this records the numbers
     ratio = runs[MANY]["peak_kib"] / runs[FEW]["peak_kib"]
@@ -99,8 +95,11 @@ def test_controller_peak_rss_does_not_grow_with_the_eval_set(benchmark, runs):
     # device, scored and written a chunk at a time, accumulate()'s inputs
     # bit-packed and the heap trimmed after preparation: 1.116 (101.8 ->
     # 113.6 MiB) and 1.113 (102.0 -> 113.5 MiB). What still grows (~40
-    # detections an image here): accumulate()'s per-category arrays over every
-    # detection (tracemalloc peak 9.9 MiB at 1,000 images, 2.4 at 200).
+    # detections an image here) was pycocotools' accumulate()'s per-category
+    # arrays over every detection for all ten IoU thresholds (tracemalloc peak
+    # 9.9 MiB at 1,000 images, 2.4 at 200); on branch rss2, accumulated one
+    # threshold at a time by ChunkedCocoEval itself: 1.066, 1.064 (102.2 ->
+    # 108.8 MiB) and 1.066 (101.6 -> 108.3 MiB).
     assert ratio <= 1.10, f"peak RSS {runs[MANY]['peak_kib']} KiB for {MANY} images vs {runs[FEW]['peak_kib']} KiB for {FEW}"
 
 
