@@ -103,11 +103,12 @@ def compare_variants(store: ResultsReader, run_id: str, reference: str = "fp32")
     if not refs:
         _no_reference("--reference", reference, sorted({r.model.variant for r in records}), run_id)
     rows = []
+    ref_samples = _SamplesOnce(store, run_id)
     for record in records:
         ref = refs.get((record.device.name, record.model.name))
         if ref is None or record is ref:
             continue
-        rows.append(_pair(record.key, reference, _samples(store, run_id, ref), _samples(store, run_id, record)))
+        rows.append(_pair(record.key, reference, ref_samples(ref), _samples(store, run_id, record)))
     return ComparisonReport("variants", reference, run_id, tuple(rows))
 
 
@@ -121,16 +122,31 @@ def compare_devices(store: ResultsReader, run_id: str, reference: str | None = N
         _no_reference("--reference", reference, devices, run_id)
     refs = {(r.model.name, r.model.variant): r for r in records if r.device.name == reference}
     rows = []
+    ref_samples = _SamplesOnce(store, run_id)
     for record in records:
         ref = refs.get((record.model.name, record.model.variant))
         if ref is None or record.device.name == reference:
             continue
-        rows.append(_pair(record.key, reference, _samples(store, run_id, ref), _samples(store, run_id, record)))
+        rows.append(_pair(record.key, reference, ref_samples(ref), _samples(store, run_id, record)))
     return ComparisonReport("devices", reference, run_id, tuple(rows))
 
 
 def _samples(store: ResultsReader, run_id: str, record: Record) -> list[int]:
     return store.samples_ns(run_id, *record.key) if record.status == "ok" else []
+
+
+class _SamplesOnce:
+    """A reference record's samples, read from the store once however many
+    records are compared with it (every variant of a device against its fp32)."""
+
+    def __init__(self, store: ResultsReader, run_id: str) -> None:
+        self._store, self._run_id = store, run_id
+        self._read: dict[Key, list[int]] = {}
+
+    def __call__(self, record: Record) -> list[int]:
+        if record.key not in self._read:
+            self._read[record.key] = _samples(self._store, self._run_id, record)
+        return self._read[record.key]
 
 
 def _no_reference(flag: str, name: str, known: Sequence[str], run_id: str) -> NoReturn:

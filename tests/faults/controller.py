@@ -2,7 +2,8 @@
 measurement plan of every device profile shortened to $FAULTS_PLAN (JSON of
 MeasurementPlan fields), so a fault test measures a pair in well under a
 second. Everything else is the real controller in its own process: signals,
-SSH, the store, exit codes.
+SSH, the store, exit codes. The session's demo run, the workbench runs and
+the emulated Pi's run use it too (tests/conftest.py RECORDS_ONLY_PLAN).
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def test_emulated_pi_runs_every_pi_variant_and_matches_x86(emulated_pi_lab, run_
     started = time.perf_counter()
     result = run_cli(
         "run", "--inventory", str(inventory), "--devices", f"local,{pi.name}", "--variants", variants,
-        env={"HARNESS_CACHE": str(worker_cache)}, timeout=1500,
+        env={"HARNESS_CACHE": str(worker_cache)}, timeout=1500, records_only=True,
     )
     elapsed = time.perf_counter() - started
     assert result.exit_code == 0, result.stderr[-3000:] + result.stdout[-3000:]

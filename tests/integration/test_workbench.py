@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness import paths
+from tests.conftest import records_only_harness
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent
@@ -32,8 +33,10 @@ def workbench_cache(tmp_path_factory):
 
 
 def _run(args, reports: Path, cache: Path, timeout: float = 1500):
+    """`harness ARGS` measuring with RECORDS_ONLY_PLAN: these tests read records, not latency."""
     env = dict(os.environ, HARNESS_REPORTS=str(reports), HARNESS_CACHE=str(cache), COLUMNS="200")
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=reports.parent, env=env, capture_output=True, text=True, timeout=timeout)
+    harness, env = records_only_harness(env)
+    return subprocess.run([*harness, *args], cwd=reports.parent, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def _records(reports: Path) -> dict[str, dict]:

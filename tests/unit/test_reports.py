@@ -128,6 +128,31 @@ def test_comparisons_between_runs_variants_and_devices(store):
     assert "pass one of: local, pi" in info.value.render()
 
 
+def test_a_reference_pairs_samples_are_read_once_for_every_comparison_with_it(tmp_path):
+    """A 200-pair run's report compared each variant with fp32 reading fp32's
+    samples again each time; the rows are the same reading them once."""
+    store = SqliteStore(tmp_path / "results.sqlite")
+    fill(store, "r2", "2026-01-02T00:00:00Z", {(device, variant): ms * (4 if device == "pi" else 1)
+                                                for device in ("local", "pi")
+                                                for variant, ms in (("fp32", 2.0), ("int8", 1.5), ("fp16", 2.1))})
+    reads: list[tuple[str, ...]] = []
+
+    class Counting:
+        def records(self, run_id):
+            return store.records(run_id)
+
+        def samples_ns(self, run_id, *key):
+            reads.append((run_id, *key))
+            return store.samples_ns(run_id, *key)
+
+    for name, compared in (("variants", lambda s: compare.compare_variants(s, "r2")),
+                           ("devices", lambda s: compare.compare_devices(s, "r2", "local"))):
+        reads.clear()
+        assert compared(Counting()) == compared(store), name
+        assert len(reads) == len(set(reads)) > 0, (name, reads)
+    store.close()
+
+
 def test_html_report_has_every_chart_and_the_trend(store):
     records = store.records("r2")
     html = render_html(records, title="t", context=load_context(store, "r2", records))
