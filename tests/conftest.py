@@ -220,6 +220,8 @@ def session_cache(tmp_path_factory) -> Path:
     # detector is converted once for all of them (demo_artifacts).
     override = os.environ.get("HARNESS_TEST_CACHE")
     if override:
+        # A folder named by hand need not exist yet (make test creates its own).
+        Path(override).mkdir(parents=True, exist_ok=True)
         return Path(override)
     if os.environ.get("PYTEST_XDIST_WORKER"):
         shared = tmp_path_factory.getbasetemp().parent / "harness-cache"
