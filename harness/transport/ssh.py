@@ -86,6 +86,34 @@ def open_socket(device: Device, timeout_s: float) -> socket.socket:
     return sock
 
 
+def open_gateway_channel(device: Device, timeout_s: float) -> "tuple[SshTransport, Any]":
+    """A direct-tcpip channel from the device's gateway to the device, and
+    the gateway connection it rides on. The gateway's host key is verified
+    first (its own known_hosts line), and a failure there names the gateway,
+    since the device was never asked."""
+    gateway = device.gateway
+    assert gateway is not None
+    hop = SshTransport(gateway, connect_timeout_s=timeout_s, connect_attempts=1)
+    try:
+        channel = hop._session().open_channel(
+            "direct-tcpip", (device.host, device.port or 22), ("127.0.0.1", 0), timeout=timeout_s
+        )
+    except InfraError as exc:
+        hop.close()
+        exc.message = f"device {device.name!r}: cannot reach it through gateway {gateway.address}: {exc.message}"
+        raise
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        hop.close()
+        # ChannelException: the gateway could not connect on our behalf.
+        raise DeviceUnreachable(
+            f"cannot reach {device.address} through gateway {gateway.address}: {exc}",
+            device=device.name,
+            hint="check that the device is on and that the gateway can reach its address and port "
+            "(and allows TCP forwarding: AllowTcpForwarding)",
+        ) from None
+    return hop, channel
+
+
 class SshTransport:
     def __init__(
         self,
@@ -197,30 +225,10 @@ class SshTransport:
         return client
 
     def _gateway_channel(self) -> Any:
-        """A direct-tcpip channel from the gateway to the device: the gateway's
-        host key is verified first (its own known_hosts line), and a failure
-        there names the gateway, since the device was never asked."""
-        device, gateway = self.device, self.device.gateway
-        assert gateway is not None
         if self._gateway is not None:
             self._gateway.close()
-        self._gateway = SshTransport(gateway, connect_timeout_s=self.connect_timeout_s, connect_attempts=1)
-        try:
-            live = self._gateway._session()
-            return live.open_channel(
-                "direct-tcpip", (device.host, device.port or 22), ("127.0.0.1", 0), timeout=self.connect_timeout_s
-            )
-        except InfraError as exc:
-            exc.message = f"device {device.name!r}: cannot reach it through gateway {gateway.address}: {exc.message}"
-            raise
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            # ChannelException: the gateway could not connect on our behalf.
-            raise DeviceUnreachable(
-                f"cannot reach {device.address} through gateway {gateway.address}: {exc}",
-                device=device.name,
-                hint="check that the device is on and that the gateway can reach its address and port "
-                "(and allows TCP forwarding: AllowTcpForwarding)",
-            ) from None
+        self._gateway, channel = open_gateway_channel(self.device, self.connect_timeout_s)
+        return channel
 
     def _drop(self) -> None:
         for closable in (self._sftp, self._client, self._gateway):

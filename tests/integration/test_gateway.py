@@ -62,9 +62,13 @@ def test_run_through_gateway_measures_every_pair_and_refuses_a_changed_gateway_k
 ):
     lab = gateway_lab
     gw, device = lab.devices
-    known_hosts = lab.known_hosts(tmp_path / "known_hosts")  # both keys pinned, nothing else
+    known_hosts = tmp_path / "known_hosts"
     spec = f"{gw.user}@{gw.host}:{gw.port}"
     inventory = _inventory(lab, tmp_path, known_hosts, spec)
+    # `devices trust` pins the gateway first, then the device through it.
+    trusted = run_cli("devices", "trust", "--inventory", str(inventory), "--yes", device.name)
+    assert trusted.exit_code == 0, trusted.stdout + trusted.stderr
+    assert known_hosts.read_text() == lab.known_hosts(tmp_path / "expected_known_hosts").read_text()
 
     # Without the gateway the device cannot be reached (or is someone else).
     direct = run_cli("devices", "check", "--inventory", str(_inventory(lab, tmp_path, known_hosts, None)), device.name)
