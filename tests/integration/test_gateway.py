@@ -83,6 +83,12 @@ def test_run_through_gateway_measures_every_pair_and_refuses_a_changed_gateway_k
         (device.name, "fp32", "ok"), (device.name, "int8", "ok")
     ]
 
+    # The device goes down: the gateway is reached, the hop to the device is not.
+    device.kill()
+    down = run_cli("devices", "check", "--inventory", str(inventory), device.name)
+    assert down.exit_code == 3 and "Traceback" not in down.stderr, down.stdout + down.stderr
+    assert f"through gateway {spec}" in " ".join((down.stdout + down.stderr).split()), down.stdout + down.stderr
+
     # The gateway is reinstalled: a new host key. Refused before anything runs.
     # Same namespace and address; the device behind it keeps running.
     gw.owns_netns = False
