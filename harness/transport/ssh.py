@@ -188,8 +188,9 @@ class SshTransport:
             )
         except paramiko.BadHostKeyException as exc:
             _close(client, sock)
+            role = "gateway" if "gateway_for" in device.extra else "device"
             raise HostKeyError(
-                f"HOST KEY CHANGED for {known_hosts_name(device.host, device.port)}: the device offered "
+                f"HOST KEY CHANGED for {known_hosts_name(device.host, device.port)}: the {role} offered "
                 f"{exc.key.get_name()} {fingerprint_sha256(exc.key)}, known_hosts ({known_hosts}) has "
                 f"{fingerprint_sha256(exc.expected_key)}. Refused; nothing was run. This is what a "
                 "man-in-the-middle looks like, or the device was reinstalled",
