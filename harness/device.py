@@ -30,6 +30,9 @@ class Device:
     identity_file: str | None = None
     # known_hosts file that verifies this device's host key (SSH only).
     known_hosts: str | None = None
+    # The jump host this device is reached through (like ssh's ProxyJump):
+    # an SSH Device of its own, with its own pinned key in `known_hosts`.
+    gateway: "Device | None" = None
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 

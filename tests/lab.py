@@ -106,6 +106,9 @@ class LabDevice:
     # from the host (10.237.X.2), with no route anywhere else.
     isolated: bool = False
     netns: str | None = None
+    # False for a device started inside another device's namespace (the
+    # host behind a gateway): the namespace is its owner's to delete.
+    owns_netns: bool = True
 
     @property
     def host_key(self) -> Path:
@@ -219,12 +222,19 @@ class LabDevice:
                 return False  # lost a race for the address: try the next one
             if self.namespace is None:
                 self.namespace = self._child_namespace()
-            if _banner_ready(self.host, self.port) and self.process.poll() is None:
+            if self._banner_ready() and self.process.poll() is None:
                 self.namespace = self.namespace or self._child_namespace()
                 return True
             time.sleep(0.005)  # polling interval, not synchronisation
         self.kill()
         raise RuntimeError(f"lab device {self.name}: sshd not ready after {READY_TIMEOUT_S} s; see {self.root / 'sshd.log'}")
+
+    def _banner_ready(self) -> bool:
+        if self.netns is None or not self.host.startswith("127."):
+            return _banner_ready(self.host, self.port)
+        # Loopback inside a namespace is not the host's: probe from in there.
+        probe = f"import socket; c = socket.create_connection(({self.host!r}, {self.port}), timeout=0.5); assert c.recv(4) == b'SSH-'"
+        return subprocess.run(["ip", "netns", "exec", self.netns, sys.executable, "-c", probe], capture_output=True).returncode == 0
 
     def _child_namespace(self) -> str | None:
         assert self.process is not None
@@ -242,7 +252,7 @@ class LabDevice:
             self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
         namespace, self.process = self.namespace, None
-        if self.netns is not None:  # takes the veth pair with it
+        if self.netns is not None and self.owns_netns:  # takes the veth pair with it
             subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
             self.netns = None
         if namespace is not None:

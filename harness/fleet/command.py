@@ -90,7 +90,10 @@ def _bootstrap(devices, out, reports: Path) -> int:
 def _trust(devices, *, yes: bool, console) -> int:
 
     failed = False
-    for device in devices:
+    # A gateway is trusted before the device behind it: the device's key is
+    # fetched through it, and both end up pinned.
+    hops = [hop for device in devices for hop in ((device.gateway,) if device.gateway else ()) + (device,)]
+    for device in dict.fromkeys(hops):
         if device.kind != "ssh":
             console.print(f"{device.name}: this machine, nothing to trust")
             continue

@@ -13,6 +13,9 @@
         threads: 4
         tags: [arm64, lab-a]
         cache_dir: ~/.cache/edge-harness
+        gateway: pi@lab-gw.example:22  # optional jump host ([user@]host[:port]),
+                                       # like ssh's ProxyJump; its key is pinned
+                                       # in the same known_hosts
 
 Everything is checked here, once, so a typo is an exit-2 message naming the
 file and the field, never a connection error ten minutes into a run.
@@ -43,9 +46,10 @@ KNOWN_HOSTS_ENV = "HARNESS_KNOWN_HOSTS"
 INVENTORY_ENV = "HARNESS_INVENTORY"
 
 TOP_KEYS = ("devices", "ssh_config", "known_hosts")
-DEVICE_KEYS = ("host", "user", "port", "identity_file", "profile", "python", "threads", "cpus", "tags", "cache_dir")
+DEVICE_KEYS = ("host", "user", "port", "identity_file", "profile", "python", "threads", "cpus", "tags", "cache_dir", "gateway")
 # Keys people bring from Ansible or habit that must never hold a secret here.
 SECRET_KEYS = ("password", "passwd", "pass", "passphrase", "ansible_password", "ansible_ssh_pass", "become_password")
+_GATEWAY_RE = re.compile(r"^(?:(?P<user>[^@\s:]+)@)?(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d+))?$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -170,8 +174,6 @@ def _parse_device(
 
     resolved = ssh_config.lookup(host) if ssh_config is not None else {}
     hostname = resolved.get("hostname", host)
-    if hostname == host:
-        _check_resolves(host, ssh_config_path, source, f"{f.place}.host")
     user = f.str("user") or resolved.get("user") or getpass.getuser()
     port = f.int("port", minimum=1)
     if port is None:
@@ -179,6 +181,10 @@ def _parse_device(
     if port > 65535:
         raise InputError(f"port {port} is out of range", source=source, place=f"{f.place}.port", hint="use 1..65535")
     identity = _identity_file(f.str("identity_file"), resolved.get("identityfile", []), base, source, f"{f.place}.identity_file")
+    gateway = parse_gateway(f.str("gateway"), name, user, identity, known_hosts, source, f"{f.place}.gateway")
+    if hostname == host and gateway is None:
+        # Behind a gateway the name is the gateway's to resolve, not ours.
+        _check_resolves(host, ssh_config_path, source, f"{f.place}.host")
     return Device(
         name=name,
         profile=profile,
@@ -193,6 +199,37 @@ def _parse_device(
         port=port,
         identity_file=identity,
         known_hosts=str(known_hosts),
+        gateway=gateway,
+    )
+
+
+def parse_gateway(
+    spec: str | None, device_name: str, user: str, identity: str | None, known_hosts: Path, source: Any, place: str
+) -> Device | None:
+    """`[user@]host[:port]` into the jump host's own Device. It logs in with
+    the device's key and user unless the spec names a user, as ProxyJump does."""
+    if spec is None:
+        return None
+    match = _GATEWAY_RE.match(spec.strip())
+    port = int(match.group("port")) if match and match.group("port") else 22
+    if match is None or not 1 <= port <= 65535:
+        raise InputError(
+            f"gateway {spec!r} is not [user@]host[:port]",
+            source=source, place=place,
+            hint="write it like ssh's ProxyJump, e.g. `gateway: pi@lab-gw.example:22` (port 1..65535)",
+        )
+    host = match.group("host").strip("[]")
+    return Device(
+        name=f"gateway {host}",
+        profile="x86-cpu",
+        kind="ssh",
+        python="python3",
+        host=host,
+        user=match.group("user") or user,
+        port=port,
+        identity_file=identity,
+        known_hosts=str(known_hosts),
+        extra={"gateway_for": device_name},
     )
 
 

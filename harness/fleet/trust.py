@@ -18,7 +18,14 @@ import paramiko
 
 from harness.device import Device
 from harness.errors import DeviceUnreachable, HostKeyError
-from harness.transport.ssh import CONNECT_TIMEOUT_S, fingerprint_sha256, known_hosts_name, open_socket, retrust_hint
+from harness.transport.ssh import (
+    CONNECT_TIMEOUT_S,
+    fingerprint_sha256,
+    known_hosts_name,
+    open_gateway_channel,
+    open_socket,
+    retrust_hint,
+)
 
 TrustState = Literal["new", "trusted", "changed"]
 
@@ -59,7 +66,9 @@ def fetch_host_key(device: Device, *, timeout_s: float = CONNECT_TIMEOUT_S) -> H
     known_hosts = _known_hosts(device)
     name = known_hosts_name(device.host or "", device.port or 22)
     recorded = _recorded_keys(known_hosts, name)
-    sock = open_socket(device, timeout_s)
+    # Behind a gateway the key exchange runs over the gateway's channel, so
+    # the gateway must be trusted first (`devices trust` does it in order).
+    hop, sock = open_gateway_channel(device, timeout_s) if device.gateway is not None else (None, open_socket(device, timeout_s))
     session = paramiko.Transport(sock)
     try:
         if recorded:
@@ -76,6 +85,8 @@ def fetch_host_key(device: Device, *, timeout_s: float = CONNECT_TIMEOUT_S) -> H
     finally:
         session.close()
         sock.close()
+        if hop is not None:
+            hop.close()
     if not recorded:
         state: TrustState = "new"
     elif any(k.get_name() == key.get_name() and k.asbytes() == key.asbytes() for k in recorded.values()):

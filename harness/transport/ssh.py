@@ -50,8 +50,14 @@ def known_hosts_name(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
 
+def _trusted_as(device: Device) -> str:
+    """The inventory name `devices trust` takes: a gateway is trusted
+    through the device it serves."""
+    return device.extra.get("gateway_for", device.name)
+
+
 def trust_hint(device: Device) -> str:
-    return f"run `harness devices trust {device.name}`"
+    return f"run `harness devices trust {_trusted_as(device)}`"
 
 
 def retrust_hint(device: Device) -> str:
@@ -59,7 +65,7 @@ def retrust_hint(device: Device) -> str:
     return (
         f"if the device was really reinstalled, remove the old key with "
         f"`ssh-keygen -f {shlex.quote(device.known_hosts or '~/.ssh/known_hosts')} -R {shlex.quote(name)}`, "
-        f"then run `harness devices trust {device.name}`"
+        f"then run `harness devices trust {_trusted_as(device)}`"
     )
 
 
@@ -80,6 +86,34 @@ def open_socket(device: Device, timeout_s: float) -> socket.socket:
     return sock
 
 
+def open_gateway_channel(device: Device, timeout_s: float) -> "tuple[SshTransport, Any]":
+    """A direct-tcpip channel from the device's gateway to the device, and
+    the gateway connection it rides on. The gateway's host key is verified
+    first (its own known_hosts line), and a failure there names the gateway,
+    since the device was never asked."""
+    gateway = device.gateway
+    assert gateway is not None
+    hop = SshTransport(gateway, connect_timeout_s=timeout_s, connect_attempts=1)
+    try:
+        channel = hop._session().open_channel(
+            "direct-tcpip", (device.host, device.port or 22), ("127.0.0.1", 0), timeout=timeout_s
+        )
+    except InfraError as exc:
+        hop.close()
+        exc.message = f"device {device.name!r}: cannot reach it through gateway {gateway.address}: {exc.message}"
+        raise
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        hop.close()
+        # ChannelException: the gateway could not connect on our behalf.
+        raise DeviceUnreachable(
+            f"cannot reach {device.address} through gateway {gateway.address}: {exc}",
+            device=device.name,
+            hint="check that the device is on and that the gateway can reach its address and port "
+            "(and allows TCP forwarding: AllowTcpForwarding)",
+        ) from None
+    return hop, channel
+
+
 class SshTransport:
     def __init__(
         self,
@@ -98,6 +132,9 @@ class SshTransport:
         self.bytes_uploaded = 0
         self.files_uploaded = 0
         self._client: paramiko.SSHClient | None = None
+        # The jump host's own connection; the device's session rides on one
+        # of its direct-tcpip channels, so it lives exactly as long.
+        self._gateway: SshTransport | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self._home: str | None = None
 
@@ -133,7 +170,7 @@ class SshTransport:
             # "system" keys are read but never written back by paramiko.
             client.load_system_host_keys(str(known_hosts))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        sock = open_socket(device, self.connect_timeout_s)
+        sock = self._gateway_channel() if device.gateway is not None else open_socket(device, self.connect_timeout_s)
         try:
             client.connect(
                 hostname=device.host,
@@ -151,8 +188,9 @@ class SshTransport:
             )
         except paramiko.BadHostKeyException as exc:
             _close(client, sock)
+            role = "gateway" if "gateway_for" in device.extra else "device"
             raise HostKeyError(
-                f"HOST KEY CHANGED for {known_hosts_name(device.host, device.port)}: the device offered "
+                f"HOST KEY CHANGED for {known_hosts_name(device.host, device.port)}: the {role} offered "
                 f"{exc.key.get_name()} {fingerprint_sha256(exc.key)}, known_hosts ({known_hosts}) has "
                 f"{fingerprint_sha256(exc.expected_key)}. Refused; nothing was run. This is what a "
                 "man-in-the-middle looks like, or the device was reinstalled",
@@ -187,8 +225,14 @@ class SshTransport:
         transport.set_keepalive(KEEPALIVE_S)
         return client
 
+    def _gateway_channel(self) -> Any:
+        if self._gateway is not None:
+            self._gateway.close()
+        self._gateway, channel = open_gateway_channel(self.device, self.connect_timeout_s)
+        return channel
+
     def _drop(self) -> None:
-        for closable in (self._sftp, self._client):
+        for closable in (self._sftp, self._client, self._gateway):
             if closable is not None:
                 try:
                     closable.close()
@@ -196,6 +240,7 @@ class SshTransport:
                     pass
         self._sftp = None
         self._client = None
+        self._gateway = None
 
     def connect(self) -> None:
         """Open the connection now (probes want reachability on its own)."""

@@ -167,3 +167,43 @@ def test_the_shipped_example_inventory_loads(tmp_path, monkeypatch):
     assert (pi.host, pi.user, pi.port, pi.threads) == ("10.0.0.21", "pi", 22, 4)
     assert (nuc.host, nuc.user, nuc.port) == ("10.0.0.30", "ci", 22)
     assert inventory.known_hosts == home / ".ssh" / "known_hosts"
+
+
+def test_gateway_becomes_the_devices_jump_host(tmp_path, key, monkeypatch):
+    monkeypatch.delenv("HARNESS_KNOWN_HOSTS", raising=False)
+    path = write(tmp_path, f"""
+known_hosts: kh
+devices:
+  rpi4-a:
+    host: rpi4-a.lab.invalid   # resolved by the gateway, not here
+    user: pi
+    identity_file: {key}
+    profile: x86-cpu
+    gateway: ops@10.0.0.1:2200
+  rpi4-b:
+    host: 192.168.7.3
+    user: pi
+    profile: x86-cpu
+    gateway: "lab-gw"
+""")
+    one, two = load_inventory(path).devices
+    gw = one.gateway
+    assert (gw.host, gw.user, gw.port, gw.identity_file) == ("10.0.0.1", "ops", 2200, str(key))
+    assert gw.known_hosts == one.known_hosts == str(tmp_path / "kh")  # pinned in the same file
+    assert one.host == "rpi4-a.lab.invalid"
+    # No user or port: the device's user and port 22, as ProxyJump does.
+    assert (two.gateway.host, two.gateway.user, two.gateway.port) == ("lab-gw", "pi", 22)
+
+
+@pytest.mark.parametrize("spec", ["pi@", "pi@gw:99999", "pi@gw:x", "a b", "@gw", "pi@gw:22:1"])
+def test_bad_gateway_spec_is_exit_2_with_the_form(tmp_path, spec):
+    path = write(tmp_path, f"""
+devices:
+  rpi4-a:
+    host: 127.0.0.2
+    profile: x86-cpu
+    gateway: "{spec}"
+""")
+    text = error_of(path)
+    assert str(path) in text and "devices.rpi4-a.gateway" in text
+    assert f"gateway {spec!r} is not [user@]host[:port]" in text and "e.g. `gateway: pi@lab-gw.example:22`" in text
