@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     history = sub.add_parser("history", help="list stored runs, or one metric's trend across runs")
     history.add_argument("--trend", choices=TREND_METRICS, metavar="METRIC",
                          help=f"show this metric per run: {', '.join(TREND_METRICS)}")
+    history.add_argument("--changes", action="store_true",
+                         help="list the steps in each series (the --trend metric, default p90), with their commits")
     history.add_argument("--model", default="*", help="model name or glob (default: all)")
     history.add_argument("--variant", default="*", help="variant name or glob (default: all)")
     history.add_argument("--device", default="*", help="device name or glob (default: all)")
@@ -510,6 +512,17 @@ def _cmd_history(args: argparse.Namespace) -> int:
     from harness.report import history, history_render
 
     with _open_store(args) as store:
+        if args.changes:
+            from harness.report import history_changes
+
+            metric = args.trend or "p90"
+            steps = history_changes.all_changes(store, metric, device=args.device, model=args.model, variant=args.variant)
+            history.require_trends([s.trend for s in steps], store, device=args.device, model=args.model, variant=args.variant)
+            if args.format == "table":
+                _print(*history_changes.changes_tables(steps))
+            else:
+                sys.stdout.write(history_changes.render_changes(steps, args.format))
+            return EXIT_OK
         if not args.trend:
             for flag in ("model", "variant", "device"):
                 if getattr(args, flag) != "*":
