@@ -177,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     _reports_option(history)
     history.add_argument("--store", metavar="URL", help=store_help)
     history.set_defaults(handler=_cmd_history)
+
+    publish = sub.add_parser("publish", help="write a static site of every series' p90 history and its steps")
+    publish.add_argument("dir", type=Path, metavar="DIR", help="the site folder (pages already current are kept)")
+    _reports_option(publish)
+    publish.add_argument("--store", metavar="URL", help=store_help)
+    publish.set_defaults(handler=_cmd_publish)
     return parser
 
 
@@ -542,6 +548,15 @@ def _cmd_history(args: argparse.Namespace) -> int:
         _print(*history_render.trend_tables(found))
     else:
         sys.stdout.write(history_render.render_trends(found, args.format))
+    return EXIT_OK
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from harness.report.publish import publish
+
+    with _open_store(args) as store:
+        done = publish(store, args.dir)
+    print(f"{args.dir / 'index.html'}: {done.series} series, {done.rendered} page(s) rendered")
     return EXIT_OK
 
 
