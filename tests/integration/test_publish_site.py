@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from harness.report.publish import publish
 from tests import browser
-from tests.unit.test_history_changes import RUNS, write_history
-from tests.unit.test_publish import HOSTILE, add_run
+from tests.change_series import HOSTILE, add_run, write_history
+from tests.change_series import STORE_RUNS as RUNS
 
 
 def test_every_page_renders_offline_and_shows_names_as_text(tmp_path):

@@ -11,7 +11,8 @@ import pytest
 from harness.cli import main
 from harness.gate.budgets import load_budgets
 from harness.errors import InputError
-from tests.unit.test_history_changes import RUNS, commit, write_history
+from tests.change_series import STORE_RUNS as RUNS
+from tests.change_series import commit, write_history
 
 BUDGETS = "budgets:\n  - name: no-creep\n    match: {variant: int8}\n    max_step_pct: 5\n    step_runs: 5\n"
 

@@ -7,38 +7,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import replace
 
 import pytest
+from rich.console import Console
 
 from harness.cli import main
 from harness.report import history_changes
-from harness.results.store import RunInfo, SqliteStore
-from tests.change_series import history
-from tests.store_records import make_record
-from tests.unit.test_history_tables import assert_fits, rendered
-
-RUNS, STEP_AT = 30, 20
-
-
-def commit(n: int) -> str:
-    return f"{n:02d}" + "c0ffee" * 6 + "ab"
-
-
-def write_history(path, *, step_pct: float, runs: int = RUNS, step_at: int = STEP_AT, seed: int = 4) -> SqliteStore:
-    """p90 per run from tests/change_series.py, one int8 pair per run, each
-    run on its own commit."""
-    store = SqliteStore(path)
-    store._db.execute("PRAGMA synchronous = OFF")
-    for n, point in enumerate(history(seed, step_pct=step_pct, runs=runs, step_at=step_at)):
-        rid = f"run-{n:03d}"
-        store.begin_run(RunInfo(rid, f"2026-02-01T00:{n // 60:02d}:{n % 60:02d}Z", "0.1.0", "running", "run", "/r",
-                                source_commit=commit(n), host="ci"))
-        record = make_record(rid, "int8", device="pi5-1")
-        store.add_record(replace(record, latency_ms=replace(record.latency_ms, p90=point.value, p90_ci=point.ci)), [1])
-        store.finish_run(rid, "finished")
-    return store
-
+from harness.results.store import SqliteStore
+from tests.change_series import STORE_RUNS as RUNS
+from tests.change_series import STORE_STEP_AT as STEP_AT
+from tests.change_series import commit, write_history
 
 @pytest.fixture(scope="module")
 def stepped(tmp_path_factory):
@@ -54,8 +32,10 @@ def test_the_step_is_listed_with_both_commits_and_fits_80_columns(stepped):
     assert (row["before_run"], row["after_run"]) == (f"run-{STEP_AT - 1:03d}", f"run-{STEP_AT:03d}")
     assert (row["before_commit"], row["after_commit"]) == (commit(STEP_AT - 1), commit(STEP_AT))
     assert row["step_pct_lo"] < row["step_pct"] < row["step_pct_hi"] and 8 < row["step_pct"] < 12
-    text = rendered(*history_changes.changes_tables(found))
-    assert_fits(text)
+    out = io.StringIO()
+    Console(file=out, width=80, color_system=None).print(*history_changes.changes_tables(found))
+    text = out.getvalue()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80, text
     assert commit(STEP_AT - 1)[:12] in text and commit(STEP_AT)[:12] in text and "+10" in text
 
 

@@ -4,23 +4,11 @@ name escaped, and a page whose series gained no run not rendered again."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from harness.cli import main
 from harness.report.publish import MANIFEST, publish
-from harness.results.store import RunInfo, SqliteStore
-from tests.store_records import make_record
-from tests.unit.test_history_changes import RUNS, STEP_AT, commit, write_history
-
-HOSTILE = "<img src=x onerror=alert(1)>"
-
-
-def add_run(store: SqliteStore, n: int, device: str = "pi5-1") -> None:
-    rid = f"run-{n:03d}"
-    store.begin_run(RunInfo(rid, f"2026-02-02T00:00:{n % 60:02d}Z", "0.1.0", "running", "run", "/r", source_commit=commit(n)))
-    record = make_record(rid, "int8", device=device)
-    store.add_record(replace(record, latency_ms=replace(record.latency_ms, p90=24.5, p90_ci=(24.3, 24.7))), [1])
-    store.finish_run(rid, "finished")
+from tests.change_series import HOSTILE, add_run, commit, write_history
+from tests.change_series import STORE_RUNS as RUNS
+from tests.change_series import STORE_STEP_AT as STEP_AT
 
 
 def test_the_site_marks_the_step_escapes_names_and_renders_only_what_changed(tmp_path):
