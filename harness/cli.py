@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     history = sub.add_parser("history", help="list stored runs, or one metric's trend across runs")
     history.add_argument("--trend", choices=TREND_METRICS, metavar="METRIC",
                          help=f"show this metric per run: {', '.join(TREND_METRICS)}")
+    history.add_argument("--changes", action="store_true",
+                         help="list the steps in each series (the --trend metric, default p90), with their commits")
     history.add_argument("--model", default="*", help="model name or glob (default: all)")
     history.add_argument("--variant", default="*", help="variant name or glob (default: all)")
     history.add_argument("--device", default="*", help="device name or glob (default: all)")
@@ -175,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     _reports_option(history)
     history.add_argument("--store", metavar="URL", help=store_help)
     history.set_defaults(handler=_cmd_history)
+
+    publish = sub.add_parser("publish", help="write a static site of every series' p90 history and its steps")
+    publish.add_argument("dir", type=Path, metavar="DIR", help="the site folder (pages already current are kept)")
+    _reports_option(publish)
+    publish.add_argument("--store", metavar="URL", help=store_help)
+    publish.set_defaults(handler=_cmd_publish)
     return parser
 
 
@@ -510,6 +518,17 @@ def _cmd_history(args: argparse.Namespace) -> int:
     from harness.report import history, history_render
 
     with _open_store(args) as store:
+        if args.changes:
+            from harness.report import history_changes
+
+            metric = args.trend or "p90"
+            steps = history_changes.all_changes(store, metric, device=args.device, model=args.model, variant=args.variant)
+            history.require_trends([s.trend for s in steps], store, device=args.device, model=args.model, variant=args.variant)
+            if args.format == "table":
+                _print(*history_changes.changes_tables(steps))
+            else:
+                sys.stdout.write(history_changes.render_changes(steps, args.format))
+            return EXIT_OK
         if not args.trend:
             for flag in ("model", "variant", "device"):
                 if getattr(args, flag) != "*":
@@ -529,6 +548,15 @@ def _cmd_history(args: argparse.Namespace) -> int:
         _print(*history_render.trend_tables(found))
     else:
         sys.stdout.write(history_render.render_trends(found, args.format))
+    return EXIT_OK
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from harness.report.publish import publish
+
+    with _open_store(args) as store:
+        done = publish(store, args.dir)
+    print(f"{args.dir / 'index.html'}: {done.series} series, {done.rendered} page(s) rendered")
     return EXIT_OK
 
 

@@ -21,10 +21,12 @@ from harness.model.variants import VARIANTS
 # Bounds a rule may set, in the order checks are reported. The unit is in
 # the name, as in the file.
 LATENCY_BOUNDS = ("p50_ms", "p90_ms", "p99_ms")
-BOUND_KEYS = (*LATENCY_BOUNDS, "peak_memory_mb", "size_mb", "min_map", "max_map_drop", "max_regression_pct")
+BOUND_KEYS = (*LATENCY_BOUNDS, "peak_memory_mb", "size_mb", "min_map", "max_map_drop", "max_regression_pct", "max_step_pct")
+# How many of a series' latest runs `max_step_pct` looks at for a step.
+DEFAULT_STEP_RUNS = 10
 # `ship: VARIANT` asserts the "what to ship" answer (harness/gate/ship.py)
 # for every device and model the rule matches.
-RULE_KEYS = ("name", "match", "description", *BOUND_KEYS, "ship")
+RULE_KEYS = ("name", "match", "description", *BOUND_KEYS, "step_runs", "ship")
 MATCH_KEYS = ("model", "variant", "device", "tags")
 
 
@@ -75,6 +77,8 @@ class Budget:
     min_map: float | None = None  # a fraction in [0, 1], like the records
     max_map_drop: float | None = None  # absolute mAP against fp32 on the same device
     max_regression_pct: float | None = None  # against --baseline
+    max_step_pct: float | None = None  # a p90 step up in the stored history (harness/results/changes.py)
+    step_runs: int = DEFAULT_STEP_RUNS  # ... whose first run after is among the series' last this many
     description: str | None = None
     source: str = ""  # the budgets file
     ship: str | None = None  # the variant the "what to ship" answer must name on matching devices
@@ -151,6 +155,7 @@ def _rule(raw: Any, path: Path, index: int) -> Budget:
         description=f.str("description"),
         source=str(path),
         ship=ship,
+        step_runs=f.int("step_runs", DEFAULT_STEP_RUNS, minimum=1) or DEFAULT_STEP_RUNS,
         **values,  # type: ignore[arg-type]
     )
 
@@ -172,7 +177,7 @@ def _check_ranges(values: dict[str, float | None], f: Fields) -> None:
             if not 0.0 <= value <= 1.0:
                 hint = f"mAP is a fraction in [0, 1] as in the results (write {value / 100:g}, not {value:g})" if 1 < value <= 100 else "mAP is a fraction in [0, 1]"
                 raise InputError(f"{key} must be between 0 and 1, got {value:g}", source=f.source, place=f._where(key), hint=hint)
-        elif key == "max_regression_pct":
+        elif key in ("max_regression_pct", "max_step_pct"):
             if value < 0:
                 raise InputError(f"{key} must be >= 0, got {value:g}", source=f.source, place=f._where(key), hint="a percentage, e.g. 5 for +5%")
         elif value <= 0:

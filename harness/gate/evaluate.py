@@ -12,6 +12,7 @@ from harness.gate.checks import Check
 from harness.gate.rules import References, fp32_references, rule_checks
 from harness.gate.ship import decide_all, ship_checks
 from harness.report.history import remeasured_notes
+from harness.report.history_changes import SeriesChanges, all_changes
 from harness.results.record import Record
 from harness.results.store import ResultsStore as ResultsReader  # any back end
 
@@ -99,11 +100,17 @@ def evaluate(budgets: Sequence[Budget], store: ResultsReader, run_id: str, basel
             samples[cache_key] = store.samples_ns(run, *key)
         return samples[cache_key]
 
+    def steps_of(key: tuple[str, str, str]) -> SeriesChanges | None:
+        device, model, variant = key
+        found = all_changes(store, "p90", device=device, model=model, variant=variant, until_run=run_id)
+        return next((s for s in found if s.trend.key == key), None)
+
     refs = References(
         fp32=fp32_references(records),
         samples_of=samples_of,
         baseline_run=baseline_run,
         baseline={r.key: r for r in store.records(baseline_run)} if baseline_run else {},
+        steps_of=steps_of,
     )
     result = GateResult(run_id, baseline_run)
     result.notes = remeasured_notes(store, run_id)

@@ -9,11 +9,15 @@ never ruled out by the report for another reason, and the other way round.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from harness.gate.budgets import LATENCY_BOUNDS, Budget
 from harness.gate.checks import Check, check_latency, check_map_drop, check_max, check_min_map, check_regression
+from harness.gate.steps import check_step
 from harness.results.record import Record
+
+if TYPE_CHECKING:
+    from harness.report.history_changes import SeriesChanges
 
 PairKey = tuple[str, str, str]  # (device, model, variant)
 # (run id, pair) -> the pair's raw latency samples in ns ([] when not stored).
@@ -35,6 +39,8 @@ class References:
     samples_of: SamplesOf = no_samples
     baseline_run: str | None = None
     baseline: Mapping[PairKey, Record] = field(default_factory=dict)
+    # pair -> its p90 series up to the gated run, with its steps (None: no history to hand)
+    steps_of: Callable[[PairKey], "SeriesChanges | None"] = lambda key: None
 
 
 def fp32_references(records: Sequence[Record]) -> dict[tuple[str, str], Record]:
@@ -66,6 +72,8 @@ def rule_checks(budget: Budget, record: Record, refs: References) -> list[Check]
         out.append(
             check_regression(name, record, base, base_ns, refs.samples_of(run_id, record.key), budget.max_regression_pct)
         )
+    if budget.max_step_pct is not None:
+        out.append(check_step(name, record, refs.steps_of(record.key), budget.max_step_pct, budget.step_runs))
     return out
 
 
