@@ -170,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"show this metric per run: {', '.join(TREND_METRICS)}")
     history.add_argument("--changes", action="store_true",
                          help="list the steps in each series (the --trend metric, default p90), with their commits")
+    history.add_argument("--since", metavar="RUN",
+                         help="with --changes: only the steps whose first run after is RUN or newer (a run id or latest)")
     history.add_argument("--model", default="*", help="model name or glob (default: all)")
     history.add_argument("--variant", default="*", help="variant name or glob (default: all)")
     history.add_argument("--device", default="*", help="device name or glob (default: all)")
@@ -522,13 +524,17 @@ def _cmd_history(args: argparse.Namespace) -> int:
             from harness.report import history_changes
 
             metric = args.trend or "p90"
-            steps = history_changes.all_changes(store, metric, device=args.device, model=args.model, variant=args.variant)
+            steps = history_changes.all_changes(store, metric, device=args.device, model=args.model, variant=args.variant,
+                                                since_run=args.since)
             history.require_trends([s.trend for s in steps], store, device=args.device, model=args.model, variant=args.variant)
             if args.format == "table":
                 _print(*history_changes.changes_tables(steps))
             else:
                 sys.stdout.write(history_changes.render_changes(steps, args.format))
             return EXIT_OK
+        if args.since is not None:
+            raise InputError("--since selects which steps --changes lists", source="--since",
+                             hint="add --changes (e.g. harness history --changes --since RUN)")
         if not args.trend:
             for flag in ("model", "variant", "device"):
                 if getattr(args, flag) != "*":

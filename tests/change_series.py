@@ -47,6 +47,11 @@ def write_history(path, *, step_pct: float, runs: int = STORE_RUNS, step_at: int
     run on its own commit."""
     store = SqliteStore(path)
     store._db.execute("PRAGMA synchronous = OFF")
+    return fill_history(store, step_pct=step_pct, runs=runs, step_at=step_at, seed=seed)
+
+
+def fill_history(store, *, step_pct: float, runs: int = STORE_RUNS, step_at: int = STORE_STEP_AT, seed: int = 4):
+    """write_history's runs into any opened store (SQLite or PostgreSQL)."""
     for n, point in enumerate(history(seed, step_pct=step_pct, runs=runs, step_at=step_at)):
         rid = f"run-{n:03d}"
         store.begin_run(RunInfo(rid, f"2026-02-01T00:{n // 60:02d}:{n % 60:02d}Z", "0.1.0", "running", "run", "/r",

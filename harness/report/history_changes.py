@@ -6,7 +6,7 @@ JSON or CSV."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from harness.report.history import METRICS, ResultsReader, Trend, trends
@@ -34,9 +34,19 @@ def series_changes(trend: Trend) -> SeriesChanges:
 
 
 def all_changes(store: ResultsReader, metric: str, *, device: str = "*", model: str = "*", variant: str = "*",
-                until_run: str | None = None) -> list[SeriesChanges]:
-    return [series_changes(t) for t in trends(store, metric, device=device, model=model, variant=variant,
-                                              until_run=until_run)]
+                until_run: str | None = None, since_run: str | None = None) -> list[SeriesChanges]:
+    """Every series' steps; with ``since_run``, only the steps whose first run
+    after is that run or a later one. The fit still sees the whole history:
+    the runs before ``since_run`` are the level a new step is measured from."""
+    found = [series_changes(t) for t in trends(store, metric, device=device, model=model, variant=variant,
+                                               until_run=until_run)]
+    if since_run is None:
+        return found
+    order = {r.run_id: n for n, r in enumerate(store.runs())}
+    first = order[store.resolve_run(since_run)]
+    return [SeriesChanges(s.trend, replace(s.changes, steps=tuple(
+        step for step in s.changes.steps if order.get(s.trend.points[step.after].run_id, -1) >= first)))
+        for s in found]
 
 
 def _row(trend: Trend, step: Step) -> dict[str, Any]:

@@ -254,3 +254,15 @@ def test_a_store_newer_than_this_harness_is_refused(store_url, opened):
     with pytest.raises(InputError, match=f"schema {STORE_SCHEMA_VERSION + 1} is newer") as err:
         opened()
     assert "upgrade edge-harness" in err.value.render()
+
+
+def test_a_step_is_found_with_its_commits_on_every_backend(opened):
+    """history --changes reads the summary columns through either backend."""
+    from harness.report import history_changes
+    from tests.change_series import STORE_STEP_AT, commit, fill_history
+
+    fill_history(opened(), step_pct=10)
+    [series] = history_changes.all_changes(opened(), "p90")
+    [row] = series.rows()
+    assert (row["before_commit"], row["after_commit"]) == (commit(STORE_STEP_AT - 1), commit(STORE_STEP_AT))
+    assert 8 < row["step_pct"] < 12

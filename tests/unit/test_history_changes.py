@@ -58,3 +58,21 @@ def test_a_flat_history_lists_no_step_and_says_what_it_could_see(tmp_path):
         found = history_changes.all_changes(store, "p90")
     assert not found[0].changes.steps
     assert "steps under 1.0% not detectable" in history_changes.render_changes(found, "md")
+
+
+def test_since_lists_only_the_steps_from_that_run_on(stepped, capsys):
+    url = f"sqlite:///{stepped}"
+    assert main(["history", "--changes", "--since", f"run-{STEP_AT:03d}", "--format", "csv", "--store", url]) == 0
+    [row] = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert row["after_run"] == f"run-{STEP_AT:03d}"
+    assert main(["history", "--changes", "--since", f"run-{STEP_AT + 1:03d}", "--format", "json", "--store", url]) == 0
+    [series] = json.loads(capsys.readouterr().out)["series"]
+    assert series["steps"] == [] and series["runs"] == RUNS  # the fit still saw every run
+
+
+def test_since_names_an_unknown_run_or_a_missing_changes_flag(stepped, capsys):
+    url = f"sqlite:///{stepped}"
+    assert main(["history", "--changes", "--since", "run-999", "--store", url]) == 2
+    assert "no run 'run-999'" in capsys.readouterr().err
+    assert main(["history", "--since", "run-001", "--store", url]) == 2
+    assert "add --changes" in capsys.readouterr().err
