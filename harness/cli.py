@@ -562,7 +562,8 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
     with _open_store(args) as store:
         done = publish(store, args.dir)
-    print(f"{args.dir / 'index.html'}: {done.series} series, {done.rendered} page(s) rendered")
+    print(f"{args.dir / 'index.html'}: {done.series} series, {done.rendered} page(s) rendered, "
+          f"{done.run_reports} new run report(s)")
     return EXIT_OK
 
 

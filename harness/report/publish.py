@@ -8,6 +8,10 @@ report's shell (harness/report/page.py: inline CSS and script, a CSP that
 allows no network), so they work from file:// and any static host; every
 name is escaped. Read from the store's summary columns only.
 
+Each point links to its run's own HTML report, DIR/runs/RUN.html (the one
+`harness report RUN --format html` writes), rendered once: a run already
+published is not rendered again.
+
 Incremental: DIR/publish.json remembers, per series page, the runs it was
 rendered from; a page whose series gained no run is not rendered again.
 """
@@ -30,13 +34,14 @@ from harness.report.view import short_commit
 from harness.results.store import ResultsStore
 
 MANIFEST = "publish.json"
-_SITE_VERSION = 1  # bump when the page layout changes: every page is rendered again
+_SITE_VERSION = 2  # bump when the page layout changes: every page is rendered again
 
 
 @dataclass(frozen=True)
 class Published:
     series: int
-    rendered: int  # pages written this time (the others were current)
+    rendered: int  # series pages written this time (the others were current)
+    run_reports: int = 0  # run reports written this time (runs new to the site)
 
 
 def publish(store: ResultsStore, out: Path) -> Published:
@@ -46,6 +51,7 @@ def publish(store: ResultsStore, out: Path) -> Published:
         raise InputError(f"cannot create the site folder: {exc.strerror or exc}", source=out,
                          hint="choose a writable DIR for `harness publish DIR`") from None
     found = all_changes(store, "p90")
+    hosts = {r.run_id: r.host for r in store.runs()}
     manifest = _read_manifest(out)
     pages: dict[str, str] = {}
     rendered = 0
@@ -53,11 +59,38 @@ def publish(store: ResultsStore, out: Path) -> Published:
         name, signature = page_name(s), _signature(s)
         pages[name] = signature
         if manifest.get(name) != signature or not (out / name).exists():
-            (out / name).write_text(series_page(s), encoding="utf-8")
+            (out / name).write_text(series_page(s, hosts), encoding="utf-8")
             rendered += 1
+    reports = _write_run_reports(store, out, {p.run_id for s in found for p in s.trend.points})
     (out / "index.html").write_text(index_page(found), encoding="utf-8")
     (out / MANIFEST).write_text(json.dumps({"version": _SITE_VERSION, "pages": pages}, indent=1), encoding="utf-8")
-    return Published(len(found), rendered)
+    return Published(len(found), rendered, reports)
+
+
+def run_report_name(run_id: str) -> str:
+    """runs/RUN.html, safe on any file system, unique per run id."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id)[:60]
+    return f"runs/{slug}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}.html"
+
+
+def _write_run_reports(store: ResultsStore, out: Path, run_ids: set[str]) -> int:
+    """Each charted run's HTML report, once: a run's records do not change
+    after it finished, so a report already on the site is current."""
+    from harness.report.context import load_context
+    from harness.report.write import render, run_title
+
+    (out / "runs").mkdir(exist_ok=True)
+    written = 0
+    for run_id in sorted(run_ids):
+        target = out / run_report_name(run_id)
+        if target.exists():
+            continue
+        records = store.records(run_id)
+        html = render(records, "html", title=f"Edge Harness {run_title(store, run_id)}",
+                      context=load_context(store, run_id, records, None))
+        target.write_text(html, encoding="utf-8")
+        written += 1
+    return written
 
 
 def _read_manifest(out: Path) -> dict[str, str]:
@@ -98,7 +131,7 @@ def index_page(found: Sequence[SeriesChanges]) -> str:
     return page("p90 latency history", [table])
 
 
-def series_page(s: SeriesChanges) -> str:
+def series_page(s: SeriesChanges, hosts: dict[str, str | None] | None = None) -> str:
     steps = "".join(
         f"<tr><td class='l'>{escape(r['before_run'])} ({escape(short_commit(r['before_commit']))})</td>"
         f"<td class='l'>{escape(r['after_run'])} ({escape(short_commit(r['after_commit']))})</td>"
@@ -107,10 +140,10 @@ def series_page(s: SeriesChanges) -> str:
     table = ("<table><tr><th class='l'>last run before</th><th class='l'>first run after</th><th>step (95% CI)</th>"
              f"<th>p90 (ms)</th></tr>{steps}</table>" if steps else
              f"<p class='note'>No step; steps under {s.changes.detectable_pct:.1f}% are not detectable here.</p>")
-    return page(f"p90 of {s.trend.label}", ["<p><a href='index.html'>all series</a></p>", step_chart(s), table])
+    return page(f"p90 of {s.trend.label}", ["<p><a href='index.html'>all series</a></p>", step_chart(s, hosts or {}), table])
 
 
-def step_chart(s: SeriesChanges) -> str:
+def step_chart(s: SeriesChanges, hosts: dict[str, str | None] | None = None) -> str:
     """Each run's p90 with its interval as a whisker, steps as dashed lines."""
     pts = [(i, p) for i, p in enumerate(s.trend.points) if p.value is not None]
     if not pts:
@@ -144,9 +177,12 @@ def step_chart(s: SeriesChanges) -> str:
         svg.append(f"<text x='{x + 3:.1f}' y='{top + 10}' fill='#cf222e'>{escape(short_commit(after.source_commit))}</text>")
     for i, p in pts:
         ci = p.ci or (p.value, p.value)
-        tip = f"run {p.run_id}, commit {p.source_commit or '—'}: p90 {p.value:.3f} ms [{ci[0]:.3f}, {ci[1]:.3f}]"
-        svg.append(f"<g data-tip='{escape(tip, quote=True)}'><line x1='{sx(i):.1f}' y1='{sy(ci[0]):.1f}' "
+        host = (hosts or {}).get(p.run_id) or "—"
+        tip = (f"run {p.run_id}, commit {p.source_commit or '—'}, host {host}: "
+               f"p90 {p.value:.3f} ms [{ci[0]:.3f}, {ci[1]:.3f}]")
+        svg.append(f"<a href='{escape(run_report_name(p.run_id), quote=True)}'>"
+                   f"<g data-tip='{escape(tip, quote=True)}'><line x1='{sx(i):.1f}' y1='{sy(ci[0]):.1f}' "
                    f"x2='{sx(i):.1f}' y2='{sy(ci[1]):.1f}' stroke='#8c959f'/>"
-                   f"<circle class='point' cx='{sx(i):.1f}' cy='{sy(p.value):.1f}' r='3' fill='#1f6feb'/></g>")
+                   f"<circle class='point' cx='{sx(i):.1f}' cy='{sy(p.value):.1f}' r='3' fill='#1f6feb'/></g></a>")
     svg.append("</svg>")
     return "".join(svg)
