@@ -4,11 +4,18 @@ Each run draws its own latency samples (a log-normal body with a 2% slow
 tail, as an inference loop on a busy board looks), plus a small run-to-run
 shift, and summarises them as the harness does (p90 and its 95% interval,
 harness/measure/stats.py). Few samples per run give wide intervals, many
-give narrow ones."""
+give narrow ones.
+
+With ``noise="measured"`` a run's samples are drawn instead from a real
+run's raw samples (tests/fixtures/latency/, resampled with replacement),
+rescaled to the run's level, their spread around the median widened by
+``spread`` (1 = the measured run's own)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -20,17 +27,31 @@ from tests.store_records import make_record
 RUNS = 50
 
 
+MEASURED_SAMPLES = Path(__file__).parent / "fixtures" / "latency" / "demo-fp32-local-samples-ns.npy"
+
+
+@lru_cache(maxsize=1)
+def measured_relative() -> np.ndarray:
+    """The measured run's samples over their median (1.0 = the median)."""
+    ns = np.load(MEASURED_SAMPLES).astype(np.float64)
+    return ns / np.median(ns)
+
+
 def history(seed: int, *, step_pct: float = 0.0, step_at: int = RUNS // 2, outlier_at: int | None = None,
-            samples: int = 3000, runs: int = RUNS, base_ms: float = 20.0) -> list[Point]:
+            samples: int = 3000, runs: int = RUNS, base_ms: float = 20.0, noise: str = "synthetic",
+            spread: float = 1.0) -> list[Point]:
     rng = np.random.default_rng(seed)
     points = []
     for run in range(runs):
         scale = base_ms * (1 + step_pct / 100.0 if run >= step_at else 1.0) * (1 + rng.normal(0, 0.002))
         if run == outlier_at:
             scale *= 1.4
-        body = rng.lognormal(0.0, 0.08, samples)
-        tail = rng.random(samples) < 0.02
-        values = sorted((scale * np.where(tail, body * 1.8, body)).tolist())
+        if noise == "measured":
+            relative = 1.0 + spread * (rng.choice(measured_relative(), samples) - 1.0)
+        else:
+            body = rng.lognormal(0.0, 0.08, samples)
+            relative = np.where(rng.random(samples) < 0.02, body * 1.8, body)
+        values = sorted((scale * relative).tolist())
         points.append(Point(quantile(values, 0.9), quantile_ci(values, 0.9)))
     return points
 

@@ -20,7 +20,17 @@ CASES = {
     "3% narrow": (dict(step_pct=3), 3),
     "3% wide": (dict(step_pct=3, samples=80), None),  # intervals wider than the step: not detectable
     "fresh 10%": (dict(step_pct=10, step_at=RUNS - 2), 10),
+    # a real run's own samples (tests/fixtures/latency/), rescaled: as many as it had
+    "10% measured": (dict(step_pct=10, noise="measured", samples=1088), 10),
+    "30% measured": (dict(step_pct=30, noise="measured", samples=1088), 30),
+    "flat measured": (dict(noise="measured", samples=1088), None),
+    "outlier measured": (dict(outlier_at=30, noise="measured", samples=1088), None),
+    # the measured spread widened 10x (a busy board), few samples: 3% inside the intervals
+    "3% measured, noisy board": (dict(step_pct=3, noise="measured", samples=100, spread=10.0), None),
 }
+# 3% in the measured run's own noise: found where the runs' intervals are
+# narrower than 3%, and otherwise reported as not detectable (checked apart).
+MEASURED_3PCT = dict(step_pct=3, noise="measured", samples=1088)
 
 
 def _tally(case: str) -> tuple[int, int, int]:
@@ -66,3 +76,19 @@ def test_failed_runs_and_missing_intervals_are_tolerated():
     assert [(s.before, s.after) for s in changes.steps] == [(5, 6)]
     assert changes.detectable_pct == MIN_STEP_PCT
     assert find_changes([Point(1.0), Point(2.0)]).steps == ()
+
+
+def test_a_3pct_step_in_measured_noise_is_found_or_said_to_be_undetectable():
+    found = undetectable = 0
+    for seed in SEEDS:
+        changes = find_changes(history(seed, **MEASURED_3PCT))
+        right = [s for s in changes.steps if abs(s.after - STEP_AT) <= 1]
+        assert len(changes.steps) == len(right[:1]), f"seed {seed}: a false step {changes.steps}"
+        if changes.detectable_pct < 3:
+            found += bool(right)
+            assert right, f"seed {seed}: detectable from {changes.detectable_pct:.2f}%, but missed"
+        else:
+            undetectable += 1
+            assert not changes.steps
+    print(f"3% measured: {found} found, {undetectable} not detectable over {len(SEEDS)} seeds")
+    assert found + undetectable == len(SEEDS)
