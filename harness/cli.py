@@ -45,9 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
         "sqlite:///<reports>/results.sqlite); a password belongs in $HARNESS_STORE or a libpq service file"
     )
 
-    demo = sub.add_parser("demo", help="the whole pipeline on the bundled demo detector and this machine")
+    demo = sub.add_parser(
+        "demo", help="the whole pipeline on the bundled models (demo SSD, shapes-yolo) and this machine"
+    )
     demo.add_argument(
-        "--variants", help="comma list (default: fp32,fp16,dynamic-int8,int8,uint8,int16x8,qat-int8,selective-int8)"
+        "--models", metavar="A,B", help="bundled models to run, in order (default: demo-detector,shapes-yolo)"
+    )
+    demo.add_argument(
+        "--variants",
+        help="comma list for every model (default: the variants that tell each model's story, see README)",
     )
     _reports_option(demo, out_alias=True)
     demo.add_argument("--store", metavar="URL", help=store_help)
@@ -241,11 +247,23 @@ def _reports_dir(out: Path | None) -> Path:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from harness import paths
+    """One run per bundled model, on `local`; the worst exit code wins."""
+    from harness.model.bundled import demo_models
     from harness.runner import make_plan
 
-    plan = make_plan(paths.demo_recipe_path(), args.variants, "local", _reports_dir(args.reports), command="demo")
-    return _run_pipeline(plan, args.store)
+    reports = _reports_dir(args.reports)
+    chosen = demo_models(args.models)
+    # Every plan is checked before the first run starts: a typo in
+    # --variants must not cost the first model's minutes.
+    plans = [
+        make_plan(
+            model.recipe_path, args.variants or (",".join(model.variants) if model.variants else None),
+            "local", reports, command="demo",
+        )
+        for model in chosen
+    ]
+    codes = [_run_pipeline(plan, args.store) for plan in plans]
+    return max(codes)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
