@@ -145,7 +145,9 @@ def versus_fp32(variant: OpProfile, fp32: OpProfile) -> list[TypeVersus]:
     rows = []
     for op_type in [*theirs, *(t for t in mine if t not in theirs)]:
         a, b = theirs.get(op_type), mine.get(op_type)
-        rows.append(TypeVersus(op_type, a, b, round(b / a, 3) if a and b is not None else None))
+        # Below a microsecond a ratio says nothing (the profiler counts whole µs).
+        ratio = round(b / a, 3) if a is not None and a >= 1 and b is not None else None
+        rows.append(TypeVersus(op_type, a, b, ratio))
     return rows
 
 
