@@ -63,6 +63,9 @@ class MeasurementPlan:
     # goes silent mid-command (packets dropped, no RST) is noticed here, not
     # after TCP's own ~15-minute give-up.
     command_timeout_s: float = 600.0
+    # Runs of the per-operator profile's own pass after the timed samples
+    # (0: none); the timed samples never run under the profiler.
+    op_profile_runs: int = 50
 
     def round_request(self) -> dict[str, int | float]:
         """The plan fields of one round's agent request: every warm-up, and
@@ -207,6 +210,7 @@ def _plan(m: Fields, d: MeasurementPlan) -> MeasurementPlan:
         retry_backoff_s=m.float("retry_backoff_s", d.retry_backoff_s, minimum=0),
         max_eval_images=m.int("max_eval_images", d.max_eval_images, minimum=1),
         command_timeout_s=m.float("command_timeout_s", d.command_timeout_s, minimum=1),
+        op_profile_runs=m.int("op_profile_runs", d.op_profile_runs, minimum=0),
     )
 
 

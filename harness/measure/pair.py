@@ -25,6 +25,7 @@ from harness.model.labels import ClassMap
 from harness.measure.stats import summarize_ns
 from harness.fleet.profiles import MeasurementPlan, Profile
 from harness.results.files import device_dir, pair_stem
+from harness.results.op_profile import OpProfile
 from harness.results.record import (
     Accuracy,
     DeviceInfo,
@@ -112,6 +113,8 @@ def run_round(
             "inputs": remote_inputs,
             **({"feed": inputs.feed} if inputs else {}),
             "eval": round_index == 0,
+            # The per-operator profile: one profiled pass, in the first round only.
+            **({"op_profile_runs": ctx.plan.op_profile_runs} if round_index == 0 and ctx.plan.op_profile_runs else {}),
             **({"detections_to": detections_to} if detections_to else {}),
             **adapter.request(remote_anchors),
             "threads": ctx.threads,
@@ -198,6 +201,7 @@ class PairAccumulator:
             env=_env(first.get("env_before") or {}, last.get("env_after") or {}, self.replies, ctx.profile),
             edgetpu=_edgetpu_report(self.artifact),
             quantization=quantization_info(self.artifact),
+            op_profile=OpProfile.from_reply(first.get("op_profile")),
         )
         return record, samples_ns
 
@@ -298,6 +302,7 @@ def continued(earlier: Record, later: Record, samples_ns: list[int]) -> Record:
         threads=earlier.threads,
         memory_mb=memory,
         accuracy=earlier.accuracy,
+        op_profile=earlier.op_profile,  # profiled in the first round only
         env=_continued_env(earlier.env, later.env),
     )
 

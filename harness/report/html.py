@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 from harness.report import charts, layout, pareto
 from harness.report.compare_render import html_table, ratio_dots, summary_line
 from harness.report.context import ReportContext
+from harness.report.op_profile import TOP_HEADERS, TYPE_HEADERS, VERSUS_HEADERS, OpProfileBlock
 from harness.report.history import METRICS, Key
 from harness.report.page import inline_code, page, toggles
 from harness.report.view import HEADERS, DeviceSection, SensitiveLayer, short_commit
@@ -56,6 +57,9 @@ class HtmlFormatter:
 
     def trend(self, block: layout.TrendBlock) -> str:
         return _trend(block)
+
+    def op_profile(self, block: OpProfileBlock) -> str:
+        return _op_profile(block)
 
     def note(self, block: layout.Note) -> str:
         return f"<p class='note'>{inline_code(block.text)} {escape(INTERACTIVE)}</p>"
@@ -195,3 +199,36 @@ def _sensitivity(layers: Sequence[SensitiveLayer]) -> str:
         bars, title="quantization sensitivity per layer (RMSE / scale; red: kept in float)",
         reference=(ROUNDING_RMSE_OVER_SCALE, "rounding alone"),
     ) + "</div>"
+
+
+def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, left: Sequence[int],
+                tones: Sequence[str] | None = None, variant: str | None = None) -> str:
+    attr = f" data-variant='{escape(variant, quote=True)}'" if variant else ""
+    head = "".join(f"<th{' class=l' if i in left else ''}>{escape(h)}</th>" for i, h in enumerate(headers))
+    body = []
+    for n, row in enumerate(rows):
+        tone = tones[n] if tones else ""
+        cells = "".join(
+            f"<td class='{'l' if i in left else ''}{' ' + tone if tone and i == len(row) - 1 else ''}'>{escape(c)}</td>"
+            for i, c in enumerate(row)
+        )
+        body.append(f"<tr{attr}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _op_profile(block: OpProfileBlock) -> str:
+    section = block.section
+    out = [f"<h3>Per-operator profile: {escape(section.model)} on <code>{escape(section.device)}</code></h3>"]
+    if block.source:
+        out.append(f"<p class='note'>From the device's runtime ({escape(block.source)}), in a separate profiled "
+                   "pass after the timed samples.</p>")
+    for v in block.variants:
+        out.append(f"<h4 data-variant='{escape(v.variant, quote=True)}'>{escape(v.variant)}</h4>"
+                   f"<p class='note'>{escape(v.check)}</p>")
+        out.append(_html_table(TOP_HEADERS, v.top, left=(1, 2, 4), variant=v.variant))
+        out.append(_html_table(TYPE_HEADERS, v.types, left=(0, 1), variant=v.variant))
+    for t in block.versus:
+        out.append(f"<p>{escape(t.variant)} vs fp32 per op type (mean µs per run):</p>")
+        out.append(_html_table(VERSUS_HEADERS, t.rows, left=(0,), tones=t.faster_or_slower, variant=t.variant))
+    out.append(_bullets(block.unavailable))
+    return "\n".join(out)

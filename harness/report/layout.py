@@ -2,7 +2,7 @@
 
 `run_report()` lists what a report shows and in what order: a heading per
 device family, per (device, model) section its blocks (results table,
-what to ship, findings, charts, the in-run variant comparison, quantization, trend), then
+what to ship, findings, charts, the in-run variant comparison, quantization, the per-operator profile, trend), then
 the run-wide comparisons and the closing note. The terminal, Markdown and
 HTML renderers each implement `Formatter` and only format the blocks they
 are handed; none of them decides what a section holds. A renderer that
@@ -18,6 +18,7 @@ from harness.gate.ship import ShipDecision, decide_all
 from harness.report.compare import ComparisonReport
 from harness.report.context import ReportContext
 from harness.report.history import Key
+from harness.report.op_profile import OpProfileBlock, op_profile_block
 from harness.report.view import (
     Cells,
     DeviceSection,
@@ -129,7 +130,8 @@ class Note:
     text: str
 
 
-Block = Union[GroupHeading, SectionHeading, ResultsTable, Ship, Findings, Charts, Comparison, Quantization, TrendBlock, Note]
+Block = Union[GroupHeading, SectionHeading, ResultsTable, Ship, Findings, Charts, Comparison, Quantization, TrendBlock, Note,
+              OpProfileBlock]
 
 
 class Formatter(Protocol[T]):
@@ -144,6 +146,7 @@ class Formatter(Protocol[T]):
     def comparison(self, block: Comparison) -> T: ...
     def quantization(self, block: Quantization) -> T: ...
     def trend(self, block: TrendBlock) -> T: ...
+    def op_profile(self, block: OpProfileBlock) -> T: ...
     def note(self, block: Note) -> T: ...
 
 
@@ -178,6 +181,7 @@ class RunReport:
 FORMATTER_METHODS: dict[type, str] = {
     GroupHeading: "group", SectionHeading: "section", ResultsTable: "results", Ship: "ship", Findings: "findings",
     Charts: "charts", Comparison: "comparison", Quantization: "quantization", TrendBlock: "trend", Note: "note",
+    OpProfileBlock: "op_profile",
 }
 
 
@@ -222,6 +226,9 @@ def _section_blocks(section: DeviceSection, context: ReportContext, ship: ShipDe
         quant = quantization_rows(section)
         yield Quantization(section, tuple(quant), tuple(runtime_headers(quant)), tuple(quantization_findings(section)),
                            tuple(sensitive_layers(section)))
+    profile = op_profile_block(section)
+    if profile is not None:
+        yield profile
     trend = _trend(section, context)
     if trend is not None:
         yield trend

@@ -10,6 +10,7 @@ from typing import Sequence
 from harness.report import layout
 from harness.report.compare_render import markdown_table, summary_line
 from harness.report.context import ReportContext
+from harness.report.op_profile import TOP_HEADERS, TYPE_HEADERS, VERSUS_HEADERS, OpProfileBlock
 from harness.report.view import HEADERS, fmt_ms, md_cell
 from harness.results.record import Record
 
@@ -79,8 +80,30 @@ class MarkdownFormatter:
             out.append(f"| {md_cell(line.variant)} | " + " | ".join(fmt_ms(values.get(r)) for r in runs) + " |")
         return out + [""]
 
+    def op_profile(self, block: OpProfileBlock) -> list[str]:
+        section = block.section
+        out = [f"### Per-operator profile: {md_cell(section.model)} on `{md_cell(section.device)}`", ""]
+        if block.source:
+            out += [f"From the device's runtime ({md_cell(block.source)}), in a separate profiled pass after the "
+                    "timed samples.", ""]
+        for v in block.variants:
+            out += [f"**{md_cell(v.variant)}**: {md_cell(v.check)}", "", "Top operators:", ""]
+            out += _md_table(TOP_HEADERS, v.top, left=(1, 2, 4))
+            out += ["By op type:", ""]
+            out += _md_table(TYPE_HEADERS, v.types, left=(0, 1))
+        for t in block.versus:
+            out += [f"{md_cell(t.variant)} vs fp32 per op type (mean µs per run):", ""]
+            out += _md_table(VERSUS_HEADERS, t.rows, left=(0,))
+        out += [f"- {md_cell(line)}" for line in block.unavailable]
+        return out + ([""] if block.unavailable else [])
+
     def note(self, block: layout.Note) -> list[str]:
         return [block.text]
+
+
+def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, left: Sequence[int]) -> list[str]:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join(":--" if i in left else "--:" for i in range(len(headers))) + "|"]
+    return out + ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows] + [""]
 
 
 def render_markdown(records: Sequence[Record], *, title: str, context: ReportContext | None = None) -> str:

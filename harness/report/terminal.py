@@ -15,6 +15,7 @@ from rich.text import Text
 
 from harness.report import layout
 from harness.report.context import ReportContext
+from harness.report.op_profile import TOP_HEADERS, TYPE_HEADERS, VERSUS_HEADERS, OpProfileBlock
 from harness.report.view import TERMINAL_HEADERS as HEADERS
 from harness.results.record import Record
 
@@ -26,6 +27,8 @@ WIDE_KEYS = tuple(k for k, _ in HEADERS if k != "size_both")
 TONE_STYLES = {"slower": "red", "faster": "green", "": ""}
 # The terminal lists the few most sensitive layers; report.md lists them all.
 TERMINAL_LAYERS = 5
+# ... and the few slowest operators per variant.
+TERMINAL_OPS = 5
 
 
 def _table(title: str, *, collapse_padding: bool = False) -> Table:
@@ -104,6 +107,32 @@ class TerminalFormatter:
 
     def trend(self, block: layout.TrendBlock) -> None:
         pass  # report.md and report.html; `harness history --trend` prints one as a table
+
+    def op_profile(self, block: OpProfileBlock) -> None:
+        where = f"{block.section.model} on {block.section.device}"
+        for v in block.variants:
+            table = _table(f"per-operator profile · {where} · {v.variant}: top operators")
+            for i, header in enumerate(TOP_HEADERS):
+                if header != "tensor":
+                    table.add_column(header, justify="left" if i in (1, 2) else "right", no_wrap=True)
+            for row in v.top[:TERMINAL_OPS]:
+                table.add_row(*(c for c, h in zip(row, TOP_HEADERS) if h != "tensor"))
+            self.console.print(table)
+            types = _table(f"{v.variant} by op type")
+            for i, header in enumerate(TYPE_HEADERS):
+                types.add_column(header, justify="left" if i in (0, 1) else "right", no_wrap=True)
+            for row in v.types:
+                types.add_row(*row)
+            self.console.print(types)
+            self._bullets([f"{v.variant}: {v.check}"])
+        for t in block.versus:
+            table = _table(f"{t.variant} vs fp32 per op type (mean µs per run)")
+            for i, header in enumerate(VERSUS_HEADERS):
+                table.add_column(header, justify="left" if i == 0 else "right", no_wrap=True)
+            for row, tone in zip(t.rows, t.faster_or_slower):
+                table.add_row(*row[:-1], Text(row[-1], style=TONE_STYLES[tone]))
+            self.console.print(table)
+        self._bullets(block.unavailable)
 
     def note(self, block: layout.Note) -> None:
         if not self.wide:

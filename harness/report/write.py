@@ -46,13 +46,17 @@ def _records_with_ship(records: Sequence[Record], budgets: Sequence[Budget] | No
     device (ship | runner-up | ruled out, and why) and the device's answer."""
     from harness.gate.ship import decide_all
 
+    from harness.report.op_profile import json_views
+
     answers = {(d.device, d.model): d for d in decide_all(records, budgets)}
+    views = json_views(records)  # the per-operator profile's summary by op type and vs fp32
     out = []
     for r in records:
         d = answers[(r.device.name, r.model.name)]
         verdict, why = d.verdict(r.model.variant)
         out.append({**r.to_dict(), "ship": {"verdict": verdict, "why": why, "device_ships": d.variant,
-                                            "answer": d.sentence(), "bounds": d.bounds}})
+                                            "answer": d.sentence(), "bounds": d.bounds},
+                    **({"op_profile_views": views[r.key]} if r.key in views else {})})
     return out
 
 

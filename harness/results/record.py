@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from harness.results.op_profile import OpProfile
+
 SCHEMA_VERSION = 1
 
 Status = Literal["ok", "failed", "skipped"]
@@ -225,6 +227,8 @@ class Record:
     edgetpu: EdgeTpuReport | None = None
     # Added with the quantization workbench; absent in older records.
     quantization: QuantizationInfo | None = None
+    # Added with the per-operator profile (issue 20); absent in older records.
+    op_profile: OpProfile | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -263,6 +267,7 @@ class Record:
             env=_env(data["env"]) if data.get("env") else None,
             edgetpu=_edgetpu(data["edgetpu"]) if data.get("edgetpu") else None,
             quantization=QuantizationInfo.from_dict(data["quantization"]) if data.get("quantization") else None,
+            op_profile=OpProfile.from_dict(data["op_profile"]) if data.get("op_profile") else None,
         )
 
 
