@@ -421,7 +421,9 @@ def _env(before: dict[str, Any], after: dict[str, Any], replies: list[dict[str, 
 
 def _with_runtime(info: DeviceInfo, reply: dict[str, Any]) -> DeviceInfo:
     runtime = reply.get("runtime") or {}
-    delegate = reply.get("delegate") or {}
+    delegate = dict(reply.get("delegate") or {})
+    if reply.get("xnnpack") is False and delegate.get("name") == "cpu":  # a sweep's --xnnpack off
+        delegate["name"] = "cpu-no-xnnpack"
     platform = reply.get("platform") or {}
     return DeviceInfo(
         name=info.name,

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.report import layout
+from harness.report import configs, layout
 from harness.report.context import ReportContext
 from harness.report.view import TERMINAL_HEADERS as HEADERS
 from harness.results.record import Record
@@ -104,6 +104,17 @@ class TerminalFormatter:
 
     def trend(self, block: layout.TrendBlock) -> None:
         pass  # report.md and report.html; `harness history --trend` prints one as a table
+
+    def configurations(self, block: layout.Configurations) -> None:
+        for view in configs.tables(block.views):
+            table = _table(f"{view.name.lower()} · {block.section.model} on {block.section.device} ({view.explain})",
+                           collapse_padding=True)
+            for header in view.headers:
+                table.add_column(header, justify="left" if header in ("variant", "runtime") else "right", no_wrap=True)
+            for row in view.rows:
+                table.add_row(*row)
+            self.console.print(table)
+        self._bullets(configs.skipped_notes(block.views))
 
     def note(self, block: layout.Note) -> None:
         if not self.wide:
