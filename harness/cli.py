@@ -118,9 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", nargs="?", default="latest", metavar="RUN_ID|latest")
     report.add_argument("--baseline", metavar="RUN_ID", help="compare with this run (statistical test per pair)")
     report.add_argument(
-        "--versus", choices=("variants", "devices"),
+        "--versus", choices=("variants", "devices", "threads", "runtimes", "xnnpack"),
         help="inside the run: every variant against --reference (default fp32) on the same device, "
-        "or every device against --reference (default: the run's first device) for the same variant",
+        "or every device against --reference (default: the run's first device) for the same variant; "
+        "in a swept run, every thread count, runtime or XNNPACK setting against --reference (default: the "
+        "fewest threads, the first runtime, on), the rest of the configuration the same",
     )
     report.add_argument("--reference", metavar="NAME", help="the variant or device --versus compares with")
     report.add_argument("--format", choices=REPORT_FORMATS, default="table",
@@ -471,6 +473,8 @@ def _report_comparison(store: Any, run_id: str, args: argparse.Namespace) -> int
         report = compare.run_comparison(store, store.resolve_run(args.baseline), run_id)
     elif args.versus == "variants":
         report = compare.compare_variants(store, run_id, args.reference or "fp32")
+    elif args.versus in compare.DIMENSIONS:
+        report = compare.compare_configurations(store, run_id, args.versus, args.reference)
     else:
         report = compare.compare_devices(store, run_id, args.reference)
     if args.format != "table":
