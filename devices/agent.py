@@ -861,12 +861,14 @@ def load_delegate(runtime, runtime_name: str, spec):
         )
 
 
-def make_interpreter(runtime, runtime_name: str, model: str, threads: int | None, delegate=None):
+def make_interpreter(runtime, runtime_name: str, model: str, threads: int | None, delegate=None, xnnpack=None):
     kwargs = {"model_path": model}
     if threads:
         kwargs["num_threads"] = int(threads)
     if delegate is not None:
         kwargs["experimental_delegates"] = [delegate]
+    if xnnpack is False:  # a sweep's `--xnnpack off`: the built-in kernels without default delegates
+        kwargs["experimental_op_resolver_type"] = op_resolver_without_delegates(runtime, runtime_name)
     cls = runtime.Interpreter
     try:
         interpreter = cls(**kwargs)
@@ -874,6 +876,16 @@ def make_interpreter(runtime, runtime_name: str, model: str, threads: int | None
     except Exception as exc:
         raise AgentFailure("model-load", "%s cannot load %s: %s" % (runtime_name, model, exc))
     return interpreter
+
+
+def op_resolver_without_delegates(runtime, runtime_name: str):
+    """OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES of this runtime
+    (tf.lite keeps it under `experimental`)."""
+    holder = runtime if hasattr(runtime, "OpResolverType") else getattr(runtime, "experimental", None)
+    resolver = getattr(holder, "OpResolverType", None)
+    if resolver is None:
+        raise AgentFailure("bad-request", "%s cannot switch XNNPACK off (no OpResolverType)" % runtime_name)
+    return resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 
 
 def pin_cpus(cpus) -> list | None:
@@ -1195,7 +1207,8 @@ class LoadedModel:
         self.baseline_kib = proc_status_kib("VmRSS")
         t0 = time.perf_counter_ns()
         self.interpreter = make_interpreter(
-            device["runtime"], device["runtime_name"], plan["model"], request.get("threads"), device["delegate"]
+            device["runtime"], device["runtime_name"], plan["model"], request.get("threads"), device["delegate"],
+            request.get("xnnpack"),
         )
         self.load_ms = (time.perf_counter_ns() - t0) / 1e6
         self.after_load_kib = proc_status_kib("VmRSS")
@@ -1308,6 +1321,7 @@ def benchmark_reply(request: dict, device: dict, model: LoadedModel, measured: d
         "delegate": {"name": spec.get("name"), "library": spec.get("library")} if spec else {"name": "cpu", "library": None},
         "platform": platform_info(),
         "threads": request.get("threads"),
+        "xnnpack": request.get("xnnpack"),
         "affinity": device["affinity"],
         "cooldown": device["cooldown"],
         "load_ms": round(model.load_ms, 4),

@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to wait for a device another controller is benchmarking (default: 600)",
     )
     run.add_argument("--variants", help="comma list (default: the recipe's)")
+    run.add_argument("--threads", metavar="N,N", help="measure every pair with each thread count, e.g. 1,2,4")
+    run.add_argument("--runtimes", metavar="A,B",
+                     help="measure every pair in each runtime the device has: ai-edge-litert,tflite-runtime,tensorflow")
+    run.add_argument("--xnnpack", metavar="on,off", help="the runtime's default XNNPACK delegate: on, off, or on,off for both")
     _reports_option(run, out_alias=True)
     run.add_argument("--store", metavar="URL", help=store_help)
     run.add_argument(
@@ -120,9 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", nargs="?", default="latest", metavar="RUN_ID|latest")
     report.add_argument("--baseline", metavar="RUN_ID", help="compare with this run (statistical test per pair)")
     report.add_argument(
-        "--versus", choices=("variants", "devices"),
+        "--versus", choices=("variants", "devices", "threads", "runtimes", "xnnpack"),
         help="inside the run: every variant against --reference (default fp32) on the same device, "
-        "or every device against --reference (default: the run's first device) for the same variant",
+        "or every device against --reference (default: the run's first device) for the same variant; "
+        "in a swept run, every thread count, runtime or XNNPACK setting against --reference (default: the "
+        "fewest threads, the first runtime, on), the rest of the configuration the same",
     )
     report.add_argument("--reference", metavar="NAME", help="the variant or device --versus compares with")
     report.add_argument("--format", choices=REPORT_FORMATS, default="table",
@@ -270,13 +276,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from harness import paths
     from harness.runner import make_plan
 
+    from harness.measure.configs import cli_sweep
+
     reports = _reports_dir(args.reports)
     if args.resume:
         return _resume(args, reports)
+    sweep = cli_sweep(args.threads, args.runtimes, args.xnnpack)
     plan = make_plan(
         args.model or paths.demo_recipe_path(), args.variants, args.devices or "local", reports,
         command="run", inventory_path=args.inventory, lock_wait_s=args.lock_wait,
-        dataset=args.dataset, split=args.split,
+        dataset=args.dataset, split=args.split, sweep=sweep,
     )
     return _run_pipeline(plan, args.store)
 
@@ -287,7 +296,8 @@ def _resume(args: argparse.Namespace, reports: Path) -> int:
     from harness.runner import plan_from_meta, stored_meta
 
     for flag, value in (("--model", args.model), ("--variants", args.variants), ("--devices", args.devices),
-                        ("--dataset", args.dataset), ("--split", args.split)):
+                        ("--dataset", args.dataset), ("--split", args.split), ("--threads", args.threads),
+                        ("--runtimes", args.runtimes), ("--xnnpack", args.xnnpack)):
         if value:
             raise InputError(
                 "a resumed run keeps the plan it was started with", source=flag, hint=f"drop {flag}, or start a new run"
@@ -481,6 +491,8 @@ def _report_comparison(store: Any, run_id: str, args: argparse.Namespace) -> int
         report = compare.run_comparison(store, store.resolve_run(args.baseline), run_id)
     elif args.versus == "variants":
         report = compare.compare_variants(store, run_id, args.reference or "fp32")
+    elif args.versus in compare.DIMENSIONS:
+        report = compare.compare_configurations(store, run_id, args.versus, args.reference)
     else:
         report = compare.compare_devices(store, run_id, args.reference)
     if args.format != "table":

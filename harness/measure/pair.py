@@ -38,6 +38,8 @@ from harness.results.record import (
     ModelInfo,
     Record,
     RuntimeInfo,
+    Configuration,
+    slot_name,
 )
 
 
@@ -58,6 +60,14 @@ class PairContext:
     profile: Profile | None = None
     # Cores the inventory pins this device's measurements to.
     cpus: tuple[int, ...] | None = None
+    # The configuration a sweep measures this pair in (None: no sweep), and
+    # its XNNPACK setting (None: the runtime's default, on).
+    configuration: Configuration | None = None
+    xnnpack: bool | None = None
+
+    def stem(self, artifact: Artifact) -> str:
+        """The pair's file names: one per configuration of a variant."""
+        return pair_stem(artifact.model, slot_name(artifact.variant, self.configuration))
 
 
 def delegate_for(profile: Profile | None, artifact: Artifact) -> dict[str, str] | None:
@@ -102,7 +112,7 @@ def run_round(
     remote_model = client.ensure_file(artifact.path, artifact.sha256, ".tflite")
     remote_inputs = client.ensure_file(inputs.path, file_sha256(inputs.path), ".npy") if inputs else None
     remote_anchors = client.ensure_file(adapter.anchors, file_sha256(adapter.anchors), ".npy") if adapter.anchors else None
-    stem = pair_stem(artifact.model, artifact.variant)
+    stem = ctx.stem(artifact)
     # The eval pass's detections come back as a file, not in the reply: a
     # reply listing every image's boxes would grow the controller with the eval set.
     detections_to = posixpath.join(client.cache_root, "detections", f"{ctx.run_id}-{stem}.npy") if round_index == 0 else None
@@ -119,6 +129,7 @@ def run_round(
             **adapter.request(remote_anchors),
             "threads": ctx.threads,
             "runtime": ctx.runtime,
+            **({"xnnpack": ctx.xnnpack} if ctx.xnnpack is not None else {}),
             **ctx.plan.round_request(),
             **_profile_request(ctx.profile, artifact),
             # The inventory's per-device cores win over the profile's default.
@@ -202,6 +213,7 @@ class PairAccumulator:
             edgetpu=_edgetpu_report(self.artifact),
             quantization=quantization_info(self.artifact),
             op_profile=OpProfile.from_reply(first.get("op_profile")),
+            configuration=ctx.configuration,
         )
         return record, samples_ns
 
@@ -279,6 +291,7 @@ def unmeasured_record(
         threads=ctx.threads,
         edgetpu=edgetpu,
         quantization=quantization_info(artifact) if artifact else None,
+        configuration=ctx.configuration,
     )
 
 
@@ -349,7 +362,7 @@ def _score(
     if detections.n_images != len(dataset.images):
         raise ValueError(f"{detections.n_images} detection sets for {len(dataset.images)} images")
     class_map = category_ids
-    path = device_dir(ctx.run_dir, ctx.device_info.name) / f"{pair_stem(artifact.model, artifact.variant)}.detections.json"
+    path = device_dir(ctx.run_dir, ctx.device_info.name) / f"{ctx.stem(artifact)}.detections.json"
     release_free_memory()  # what the run's preparation freed: scoring is the controller's peak
     evaluation = ChunkedCocoEval(dataset.annotations_json, [img.id for img in dataset.images])
     landings = LandingCounter(dataset, class_map.category_ids, evaluation.truth.dataset["annotations"])
@@ -413,7 +426,9 @@ def _env(before: dict[str, Any], after: dict[str, Any], replies: list[dict[str, 
 
 def _with_runtime(info: DeviceInfo, reply: dict[str, Any]) -> DeviceInfo:
     runtime = reply.get("runtime") or {}
-    delegate = reply.get("delegate") or {}
+    delegate = dict(reply.get("delegate") or {})
+    if reply.get("xnnpack") is False and delegate.get("name") == "cpu":  # a sweep's --xnnpack off
+        delegate["name"] = "cpu-no-xnnpack"
     platform = reply.get("platform") or {}
     return DeviceInfo(
         name=info.name,

@@ -208,6 +208,7 @@ class Series:
     variant: str
     label: str
     points: tuple[tuple[int, float, str], ...]  # (run index, value, tooltip)
+    name: str = ""  # the line's end label, when it is more than the variant
 
 
 MAX_RUN_LABELS = 12
@@ -249,6 +250,6 @@ def trend_chart(series: Sequence[Series], runs: Sequence[str], *, title: str, un
         for i, v, tip in s.points:
             svg.append(f"<circle cx='{sx(i):.1f}' cy='{sy(v):.1f}' r='3.5' fill='{c}' data-tip='{escape(tip, quote=True)}'/>")
         last_i, last_v, _ = s.points[-1]
-        svg.append(f"<text x='{sx(last_i) + 6:.1f}' y='{sy(last_v) + 4:.1f}'>{escape(s.variant)}</text></g>")
+        svg.append(f"<text x='{sx(last_i) + 6:.1f}' y='{sy(last_v) + 4:.1f}'>{escape(s.name or s.variant)}</text></g>")
     svg.append("</svg>")
     return "".join(svg)

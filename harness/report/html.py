@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Mapping, Sequence
 
-from harness.report import charts, layout, pareto
+from harness.report import charts, configs, layout, pareto
 from harness.report.compare_render import html_table, ratio_dots, summary_line
 from harness.report.context import ReportContext
 from harness.report.op_profile import TOP_HEADERS, TYPE_HEADERS, VERSUS_HEADERS, OpProfileBlock
@@ -60,6 +60,8 @@ class HtmlFormatter:
 
     def op_profile(self, block: OpProfileBlock) -> str:
         return _op_profile(block)
+    def configurations(self, block: layout.Configurations) -> str:
+        return _configurations(block)
 
     def note(self, block: layout.Note) -> str:
         return f"<p class='note'>{inline_code(block.text)} {escape(INTERACTIVE)}</p>"
@@ -144,6 +146,52 @@ def _trend(block: layout.TrendBlock) -> str:
     ]
     return charts.trend_chart(series, block.runs, title=f"{metric.label} across runs on {block.section.device}",
                               unit=metric.unit)
+
+
+def _configurations(block: layout.Configurations) -> str:
+    """The scaling and runtime tables, a latency-vs-threads line per variant
+    and a p50 bar per runtime."""
+    section, views = block.section, block.views
+    out = []
+    for view in configs.tables(views):
+        out.append(f"<h3>{escape(view.name)}: {escape(section.model)} on <code>{escape(section.device)}</code></h3>"
+                   f"<p class='note'>{escape(view.explain)}</p><table class='configs'><thead><tr>")
+        out += [f"<th class='{'l' if h in ('variant', 'runtime') else ''}'>{escape(h)}</th>" for h in view.headers]
+        out.append("</tr></thead><tbody>")
+        for row in view.rows:
+            out.append("<tr>" + "".join(
+                f"<td class='{'l' if h in ('variant', 'runtime') else ''}'>{escape(cell)}</td>" for h, cell in zip(view.headers, row)
+            ) + "</tr>")
+        out.append("</tbody></table>")
+    out.append(_bullets(configs.skipped_notes(views)))
+    return "\n".join(out) + "<div class='charts'>" + _scaling_chart(views, section.device) + "".join(
+        _runtime_chart(group) for group in views.runtimes) + "</div>"
+
+
+def _scaling_chart(views: configs.ConfigViews, device: str) -> str:
+    counts = sorted({p.threads for line in views.scaling for p in line.points})
+    index = {t: i for i, t in enumerate(counts)}
+    series = [
+        charts.Series(
+            line.variant, f"{line.variant} ({line.setting}): p50 against threads",
+            tuple((index[p.threads], p.p50_ms, f"{line.variant} · {line.setting} · {p.threads} threads: p50 {p.p50_ms:.3f} ms, "
+                   f"speed-up {configs.fmt_x(p.speedup)}, efficiency {configs.fmt_eff(p.efficiency)}")
+                  for p in line.points if p.p50_ms is not None),
+            name=f"{line.variant} · {line.setting}",
+        )
+        for line in views.scaling
+    ]
+    series = [s for s in series if s.points]
+    return charts.trend_chart(series, [f"{t} threads" for t in counts], title=f"p50 against threads on {device}", unit="ms")
+
+
+def _runtime_chart(group: configs.RuntimeGroup) -> str:
+    bars = [
+        charts.Bar(group.variant, e.runtime, e.p50_ms, f"{e.p50_ms:.3f} ms ({configs.fmt_x(e.ratio)})",
+                   f"{group.variant}, {group.threads or '?'} threads, {e.runtime}: p50 {e.p50_ms:.3f} ms")
+        for e in group.entries if e.p50_ms is not None
+    ]
+    return charts.bar_chart(bars, title=f"{group.variant} · {group.threads or '?'} threads: p50 ms per runtime")
 
 
 def _quantization(block: layout.Quantization) -> str:

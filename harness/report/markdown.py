@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from harness.report import layout
+from harness.report import configs, layout
 from harness.report.compare_render import markdown_table, summary_line
 from harness.report.context import ReportContext
 from harness.report.op_profile import TOP_HEADERS, TYPE_HEADERS, VERSUS_HEADERS, OpProfileBlock
@@ -96,6 +96,15 @@ class MarkdownFormatter:
             out += _md_table(VERSUS_HEADERS, t.rows, left=(0,))
         out += [f"- {md_cell(line)}" for line in block.unavailable]
         return out + ([""] if block.unavailable else [])
+    def configurations(self, block: layout.Configurations) -> list[str]:
+        out: list[str] = []
+        for view in configs.tables(block.views):
+            out += [f"#### {view.name}: {md_cell(block.section.model)} on `{md_cell(block.section.device)}` "
+                    f"({md_cell(view.explain)})", "", "| " + " | ".join(view.headers) + " |",
+                    "|" + "|".join(":--" if h in ("variant", "runtime") else "--:" for h in view.headers) + "|"]
+            out += ["| " + " | ".join(md_cell(cell) for cell in row) + " |" for row in view.rows] + [""]
+        notes = configs.skipped_notes(block.views)
+        return out + [f"- {md_cell(line)}" for line in notes] + ([""] if notes else [])
 
     def note(self, block: layout.Note) -> list[str]:
         return [block.text]

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.report import layout
+from harness.report import configs, layout
 from harness.report.context import ReportContext
 from harness.report.op_profile import TOP_HEADERS, TYPE_HEADERS, VERSUS_HEADERS, OpProfileBlock
 from harness.report.view import TERMINAL_HEADERS as HEADERS
@@ -133,6 +133,16 @@ class TerminalFormatter:
                 table.add_row(*row[:-1], Text(row[-1], style=TONE_STYLES[tone]))
             self.console.print(table)
         self._bullets(block.unavailable)
+    def configurations(self, block: layout.Configurations) -> None:
+        for view in configs.tables(block.views):
+            table = _table(f"{view.name.lower()} · {block.section.model} on {block.section.device} ({view.explain})",
+                           collapse_padding=True)
+            for header in view.headers:
+                table.add_column(header, justify="left" if header in ("variant", "runtime") else "right", no_wrap=True)
+            for row in view.rows:
+                table.add_row(*row)
+            self.console.print(table)
+        self._bullets(configs.skipped_notes(block.views))
 
     def note(self, block: layout.Note) -> None:
         if not self.wide:

@@ -21,7 +21,8 @@ from harness.results.record import Record
 FAMILY_ORDER = FAMILIES
 VARIANT_ORDER = tuple(VARIANTS)
 EMULATED_NOTE = "EMULATED (aarch64 under qemu-user on an x86 host): not a Raspberry Pi's latency"
-DELEGATE_WORDS = {"cpu": "CPU kernels + default XNNPACK", "edgetpu": "Edge TPU (libedgetpu)"}
+DELEGATE_WORDS = {"cpu": "CPU kernels + default XNNPACK", "cpu-no-xnnpack": "CPU kernels, XNNPACK off",
+                  "edgetpu": "Edge TPU (libedgetpu)"}
 
 REFERENCE_VARIANT = "fp32"
 # p50 more than 5% off fp32's is coloured slower / faster in every renderer.
@@ -118,9 +119,11 @@ def sections(records: Sequence[Record]) -> list[DeviceSection]:
     out: list[DeviceSection] = []
     for (device, model), group in groups.items():
         group.sort(key=_order)
-        ref = next((r for r in group if r.model.variant == REFERENCE_VARIANT and r.status == "ok"), None)
-        rows = tuple(_row(r, ref) for r in group)
-        runtime = next((f"{r.device.runtime.name} {r.device.runtime.version}" for r in group if r.device.runtime), "?")
+        # A swept run compares each configuration's variants with its own fp32.
+        refs = {_config(r): r for r in reversed(group) if r.model.variant == REFERENCE_VARIANT and r.status == "ok"}
+        rows = tuple(_row(r, refs.get(_config(r))) for r in group)
+        # A swept run may measure with several runtimes: the heading names each.
+        runtime = ", ".join(dict.fromkeys(f"{r.device.runtime.name} {r.device.runtime.version}" for r in group if r.device.runtime)) or "?"
         delegates = sorted({r.device.runtime.delegate or "cpu" for r in group if r.device.runtime})
         first = group[0].device
         out.append(DeviceSection(
@@ -128,6 +131,10 @@ def sections(records: Sequence[Record]) -> list[DeviceSection]:
             delegates=", ".join(DELEGATE_WORDS.get(d, d) for d in delegates) or "?",
         ))
     return sorted(out, key=_family_rank)
+
+
+def _config(record: Record) -> str:
+    return record.configuration.slug if record.configuration else ""
 
 
 def _row(record: Record, ref: Record | None) -> Row:
@@ -220,7 +227,7 @@ def cells(row: Row) -> Cells:
     r = row.record
     lat = r.latency_ms
     return Cells(
-        variant=r.model.variant,
+        variant=config_label(r),
         status=r.status,
         p50=fmt_ms(lat.p50) if lat else "—",
         p90=fmt_ms(lat.p90) if lat else "—",
@@ -239,6 +246,17 @@ def cells(row: Row) -> Cells:
         error=f"{r.error.kind}: {r.error.message}" if r.error else "",
         runtime=_runtime_cell(r),
     )
+
+
+def config_label(record: Record) -> str:
+    """The variant, and in a swept run its configuration, short enough for a
+    table cell: `fp32 2t tflite-rt`, `int8 1t litert -xnn` (XNNPACK off)."""
+    c = record.configuration
+    if c is None:
+        return record.model.variant
+    parts = [record.model.variant, f"{c.threads}t" if c.threads is not None else "",
+             RUNTIME_LABELS.get(c.runtime, c.runtime) if c.runtime else "", "-xnn" if c.xnnpack is False else ""]
+    return " ".join(p for p in parts if p)
 
 
 def _runtime_cell(record: Record) -> str:
@@ -371,10 +389,13 @@ class SensitiveLayer:
 def quantization_rows(section: DeviceSection) -> list[QuantCells]:
     """One row per variant that carries conversion facts (all, since this release)."""
     out: list[QuantCells] = []
+    seen: set[str] = set()
     for row in section.rows:
         q = row.record.quantization
-        if q is None:
+        # A swept run has each variant in several configurations: the file's facts are one.
+        if q is None or row.variant in seen:
             continue
+        seen.add(row.variant)
         versions = q.runtime_versions
         loads = {
             f"{label} {versions[rt]}" if rt in versions else label: load_word(q.loadability.get(rt))

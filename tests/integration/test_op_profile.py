@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from harness import paths
-from tests.integration.test_agent import FAST, call_agent
+from tests.agent_calls import FAST, call_agent
 
 # The per-run operator sum against the unprofiled invoke p50 (issue 20's bound).
 SUM_TOLERANCE = 0.15
