@@ -1496,7 +1496,8 @@ def op_profile_fill(call: LiteRtCall, buffer, data: bytes) -> None:
 
 
 def op_output_names(call: LiteRtCall, model) -> dict:
-    """TFLite node index -> its first output tensor's name, main subgraph."""
+    """(subgraph, TFLite node index) -> the node's first output tensor's
+    name, for the main subgraph (the one a signature runs)."""
     ctypes = call.ctypes
     names = {}
     main = call.count("LiteRtGetMainModelSubgraphIndex", model)
@@ -1509,7 +1510,7 @@ def op_output_names(call: LiteRtCall, model) -> dict:
             call("LiteRtGetTensorName", tensor, ctypes.byref(name))
         except AgentFailure:
             continue  # an op without outputs has no name to show
-        names[index] = (name.value or b"").decode("utf-8", "replace") or None
+        names[(main, index)] = (name.value or b"").decode("utf-8", "replace") or None
     return names
 
 
@@ -1592,13 +1593,14 @@ def summarise_op_events(events: list, names: dict, delegate: str = "XNNPACK") ->
         raise AgentFailure("op-profile", "the profiler recorded no operator events (%d events)" % len(events))
     ops = {}
     for run_index, run in enumerate(per_run):
-        for tag, kind, elapsed_us, meta1, _meta2 in run:
+        for tag, kind, elapsed_us, meta1, meta2 in run:
             backend, index = op_backend(kind, delegate), int(meta1)
             key = (backend, index, tag)
             if key not in ops:  # dicts keep the run order
                 kernel = backend == "CPU kernels"
                 ops[key] = {"op_type": tag, "backend": backend, "node": index if kernel else None,
-                            "delegate_index": None if kernel else index, "tensor": names.get(index) if kernel else None,
+                            "delegate_index": None if kernel else index,
+                            "tensor": names.get((int(meta2), index)) if kernel else None,
                             "times_called": 0, "runs_us": [0] * len(per_run)}
             ops[key]["times_called"] += 1
             ops[key]["runs_us"][run_index] += int(elapsed_us)

@@ -40,7 +40,7 @@ RUNS = [
 
 
 def test_events_become_one_entry_per_operator_with_its_time_in_each_run(agent):
-    reply = agent.summarise_op_events(events_of_runs(RUNS), {41: "StatefulPartitionedCall:0", 0: "conv_out"})
+    reply = agent.summarise_op_events(events_of_runs(RUNS), {(0, 41): "StatefulPartitionedCall:0", (0, 0): "conv_out", (1, 41): "another subgraph's"})
     assert reply["status"] == "ok" and reply["runs"] == 3
     conv, fc, post = reply["ops"]  # run order
     assert (conv["op_type"], conv["backend"], conv["runs_us"], conv["times_called"]) == (CONV, "XNNPACK", [100, 300, 200], 3)
@@ -51,8 +51,8 @@ def test_events_become_one_entry_per_operator_with_its_time_in_each_run(agent):
 
 
 def test_the_host_computes_per_operator_statistics_over_every_round(agent):
-    first = agent.summarise_op_events(events_of_runs(RUNS[:2]), {41: "out"})
-    second = agent.summarise_op_events(events_of_runs(RUNS[2:] + [[(CONV, 8, 400, 0)]]), {41: "out"})
+    first = agent.summarise_op_events(events_of_runs(RUNS[:2]), {(0, 41): "out"})
+    second = agent.summarise_op_events(events_of_runs(RUNS[2:] + [[(CONV, 8, 400, 0)]]), {(0, 41): "out"})
     profile = OpProfile.from_replies([{**first, "wall_us": {"p50": 400.0}}, {**second, "wall_us": {"p50": 300.0}}])
     assert profile is not None and profile.ok and profile.runs == 4
     # Per-run sums 160, 380, 280, 400 (the last run had only the convolution).
