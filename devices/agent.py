@@ -1348,7 +1348,8 @@ def benchmark_reply(request: dict, device: dict, model: LoadedModel, measured: d
 
 OP_PROFILE_VERSIONS = ("2.3.0",)
 OP_PROFILE_MAX_RUNS = 1000
-OP_PROFILE_WARMUP_RUNS = 3
+# The profiled pass's own interpreter touches fresh memory on its first run.
+OP_PROFILE_WARMUP_RUNS = 1
 # ProfiledEventData.event_type values (litert/c/litert_profiler_event.h).
 EVENT_DEFAULT = 1
 EVENT_OPERATOR = 2  # a TFLite kernel: metadata1 = node index, metadata2 = subgraph
@@ -1509,7 +1510,8 @@ def op_profile_fill(call: LiteRtCall, buffer, data: bytes) -> None:
 
 
 def op_output_names(call: LiteRtCall, model) -> dict:
-    """TFLite node index -> its first output tensor's name, main subgraph."""
+    """(subgraph, TFLite node index) -> the node's first output tensor's
+    name, for the main subgraph (the one a signature runs)."""
     ctypes = call.ctypes
     names = {}
     main = call.count("LiteRtGetMainModelSubgraphIndex", model)
@@ -1522,14 +1524,16 @@ def op_output_names(call: LiteRtCall, model) -> dict:
             call("LiteRtGetTensorName", tensor, ctypes.byref(name))
         except AgentFailure:
             continue  # an op without outputs has no name to show
-        names[index] = (name.value or b"").decode("utf-8", "replace") or None
+        names[(main, index)] = (name.value or b"").decode("utf-8", "replace") or None
     return names
 
 
-def profiled_runs(call: LiteRtCall, structs, model_path: str, threads, ring: list, runs: int) -> tuple:
-    """Load, compile, run `runs` times under the profiler, cycling through
-    the timed loop's input ring as it does: (events as (tag, type,
-    elapsed µs, metadata1, metadata2), node names, wall µs)."""
+def profiled_runs(call: LiteRtCall, structs, model_path: str, threads, ring: list, plan: dict) -> tuple:
+    """Load, compile, run under the profiler as the timed loop runs (at
+    least `runs` times and `min_seconds`, at most `max_seconds`, once at
+    least), cycling through its input ring: (events as (tag, type,
+    elapsed µs, metadata1, metadata2), node names, wall µs). A pass as long
+    as the timed loop's rounds sees the same kind of host load they saw."""
     ctypes = call.ctypes
     event_type, ranked_type = structs
     keep: list = []
@@ -1553,7 +1557,11 @@ def profiled_runs(call: LiteRtCall, structs, model_path: str, threads, ring: lis
             call("LiteRtRunCompiledModel", compiled, 0, len(inputs), in_array, len(outputs), out_array)
         call("LiteRtStartProfiler", profiler)
         wall_us = []
-        for run in range(runs):
+        started = time.perf_counter()
+        for run in range(OP_PROFILE_MAX_RUNS):
+            elapsed_s = time.perf_counter() - started
+            if run and (elapsed_s >= plan["max_seconds"] or (run >= plan["runs"] and elapsed_s >= plan["min_seconds"])):
+                break
             if len(ring) > 1:  # outside the run and its events, as set_tensor is outside the timed invoke
                 op_profile_fill(call, inputs[0], ring[run % len(ring)])
             t0 = time.perf_counter_ns()
@@ -1584,10 +1592,11 @@ def op_backend(event_type: int, delegate: str) -> str:
 
 
 def summarise_op_events(events: list, names: dict, delegate: str = "XNNPACK") -> dict:
-    """The profiled runs as one row per operator: its per-run times (mean,
-    p50), share of the summed run, times called. A run starts at LiteRT's
-    buffer-registration event; an operator is keyed by its backend, its
-    index there and its name."""
+    """The profiled runs as one entry per operator with its time in each run
+    (µs, 0 where a run did not call it) and how often it was called; the
+    host computes the statistics, over every round's pass. A run starts at
+    LiteRT's buffer-registration event; an operator is keyed by its
+    backend, its index there and its name."""
     per_run = []
     for tag, kind, elapsed_us, meta1, meta2 in events:
         if kind == EVENT_DEFAULT and tag == RUN_START_TAG:
@@ -1596,33 +1605,20 @@ def summarise_op_events(events: list, names: dict, delegate: str = "XNNPACK") ->
             per_run[-1].append((tag, kind, elapsed_us, meta1, meta2))
     if not per_run or not any(per_run):
         raise AgentFailure("op-profile", "the profiler recorded no operator events (%d events)" % len(events))
-    order, times = [], {}
+    ops = {}
     for run_index, run in enumerate(per_run):
         for tag, kind, elapsed_us, meta1, meta2 in run:
-            key = (op_backend(kind, delegate), int(meta1), tag)
-            if key not in times:
-                order.append(key)
-                times[key] = {"calls": 0, "runs": {}}
-            times[key]["calls"] += 1
-            times[key]["runs"][run_index] = times[key]["runs"].get(run_index, 0) + elapsed_us
-    run_sums = [sum(e[2] for e in run) for run in per_run]
-    total_mean = sum(run_sums) / len(run_sums)
-    ops = []
-    for backend, index, tag in order:
-        entry = times[(backend, index, tag)]
-        values = sorted(entry["runs"].get(r, 0) for r in range(len(per_run)))
-        mean_us = sum(values) / len(values)
-        ops.append({
-            "node": index if backend == "CPU kernels" else None,
-            "delegate_index": None if backend == "CPU kernels" else index,
-            "op_type": tag, "tensor": names.get(index) if backend == "CPU kernels" else None,
-            "mean_us": round(mean_us, 2), "p50_us": type7_quantile(values, 0.5),
-            "share": round(mean_us / total_mean, 5) if total_mean else None,
-            "times_called": entry["calls"], "backend": backend,
-        })
-    sums = sorted(run_sums)
-    return {"status": "ok", "runs": len(per_run), "per_run_sum_us": {"p50": type7_quantile(sums, 0.5),
-            "mean": round(total_mean, 2)}, "ops": ops}
+            backend, index = op_backend(kind, delegate), int(meta1)
+            key = (backend, index, tag)
+            if key not in ops:  # dicts keep the run order
+                kernel = backend == "CPU kernels"
+                ops[key] = {"op_type": tag, "backend": backend, "node": index if kernel else None,
+                            "delegate_index": None if kernel else index,
+                            "tensor": names.get((int(meta2), index)) if kernel else None,
+                            "times_called": 0, "runs_us": [0] * len(per_run)}
+            ops[key]["times_called"] += 1
+            ops[key]["runs_us"][run_index] += int(elapsed_us)
+    return {"status": "ok", "runs": len(per_run), "ops": list(ops.values())}
 
 
 def op_profile(request: dict, device: dict, model: "LoadedModel") -> dict | None:
@@ -1633,6 +1629,11 @@ def op_profile(request: dict, device: dict, model: "LoadedModel") -> dict | None
         return None
     if isinstance(runs, bool) or not isinstance(runs, int) or not 1 <= runs <= OP_PROFILE_MAX_RUNS:
         raise AgentFailure("bad-request", "op_profile_runs must be 1..%d, got %r" % (OP_PROFILE_MAX_RUNS, runs))
+    missing = [name for name in ("op_profile_min_seconds", "op_profile_max_seconds") if name not in request]
+    if missing:
+        raise AgentFailure("bad-request", "op_profile_runs comes with %s: the host sends its plan" % " and ".join(missing))
+    plan = {"runs": runs, "min_seconds": plan_number(request, "op_profile_min_seconds", float),
+            "max_seconds": plan_number(request, "op_profile_max_seconds", float)}
     library, why_not = op_profile_route(device)
     if library is None:
         return op_profile_unavailable(why_not)
@@ -1642,7 +1643,7 @@ def op_profile(request: dict, device: dict, model: "LoadedModel") -> dict | None
         call = LiteRtCall(ctypes, library)
         ring = [item.tobytes() for item in model.ring]
         events, names, wall_us = profiled_runs(call, op_profile_structs(ctypes), request["model"],
-                                               request.get("threads"), ring, runs)
+                                               request.get("threads"), ring, plan)
         profile = summarise_op_events(events, names)
     except AgentFailure as exc:
         return op_profile_unavailable(exc.message)

@@ -63,9 +63,22 @@ class MeasurementPlan:
     # goes silent mid-command (packets dropped, no RST) is noticed here, not
     # after TCP's own ~15-minute give-up.
     command_timeout_s: float = 600.0
-    # Runs of the per-operator profile's own pass after the timed samples
-    # (0: none); the timed samples never run under the profiler.
+    # The per-operator profile's own pass after the timed samples (runs 0:
+    # none): at least this many runs and seconds, like the timed loop, so
+    # its median sees the host load the samples saw; fewer runs once the cap
+    # has passed (int16x8 on CPU kernels). The timed samples never run under
+    # the profiler.
     op_profile_runs: int = 50
+    op_profile_min_seconds: float = 1.0
+    op_profile_max_seconds: float = 3.0
+
+    def op_profile_request(self) -> dict[str, int | float]:
+        """The per-operator profile's pass, for the first round's request
+        (nothing where it is off)."""
+        if not self.op_profile_runs:
+            return {}
+        return {"op_profile_runs": self.op_profile_runs, "op_profile_min_seconds": self.op_profile_min_seconds,
+                "op_profile_max_seconds": self.op_profile_max_seconds}
 
     def round_request(self) -> dict[str, int | float]:
         """The plan fields of one round's agent request: every warm-up, and
@@ -239,6 +252,8 @@ def _plan(m: Fields, d: MeasurementPlan) -> MeasurementPlan:
         max_eval_images=m.int("max_eval_images", d.max_eval_images, minimum=1),
         command_timeout_s=m.float("command_timeout_s", d.command_timeout_s, minimum=1),
         op_profile_runs=m.int("op_profile_runs", d.op_profile_runs, minimum=0),
+        op_profile_min_seconds=m.float("op_profile_min_seconds", d.op_profile_min_seconds, minimum=0),
+        op_profile_max_seconds=m.float("op_profile_max_seconds", d.op_profile_max_seconds, minimum=0),
     )
 
 

@@ -123,8 +123,8 @@ def run_round(
             "inputs": remote_inputs,
             **({"feed": inputs.feed} if inputs else {}),
             "eval": round_index == 0,
-            # The per-operator profile: one profiled pass, in the first round only.
-            **({"op_profile_runs": ctx.plan.op_profile_runs} if round_index == 0 and ctx.plan.op_profile_runs else {}),
+            # The per-operator profile's pass, after each round's timed samples.
+            **ctx.plan.op_profile_request(),
             **({"detections_to": detections_to} if detections_to else {}),
             **adapter.request(remote_anchors),
             "threads": ctx.threads,
@@ -212,8 +212,12 @@ class PairAccumulator:
             env=_env(first.get("env_before") or {}, last.get("env_after") or {}, self.replies, ctx.profile),
             edgetpu=_edgetpu_report(self.artifact),
             quantization=quantization_info(self.artifact),
+<<<<<<< HEAD
             op_profile=OpProfile.from_reply(first.get("op_profile")),
             configuration=ctx.configuration,
+=======
+            op_profile=OpProfile.from_replies([r["op_profile"] for r in self.replies if r.get("op_profile")]),
+>>>>>>> prof20
         )
         return record, samples_ns
 
@@ -315,7 +319,8 @@ def continued(earlier: Record, later: Record, samples_ns: list[int]) -> Record:
         threads=earlier.threads,
         memory_mb=memory,
         accuracy=earlier.accuracy,
-        op_profile=earlier.op_profile,  # profiled in the first round only
+        # A profile holds statistics, not runs: the first sitting's stands.
+        op_profile=earlier.op_profile or later.op_profile,
         env=_continued_env(earlier.env, later.env),
     )
 

@@ -54,25 +54,49 @@ class OpProfile:
     source: str = "LiteRT CompiledModel profiler (libLiteRt.so)"
 
     @classmethod
-    def from_reply(cls, reply: dict[str, Any] | None) -> "OpProfile | None":
-        """From the agent's `op_profile` reply field (None: not asked for)."""
-        if not reply:
+    def from_replies(cls, replies: Sequence[dict[str, Any]]) -> "OpProfile | None":
+        """From the agent's `op_profile` reply fields, one per round (none:
+        not asked for). Each round profiles right after its timed samples, so
+        the runs together span the time the samples span; the statistics
+        are over all of them."""
+        from harness.measure.stats import quantile  # it imports the record, which imports this module
+
+        if not replies:
             return None
-        if reply.get("status") != "ok":
-            return cls(status="unavailable", reason=str(reply.get("reason") or "no reason given"))
-        sums = reply.get("per_run_sum_us") or {}
+        refused = [r for r in replies if r.get("status") != "ok"]
+        if refused:
+            return cls(status="unavailable", reason=str(refused[0].get("reason") or "no reason given"))
+        merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+        sums: list[int] = []
+        for reply in replies:
+            runs = int(reply["runs"])
+            for op in reply["ops"]:
+                key = (op["backend"], op.get("node"), op.get("delegate_index"), op["op_type"])
+                entry = merged.setdefault(key, {**op, "times_called": 0, "runs_us": [0] * len(sums)})
+                entry["times_called"] += int(op["times_called"])
+                entry["runs_us"] += [int(v) for v in op["runs_us"]]
+            sums += [0] * runs
+            for entry in merged.values():
+                entry["runs_us"] += [0] * (len(sums) - len(entry["runs_us"]))  # an operator this round never ran
+            for entry in merged.values():
+                for i in range(len(sums) - runs, len(sums)):
+                    sums[i] += entry["runs_us"][i]
+        total_mean = sum(sums) / len(sums)
+        walls = sorted(float(r["wall_us"]["p50"]) for r in replies if r.get("wall_us"))
         return cls(
             status="ok",
-            runs=int(reply["runs"]),
-            per_run_sum_p50_us=float(sums["p50"]),
-            per_run_sum_mean_us=float(sums["mean"]),
-            wall_p50_us=(reply.get("wall_us") or {}).get("p50"),
-            threads=reply.get("threads"),
+            runs=len(sums),
+            per_run_sum_p50_us=quantile(sorted(sums), 0.5),
+            per_run_sum_mean_us=round(total_mean, 2),
+            wall_p50_us=quantile(walls, 0.5) if walls else None,
+            threads=replies[0].get("threads"),
             ops=tuple(
-                OpTime(op_type=o["op_type"], backend=o["backend"], mean_us=float(o["mean_us"]), p50_us=float(o["p50_us"]),
-                       share=o.get("share"), times_called=int(o["times_called"]), node=o.get("node"),
-                       delegate_index=o.get("delegate_index"), tensor=o.get("tensor"))
-                for o in reply.get("ops") or ()
+                OpTime(op_type=e["op_type"], backend=e["backend"], mean_us=round(sum(e["runs_us"]) / len(sums), 2),
+                       p50_us=quantile(sorted(e["runs_us"]), 0.5),
+                       share=round(sum(e["runs_us"]) / len(sums) / total_mean, 5) if total_mean else None,
+                       times_called=e["times_called"], node=e.get("node"), delegate_index=e.get("delegate_index"),
+                       tensor=e.get("tensor"))
+                for e in merged.values()
             ),
         )
 

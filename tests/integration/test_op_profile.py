@@ -11,10 +11,12 @@ import subprocess
 import pytest
 
 from harness import paths
+from harness.results.op_profile import OpProfile, by_type
 from tests.agent_calls import FAST, call_agent
 
 # The per-run operator sum against the unprofiled invoke p50 (issue 20's bound).
 SUM_TOLERANCE = 0.15
+LOADED_BOUNDS = (0.5, 2.0)
 CONVOLUTIONS = {"Convolution IGEMM", "Convolution DWConv", "Fully Connected GEMM"}  # XNNPACK runs 1x1 convs as GEMM
 
 
@@ -38,7 +40,14 @@ def test_demo_pairs_on_local_and_a_lab_device_carry_a_consistent_profile(
         profile = r["op_profile"]
         assert profile["status"] == "ok", (where, profile)
         ratio = profile["per_run_sum_p50_us"] / 1000 / r["latency_ms"]["p50"]
-        assert abs(ratio - 1) <= SUM_TOLERANCE, (where, ratio)
+        if r["env"]["under_load"]:
+            # The harness flags this pair's latency itself: other work shared the
+            # cores, and the profiled pass ran at other moments than the samples
+            # (a 2-core host at load 6 moved the ratio 0.66-1.42). Only a gross
+            # error (a unit, lost operators) is caught here.
+            assert LOADED_BOUNDS[0] <= ratio <= LOADED_BOUNDS[1], (where, ratio, profile["wall_p50_us"])
+        else:
+            assert abs(ratio - 1) <= SUM_TOLERANCE, (where, ratio, profile["wall_p50_us"])
         assert {o["backend"] for o in profile["ops"]} == {"XNNPACK", "CPU kernels"}
         post = [o for o in profile["ops"] if o["backend"] == "CPU kernels"]
         assert [o["op_type"] for o in post] == ["TFLite_Detection_PostProcess"] and post[0]["tensor"], where
@@ -48,8 +57,6 @@ def test_demo_pairs_on_local_and_a_lab_device_carry_a_consistent_profile(
         assert f"Per-operator profile: demo-detector on `{device}`" in md
     assert md.count("int8 vs fp32 per op type") == 2 and html.count("int8 vs fp32 per op type") == 2
     assert "per-operator profile" in result.stdout  # the terminal report
-    from harness.results.op_profile import OpProfile, by_type
-
     for r in data:
         types = by_type(OpProfile.from_dict(r["op_profile"]))
         convolutions = sum(t.share or 0 for t in types if t.op_type in CONVOLUTIONS)
@@ -66,7 +73,7 @@ def test_tflite_runtime_profile_is_unavailable_and_nothing_else_changes(demo_art
     base = {"protocol": 1, "command": "benchmark", "model": str(demo_artifacts["fp32"].path),
             "adapter": "ssd-postprocess", "runtime": "tflite-runtime", **FAST}
     replies = []
-    for extra in ({}, {"op_profile_runs": 5}):
+    for extra in ({}, {"op_profile_runs": 5, "op_profile_min_seconds": 0.0, "op_profile_max_seconds": 10.0}):
         proc = subprocess.run([str(python), "-I", str(paths.agent_path())], input=json.dumps({**base, **extra}).encode(),
                               capture_output=True, timeout=300)
         replies.append(json.loads(proc.stdout.decode().splitlines()[-1]))
@@ -78,5 +85,6 @@ def test_tflite_runtime_profile_is_unavailable_and_nothing_else_changes(demo_art
     assert set(asked) - set(plain) == {"op_profile"} and "op_profile" not in plain
     assert len(asked["samples_ns"]) >= FAST["min_runs"] and asked["input"] == plain["input"]
     # ai-edge-litert on the same request: the pass runs (the route exists here).
-    code, litert, _ = call_agent({**base, "runtime": "ai-edge-litert", "op_profile_runs": 5})
+    code, litert, _ = call_agent({**base, "runtime": "ai-edge-litert", "op_profile_runs": 5,
+                                  "op_profile_min_seconds": 0.0, "op_profile_max_seconds": 10.0})
     assert code == 0 and litert["op_profile"]["status"] == "ok" and litert["op_profile"]["runs"] == 5

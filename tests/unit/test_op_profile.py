@@ -32,28 +32,49 @@ def events_of_runs(runs: list[list[tuple[str, int, int, int]]]) -> list[tuple]:
     return out
 
 
-def test_events_become_one_row_per_operator_with_per_run_times(agent):
-    runs = [
-        [(CONV, 8, 100, 0), (FC, 8, 50, 1), ("TFLite_Detection_PostProcess", 2, 10, 41)],
-        [(CONV, 8, 300, 0), (FC, 8, 50, 1), ("TFLite_Detection_PostProcess", 2, 30, 41)],
-        [(CONV, 8, 200, 0), (FC, 8, 60, 1), ("TFLite_Detection_PostProcess", 2, 20, 41)],
-    ]
-    profile = agent.summarise_op_events(events_of_runs(runs), {41: "StatefulPartitionedCall:0", 0: "conv_out"})
-    assert profile["status"] == "ok" and profile["runs"] == 3
-    assert profile["per_run_sum_us"] == {"p50": 280.0, "mean": 273.33}
-    conv, fc, post = profile["ops"]  # run order
-    assert (conv["op_type"], conv["backend"], conv["mean_us"], conv["p50_us"], conv["times_called"]) == (CONV, "XNNPACK", 200.0, 200.0, 3)
+RUNS = [
+    [(CONV, 8, 100, 0), (FC, 8, 50, 1), ("TFLite_Detection_PostProcess", 2, 10, 41)],
+    [(CONV, 8, 300, 0), (FC, 8, 50, 1), ("TFLite_Detection_PostProcess", 2, 30, 41)],
+    [(CONV, 8, 200, 0), (FC, 8, 60, 1), ("TFLite_Detection_PostProcess", 2, 20, 41)],
+]
+
+
+def test_events_become_one_entry_per_operator_with_its_time_in_each_run(agent):
+    reply = agent.summarise_op_events(events_of_runs(RUNS), {(0, 41): "StatefulPartitionedCall:0", (0, 0): "conv_out", (1, 41): "another subgraph's"})
+    assert reply["status"] == "ok" and reply["runs"] == 3
+    conv, fc, post = reply["ops"]  # run order
+    assert (conv["op_type"], conv["backend"], conv["runs_us"], conv["times_called"]) == (CONV, "XNNPACK", [100, 300, 200], 3)
     # XNNPACK's index is its own, not a TFLite node: no node, no tensor name.
     assert conv["node"] is None and conv["delegate_index"] == 0 and conv["tensor"] is None
-    assert (post["backend"], post["node"], post["tensor"]) == ("CPU kernels", 41, "StatefulPartitionedCall:0")
-    assert fc["p50_us"] == 50.0 and fc["mean_us"] == pytest.approx(53.33, abs=0.01)
-    assert sum(op["share"] for op in profile["ops"]) == pytest.approx(1.0, abs=1e-4)
+    assert (post["backend"], post["node"], post["tensor"], post["runs_us"]) == ("CPU kernels", 41, "StatefulPartitionedCall:0", [10, 30, 20])
+    assert fc["runs_us"] == [50, 50, 60]
+
+
+def test_the_host_computes_per_operator_statistics_over_every_round(agent):
+    first = agent.summarise_op_events(events_of_runs(RUNS[:2]), {(0, 41): "out"})
+    second = agent.summarise_op_events(events_of_runs(RUNS[2:] + [[(CONV, 8, 400, 0)]]), {(0, 41): "out"})
+    profile = OpProfile.from_replies([{**first, "wall_us": {"p50": 400.0}}, {**second, "wall_us": {"p50": 300.0}}])
+    assert profile is not None and profile.ok and profile.runs == 4
+    # Per-run sums 160, 380, 280, 400 (the last run had only the convolution).
+    assert (profile.per_run_sum_p50_us, profile.per_run_sum_mean_us, profile.wall_p50_us) == (330.0, 305.0, 350.0)
+    conv, fc, post = profile.ops
+    assert (conv.mean_us, conv.p50_us, conv.times_called) == (250.0, 250.0, 4)
+    assert (fc.mean_us, fc.p50_us, fc.times_called) == (40.0, 50.0, 3)  # 0 in the run that did not call it
+    assert (post.node, post.tensor) == (41, "out")
+    assert sum(op.share or 0 for op in profile.ops) == pytest.approx(1.0, abs=1e-4)
 
 
 def test_an_operator_called_twice_in_a_run_sums_within_the_run(agent):
     runs = [[(CONV, 8, 10, 0), (CONV, 8, 30, 0)], [(CONV, 8, 20, 0), (CONV, 8, 20, 0)]]
     (conv,) = agent.summarise_op_events(events_of_runs(runs), {})["ops"]
-    assert conv["times_called"] == 4 and conv["mean_us"] == 40.0
+    assert conv["times_called"] == 4 and conv["runs_us"] == [40, 40]
+
+
+def test_one_unavailable_round_makes_the_profile_unavailable():
+    ok = {"status": "ok", "runs": 1, "ops": [{"op_type": CONV, "backend": "XNNPACK", "times_called": 1, "runs_us": [5]}]}
+    profile = OpProfile.from_replies([ok, {"status": "unavailable", "reason": "why"}])
+    assert profile == OpProfile(status="unavailable", reason="why")
+    assert OpProfile.from_replies([]) is None  # not asked for
 
 
 def test_no_operator_events_is_a_failure_of_the_profile(agent):
@@ -81,15 +102,16 @@ def test_a_profile_request_out_of_range_is_refused(agent):
     for runs in (-1, 10**6, True, 2.5):
         with pytest.raises(agent.AgentFailure, match="op_profile_runs must be"):
             agent.op_profile({"op_profile_runs": runs}, {}, None)
+    with pytest.raises(agent.AgentFailure, match="comes with op_profile_min_seconds and op_profile_max_seconds"):
+        agent.op_profile({"op_profile_runs": 5}, {}, None)  # the host sends its plan; the agent has no default
     assert agent.op_profile({}, {}, None) is None  # not asked for: no pass, no field
 
 
-def reply(ops: list[tuple[str, str, float]], **extra) -> dict:
-    total = sum(us for _, _, us in ops)
-    return {"status": "ok", "runs": 50, "per_run_sum_us": {"p50": total, "mean": total}, "wall_us": {"p50": total + 50},
-            "threads": 1, "ops": [{"op_type": t, "backend": b, "mean_us": us, "p50_us": us, "share": us / total,
-                                   "times_called": 50, "node": None, "delegate_index": i, "tensor": None}
-                                  for i, (t, b, us) in enumerate(ops)], **extra}
+def reply(ops: list[tuple[str, str, float]]) -> dict:
+    """An agent reply of 4 runs in which each operator took the same time."""
+    return {"status": "ok", "runs": 4, "threads": 1, "wall_us": {"p50": sum(us for _, _, us in ops) + 50},
+            "ops": [{"op_type": t, "backend": b, "times_called": 4, "node": None, "delegate_index": i, "tensor": None,
+                     "runs_us": [int(us)] * 4} for i, (t, b, us) in enumerate(ops)]}
 
 
 FP32 = reply([(CONV, "XNNPACK", 1200.0), (FC, "XNNPACK", 900.0), ("Convolution (NHWC, F32) DWConv", "XNNPACK", 300.0),
@@ -100,7 +122,7 @@ INT8 = reply([("Convolution (NHWC, QC8) IGEMM", "XNNPACK", 330.0), ("Fully Conne
 
 
 def with_profile(variant: str, profile: dict | None, p50_ms: float = 2.5) -> Record:
-    return dataclasses.replace(make_record(variant=variant, p50_ms=p50_ms), op_profile=OpProfile.from_reply(profile))
+    return dataclasses.replace(make_record(variant=variant, p50_ms=p50_ms), op_profile=OpProfile.from_replies([profile] if profile else []))
 
 
 def test_the_record_keeps_the_profile_through_json():
@@ -112,7 +134,7 @@ def test_the_record_keeps_the_profile_through_json():
 
 def test_summary_by_type_and_variant_against_fp32():
     assert op_family("Fully Connected (NC, QS8, QC8W) GEMM") == "Fully Connected GEMM"
-    fp32, int8 = OpProfile.from_reply(FP32), OpProfile.from_reply(INT8)
+    fp32, int8 = OpProfile.from_replies([FP32]), OpProfile.from_replies([INT8])
     assert fp32 is not None and int8 is not None
     assert [t.op_type for t in by_type(fp32)][:2] == ["Convolution IGEMM", "Fully Connected GEMM"]
     rows = {r.op_type: r for r in versus_fp32(int8, fp32)}
