@@ -423,4 +423,5 @@ def _with_runtime(info: DeviceInfo, reply: dict[str, Any]) -> DeviceInfo:
         family=info.family,
         emulated=info.emulated,
         tags=info.tags,
+        labgrid=info.labgrid,
     )
