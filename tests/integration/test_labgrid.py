@@ -146,6 +146,7 @@ def lg(labgrid_lab):
 def _controller(args: list[str], reports: Path, cache: Path, **env: str) -> subprocess.Popen:
     base = dict(os.environ, HARNESS_REPORTS=str(reports), HARNESS_CACHE=str(cache), COLUMNS="200", **env)
     harness, full_env = records_only_harness(base)
+    reports.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen([*harness, *args], cwd=reports.parent, env=full_env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -179,3 +180,109 @@ def test_run_by_tag_measures_every_pair_and_leaves_nothing_held(lg, tiny_recipe,
     assert lg.held() == ([], [])
     # labgrid held the place: the harness's own lock file was never written.
     assert not list(lg.lab.root.glob("dev*/home/.cache/edge-harness/lock.json"))
+
+
+def test_unknown_place_or_tag_is_exit_2_before_converting_and_a_dead_coordinator_exit_3(lg, tiny_recipe, run_cli, tmp_path):
+    cases = [
+        ({"places": ["rpi4-z"]}, 2, ["unknown labgrid place 'rpi4-z'", "labgrid.places", "did you mean 'rpi4-"]),
+        ({"tags": {"board": "rpi5"}}, 2, ["have tags board=rpi5", "labgrid.tags", "board=rpi4", "set-tags"]),
+        ({"tags": {"board": "rpi4"}, "coordinator": f"{lg.address.split(':')[0]}:1"}, 3,
+         ["cannot reach the labgrid coordinator at", "labgrid-coordinator --listen", "coordinator:"]),
+    ]
+    for pool, code, wanted in cases:
+        inventory = lg.inventory(tmp_path / "lab.yaml", **pool)
+        # A fresh recipe path no cache has seen: any conversion would show.
+        result = run_cli(*_run_args(inventory, tiny_recipe), env={"HARNESS_CACHE": str(tmp_path / "empty-cache")})
+        text = " ".join((result.stdout + result.stderr).split())
+        assert result.exit_code == code, text
+        assert "Traceback" not in text and str(inventory) in text, text
+        for part in wanted:
+            assert part in text, (part, text)
+        assert not (tmp_path / "empty-cache").exists(), "converted before checking the inventory"
+        assert not (tmp_path / "reports").exists() or not list((tmp_path / "reports").glob("*/results.json"))
+    assert lg.held() == ([], [])
+
+
+def _poll(condition, what: str, proc: subprocess.Popen | None = None, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what}: the controller ended first: {_finish(proc)[1]}")
+        assert time.monotonic() < deadline, f"{what} did not happen in {timeout_s} s"
+        time.sleep(0.1)  # polling interval, not synchronisation
+
+
+def test_ctrl_c_releases_the_place_and_resume_holds_one_again(lg, tiny_recipe, worker_cache, tmp_path):
+    inventory = lg.inventory(tmp_path / "lab.yaml", tags={"board": "rpi4"}, count=1)
+    reports = tmp_path / "reports"
+    proc = _controller(_run_args(inventory, tiny_recipe), reports, worker_cache)
+    # The run folder exists once the place is held (the variants come first).
+    _poll(lambda: list(reports.glob("*/results.json")) and lg.held()[0], "holding a place", proc)
+    proc.send_signal(signal.SIGINT)
+    code, text = _finish(proc)
+    assert code == 3 and "interrupted" in text and "Traceback" not in text, text
+    assert lg.held() == ([], [])
+
+    (run_dir,) = [p.parent for p in reports.glob("*/results.json")]
+    code, text = _finish(_controller(["run", "--resume", run_dir.name], reports, worker_cache))
+    assert code == 0, text
+    records = _records(reports)
+    assert sorted((r["model"]["variant"], r["status"]) for r in records) == [("fp32", "ok"), ("int8", "ok")], records
+    assert len({r["device"]["name"] for r in records}) == 1 and records[0]["device"]["name"].startswith("rpi4-")
+    assert lg.held() == ([], [])
+
+
+def _interval(records: list[dict]) -> tuple[str, str]:
+    stamps = sorted(r["created_at"] for r in records)
+    return stamps[0], stamps[-1]
+
+
+def test_two_controllers_share_two_places_and_queue_for_one(lg, tiny_recipe, worker_cache, tmp_path):
+    # Two places: a colleague holds both; both controllers queue; when the
+    # colleague lets go, labgrid allocates one place to each, at once.
+    alice = {"LG_HOSTNAME": "alice-laptop"}
+    for place in ("rpi4-a", "rpi4-b"):
+        lg.client("-p", place, "acquire", env=alice)
+    inventory = lg.inventory(tmp_path / "lab.yaml", tags={"board": "rpi4"}, count=1)
+    runs = {name: tmp_path / name / "reports" for name in ("ci-1", "ci-2")}
+    procs = {name: _controller(_run_args(inventory, tiny_recipe, "--lock-wait", "120"), reports, worker_cache)
+             for name, reports in runs.items()}
+    _poll(lambda: len(lg.held()[1]) == 2, "both controllers waiting in labgrid's queue")
+    for place in ("rpi4-a", "rpi4-b"):
+        lg.client("-p", place, "release", env=alice)
+    places = {}
+    for name, proc in procs.items():
+        code, text = _finish(proc)
+        assert code == 0, text
+        records = _records(runs[name])
+        assert sorted(r["model"]["variant"] for r in records) == ["fp32", "int8"]
+        places[name] = {r["device"]["name"] for r in records}
+    assert sorted(p for names in places.values() for p in names) == ["rpi4-a", "rpi4-b"], places
+    assert lg.held() == ([], [])
+
+    # One place: while a colleague holds it, a controller that may not wait
+    # fails at once naming the holder as labgrid reports it.
+    solo = lg.inventory(tmp_path / "solo.yaml", tags={"board": "solo"})
+    lg.client("-p", "solo", "acquire", env=alice)
+    code, text = _finish(_controller(_run_args(solo, tiny_recipe, "--lock-wait", "0"), tmp_path / "busy" / "reports",
+                                     worker_cache))
+    text = " ".join(text.split())
+    assert code == 3 and "Traceback" not in text, text
+    assert "every labgrid place with board=solo is held: solo acquired by alice-laptop/" in text, text
+    lg.client("-p", "solo", "release", env=alice)
+    assert lg.held() == ([], [])
+
+    # Two controllers for the one place with --lock-wait: one after the other.
+    runs = {name: tmp_path / f"solo-{name}" / "reports" for name in ("ci-1", "ci-2")}
+    procs = {name: _controller(_run_args(solo, tiny_recipe, "--lock-wait", "120"), reports, worker_cache)
+             for name, reports in runs.items()}
+    intervals = []
+    for name, proc in procs.items():
+        code, text = _finish(proc)
+        assert code == 0, text
+        records = _records(runs[name])
+        assert sorted((r["device"]["name"], r["model"]["variant"]) for r in records) == [("solo", "fp32"), ("solo", "int8")]
+        intervals.append(_interval(records))
+    first, second = sorted(intervals)
+    assert first[1] < second[0], f"two controllers measured on the one place at once: {intervals}"
+    assert lg.held() == ([], [])
