@@ -381,12 +381,14 @@ def _device_job(plan: RunPlan, outcome: RunOutcome, device: Device, artifacts: d
 
 def _labgrid_info(device: Device) -> dict[str, Any] | None:
     """Place, exporter, coordinator and tags of a held labgrid place, so
-    budgets and history can match on them from the record alone."""
+    budgets and history can match on them from the record alone, and when
+    the run acquired it (with the records' own times: who held it when)."""
     if "labgrid_place" not in device.extra:
         return None
     tags = dict(t.split("=", 1) for t in device.extra.get("labgrid_tags", "").split(",") if "=" in t)
     return {"place": device.extra["labgrid_place"], "exporter": device.extra.get("labgrid_exporter"),
-            "coordinator": device.extra.get("labgrid_coordinator"), "tags": tags}
+            "coordinator": device.extra.get("labgrid_coordinator"), "tags": tags,
+            "acquired_at": device.extra.get("labgrid_acquired_at")}
 
 
 def _remaining(
