@@ -148,15 +148,12 @@ def _controller(args: list[str], reports: Path, cache: Path, **env: str) -> subp
     base = dict(os.environ, HARNESS_REPORTS=str(reports), HARNESS_CACHE=str(cache), COLUMNS="200", **env)
     harness, full_env = records_only_harness(base)
     reports.parent.mkdir(parents=True, exist_ok=True)
-    p= subprocess.Popen([*harness, *args], cwd=reports.parent, env=full_env, stdout=subprocess.PIPE,
+    return subprocess.Popen([*harness, *args], cwd=reports.parent, env=full_env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    p.t0=time.monotonic()
-    return p
 
 
 def _finish(proc: subprocess.Popen) -> tuple[int, str]:
     out, err = proc.communicate(timeout=300)
-    print("CONTROLLER", time.monotonic() - proc.t0, proc.args[-4:])
     return proc.returncode, out + err
 
 
