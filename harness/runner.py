@@ -13,13 +13,14 @@ at once: each pair is one transaction).
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import queue
 import sys
 import threading
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from harness import __version__, paths
 from harness.convert.build import Built, build_variants
@@ -30,6 +31,7 @@ from harness.heap import release_free_memory
 from harness.device import Device, local_device
 from harness.errors import EXIT_INFRA, EXIT_INPUT, EXIT_OK, InputError, RunInterrupted, StoreLost
 from harness.fleet.command import inventory_from
+from harness.fleet.labgrid import LabgridPool
 from harness.fleet.profiles import load_profile, scaled_plan
 from harness.measure.configs import Sweep, device_sweep, slots
 from harness.measure.events import RunEvents
@@ -83,6 +85,9 @@ class RunPlan:
     # `--threads/--runtimes/--xnnpack`: the configurations every pair is
     # measured in (each device adds its inventory's and profile's lists).
     sweep: Sweep = Sweep()
+    # `--devices labgrid`: places held from the coordinator once the
+    # variants are built, added to `devices` for the run, released after.
+    pool: LabgridPool | None = None
 
 
 @dataclass
@@ -136,8 +141,13 @@ def make_plan(
     recipe = plan_recipe(recipe_path, dataset, split)
     variants = asked_variants or recipe.variants
     recipe.check_variants(variants)
+    pool = inventory.pool(names)
+    if pool is not None:
+        from harness.fleet.labgrid import check_pool
+
+        check_pool(pool)  # unknown place or tag: exit 2 now, not after converting
     return RunPlan(
-        recipe, variants, devices, reports, command=command, lock_wait_s=lock_wait_s,
+        recipe, variants, devices, reports, command=command, lock_wait_s=lock_wait_s, pool=pool,
         inventory=inventory_path.resolve() if inventory_path else None,
         remeasure=remeasure, measure_scale=measure_scale,
         dataset=Path(dataset).resolve() if dataset else None, split=split, sweep=sweep,
@@ -194,6 +204,25 @@ def execute(plan: RunPlan, store: ResultsStore, events: RunEvents | None = None,
     once every pair measured is saved."""
     events = events or RunEvents()
     prepared = prepare(plan, events)  # bad input fails here, before a run exists
+    with _held(plan, events) as plan:
+        return _execute_prepared(plan, store, events, prepared, resume)
+
+
+@contextlib.contextmanager
+def _held(plan: RunPlan, events: RunEvents) -> Iterator[RunPlan]:
+    """The plan with its labgrid places held (and released however the run
+    ends); the plan itself when it has none."""
+    if plan.pool is None:
+        yield plan
+        return
+    from harness.fleet.labgrid import hold
+
+    events.stage("labgrid")
+    with hold(plan.pool, wait_s=plan.lock_wait_s, on_wait=lambda why: events.advance("labgrid", f"waiting: {why}")) as held:
+        yield replace(plan, devices=(*plan.devices, *held))
+
+
+def _execute_prepared(plan: RunPlan, store: ResultsStore, events: RunEvents, prepared: Prepared, resume: str | None) -> RunOutcome:
     outcome, meta, stopped = _start(plan, store) if resume is None else _reopen(store, resume, plan.remeasure)
     status = "failed"
     try:
@@ -242,7 +271,8 @@ def _start(plan: RunPlan, store: ResultsStore) -> tuple[RunOutcome, dict[str, An
         "command": plan.command,
         "recipe": str(plan.recipe.path),
         "variants": list(plan.variants),
-        "devices": [d.name for d in plan.devices],
+        # A pool is stored by its name, so --resume holds places again.
+        "devices": [d.name for d in plan.devices if "labgrid_place" not in d.extra] + ([plan.pool.name] if plan.pool else []),
         "inventory": str(plan.inventory) if plan.inventory else None,
         "dataset": str(plan.dataset) if plan.dataset else None,
         "split": plan.split,
@@ -343,7 +373,8 @@ def _device_job(plan: RunPlan, outcome: RunOutcome, device: Device, artifacts: d
     ctx = PairContext(
         run_id=outcome.run_id,
         run_dir=outcome.run_dir,
-        device_info=DeviceInfo(name=device.name, profile=device.profile, family=profile.family, emulated=profile.emulated, tags=tuple(device.tags)),
+        device_info=DeviceInfo(name=device.name, profile=device.profile, family=profile.family, emulated=profile.emulated,
+                               tags=tuple(device.tags), labgrid=_labgrid_info(device)),
         threads=device.threads or profile.threads,
         plan=scaled_plan(profile.measurement, plan.measure_scale),
         runtime=profile.runtime,
@@ -357,6 +388,18 @@ def _device_job(plan: RunPlan, outcome: RunOutcome, device: Device, artifacts: d
         device, ctx, plan.recipe, tuple(swept) or plan.variants, artifacts, prepared.inputs, prepared.evaluation,
         prepared.category_ids, plan.lock_wait_s, plan.command, adapter_spec(plan.recipe), slots=swept,
     )
+
+
+def _labgrid_info(device: Device) -> dict[str, Any] | None:
+    """Place, exporter, coordinator and tags of a held labgrid place, so
+    budgets and history can match on them from the record alone, and when
+    the run acquired it (with the records' own times: who held it when)."""
+    if "labgrid_place" not in device.extra:
+        return None
+    tags = dict(t.split("=", 1) for t in device.extra.get("labgrid_tags", "").split(",") if "=" in t)
+    return {"place": device.extra["labgrid_place"], "exporter": device.extra.get("labgrid_exporter"),
+            "coordinator": device.extra.get("labgrid_coordinator"), "tags": tags,
+            "acquired_at": device.extra.get("labgrid_acquired_at")}
 
 
 def _remaining(

@@ -78,7 +78,9 @@ class AgentClient:
     def use_python(self, python: str) -> None:
         self._python = python
 
-    def call(self, request: dict[str, Any], *, timeout_s: float | None = None) -> dict[str, Any]:
+    def call(self, request: dict[str, Any], *, timeout_s: float | None = None, python: str | None = None) -> dict[str, Any]:
+        """One agent command; `python` overrides the interpreter (the device
+        lock runs on the device's own python, never the venv it guards)."""
         payload = dict(request, protocol=PROTOCOL_VERSION)
         agent = self.agent_path
         # The client's timeout caps every call (hash, lock, info as well):
@@ -86,7 +88,7 @@ class AgentClient:
         # the call.
         root = ["--root", self.cache_root] if self.confined else []
         result = self.transport.run(
-            [self.python, "-I", agent, *root],
+            [python or self.python, "-I", agent, *root],
             stdin=json.dumps(payload).encode(),
             timeout_s=min(timeout_s or self.timeout_s, self.timeout_s),
             max_stdout_bytes=MAX_REPLY_BYTES,

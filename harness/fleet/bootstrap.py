@@ -15,10 +15,19 @@ agent, without the device ever reaching a package index.
 
 Afterwards the harness runs the agent with that venv's python (AgentClient
 finds it by the device's `python:`), so the inventory needs no change.
+
+Two inventory names can reach one filesystem (an alias of one board, homes
+on one NFS share): steps 3 and the check after it hold the device lock (the
+lock file lives in that same cache), so a second bootstrap or a run waits
+rather than finding the venv half rebuilt; a venv already built from the
+same wheels is kept. On the host, one download per platform folder at a
+time (flock), for the same reason.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import posixpath
 import subprocess
@@ -26,11 +35,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from harness.agent.client import AgentClient, file_sha256, venv_dir
 from harness.device import Device
 from harness.errors import HarnessError, InfraError
+from harness.fleet.lock import DeviceLock
 from harness.transport import open_transport
+from harness.transport.base import Transport
 
 LITERT = "ai-edge-litert"
 TFLITE_RUNTIME = ("tflite-runtime==2.14.*", "numpy<2")
@@ -42,6 +54,10 @@ _DESCRIBE = (
 )
 # manylinux_2_17 is the oldest tag the runtimes publish (manylinux2014).
 MIN_GLIBC_MINOR = 17
+# How long a bootstrap waits for another one (or a run) on the same board.
+LOCK_WAIT_S = 1800.0
+# In the venv: the wheels it was built from, so an identical one is kept.
+VENV_MARKER = "edge-harness-wheels.json"
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,20 @@ def download_wheels(target: Target, cache: Path) -> tuple[list[Path], str]:
     requirement set that fitted."""
     folder = cache / "device-wheels" / target.key
     folder.mkdir(parents=True, exist_ok=True)
+    with _host_lock(folder / ".lock"):
+        return _download_locked(target, folder)
+
+
+@contextlib.contextmanager
+def _host_lock(path: Path) -> Iterator[None]:
+    """Two bootstraps on this machine share the download folder: one
+    pip download there at a time (the other then finds it complete)."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released as the file closes, on any exit
+        yield
+
+
+def _download_locked(target: Target, folder: Path) -> tuple[list[Path], str]:
     marker = folder / "requirements.json"
     if marker.is_file():
         chosen = json.loads(marker.read_text())
@@ -158,20 +188,13 @@ def bootstrap(device: Device, cache: Path) -> BootstrapResult:
         wheels, requirements = download_wheels(target, cache)
         steps.append(f"host downloaded {requirements} + deps: {len(wheels)} wheels, "
                      f"{sum(w.stat().st_size for w in wheels) / 1e6:.1f} MB")
-        remote_dir = posixpath.join(client.cache_root, "wheels", target.key)
-        for wheel in wheels:
-            client.ensure_named_file(wheel, file_sha256(wheel), posixpath.join(remote_dir, wheel.name))
-        steps.append(f"pushed to {remote_dir} ({transport.bytes_uploaded / 1e6:.1f} MB sent)")
-        venv = venv_dir(client.cache_root, device.python)
-        _install(client, target, venv, remote_dir, wheels, requirements)
-        steps.append(f"installed into {venv}")
-        client.use_python(posixpath.join(venv, "bin", "python"))
-        info = client.info()
+        with DeviceLock(client, wait_s=LOCK_WAIT_S, command="bootstrap"):
+            info = _push_and_install(client, target, wheels, requirements, steps)
         runtime = info.get("runtime")
         if not runtime:
             raise InfraError(f"the agent runs but finds no runtime: {info.get('runtime_error')}", device=device.name)
         return BootstrapResult(
-            device, True, python=posixpath.join(venv, "bin", "python"), runtime=f"{runtime['name']} {runtime['version']}",
+            device, True, python=client.python, runtime=f"{runtime['name']} {runtime['version']}",
             wheels=tuple(w.name for w in wheels), bytes_uploaded=transport.bytes_uploaded,
             seconds=time.perf_counter() - started, steps=tuple(steps),
         )
@@ -180,6 +203,44 @@ def bootstrap(device: Device, cache: Path) -> BootstrapResult:
                                bytes_uploaded=transport.bytes_uploaded, steps=tuple(steps))
     finally:
         transport.close()
+
+
+def _push_and_install(client: AgentClient, target: Target, wheels: list[Path], requirements: str,
+                      steps: list[str]) -> dict:
+    """Wheels into the device cache, the venv from them (unless one from the
+    same wheels is there), and the agent's `info` from it; under the lock."""
+    transport, device = client.transport, client.device
+    remote_dir = posixpath.join(client.cache_root, "wheels", target.key)
+    for wheel in wheels:
+        client.ensure_named_file(wheel, file_sha256(wheel), posixpath.join(remote_dir, wheel.name))
+    steps.append(f"pushed to {remote_dir} ({transport.bytes_uploaded / 1e6:.1f} MB sent)")
+    venv = venv_dir(client.cache_root, device.python)
+    python = posixpath.join(venv, "bin", "python")
+    built_from = json.dumps(sorted(f"{w.name}:{file_sha256(w)}" for w in wheels))
+    marker = posixpath.join(venv, VENV_MARKER)
+    if _read_remote(transport, marker) == built_from:
+        steps.append(f"kept {venv} (built from these wheels)")
+    else:
+        _install(client, target, venv, remote_dir, wheels, requirements)
+        _write_remote(client, marker, built_from)
+        steps.append(f"installed into {venv}")
+    client.use_python(python)
+    return client.info()
+
+
+def _read_remote(transport: Transport, path: str) -> str | None:
+    result = transport.run(["cat", "--", path], timeout_s=60)
+    return result.stdout.decode(errors="replace") if result.exit_status == 0 else None
+
+
+def _write_remote(client: AgentClient, path: str, text: str) -> None:
+    """The marker is written last: a venv whose install broke off has none."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        local = Path(folder) / VENV_MARKER
+        local.write_text(text)
+        client.transport.put(local, path)
 
 
 def _install(client: AgentClient, target: Target, venv: str, remote_dir: str, wheels: list[Path], requirements: str) -> None:

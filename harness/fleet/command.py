@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness import paths
 from harness.device import local_device
-from harness.errors import EXIT_INFRA, EXIT_OK, HarnessError
+from harness.errors import EXIT_INFRA, EXIT_OK, HarnessError, InputError
 from harness.fleet import operations as fleet
 from harness.fleet.bootstrap import bootstrap
 from harness.fleet.inventory import INVENTORY_ENV, Inventory, empty_inventory, load_inventory
@@ -33,6 +33,13 @@ def run_devices(args: argparse.Namespace, reports: Path) -> int:
 
     inventory = inventory_from(args.inventory)
     local = local_device(paths.cache_dir(reports).resolve() / "local-device")
+    pool = inventory.pool(args.names or ())
+    if pool is not None:
+        raise InputError(
+            f"{pool.name!r} is the inventory's labgrid pool: its places are held by `harness run` only",
+            source="NAMES", hint=f"see the places with `labgrid-client -x {pool.coordinator} -v places`; "
+                                 "name inventory devices here",
+        )
     if args.names:
         devices = inventory.select(args.names, local=local, flag="NAMES")
     elif args.action in ("list", "check"):

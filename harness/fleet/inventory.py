@@ -16,6 +16,11 @@
         gateway: pi@lab-gw.example:22  # optional jump host ([user@]host[:port]),
                                        # like ssh's ProxyJump; its key is pinned
                                        # in the same known_hosts
+    labgrid:                           # optional: boards shared through a labgrid
+      coordinator: lab-coord:20408     # coordinator (harness/fleet/labgrid.py);
+      tags: {board: rpi4}              # `--devices labgrid` holds `count` places
+      count: 1                         # with these tags (or `places: [a, b]`)
+      profile: raspberry-pi-4
 
 Everything is checked here, once, so a typo is an exit-2 message naming the
 file and the field, never a connection error ten minutes into a run.
@@ -38,6 +43,7 @@ from typing import Any, Iterable
 from harness.config import Fields, load_yaml_mapping
 from harness.device import LOCAL_DEVICE_NAME, Device
 from harness.errors import InputError
+from harness.fleet.labgrid import COORDINATOR_ENV, DEFAULT_POOL_NAME, POOL_KEYS, LabgridPool
 from harness.fleet.profiles import RUNTIMES, available_profiles, load_profile, runtime_list, threads_setting
 
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
@@ -45,7 +51,7 @@ DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 KNOWN_HOSTS_ENV = "HARNESS_KNOWN_HOSTS"
 INVENTORY_ENV = "HARNESS_INVENTORY"
 
-TOP_KEYS = ("devices", "ssh_config", "known_hosts")
+TOP_KEYS = ("devices", "ssh_config", "known_hosts", "labgrid")
 DEVICE_KEYS = (
     "host", "user", "port", "identity_file", "profile", "python", "threads", "cpus", "tags", "cache_dir", "gateway",
     "runtimes", "runtime_pythons",
@@ -61,21 +67,29 @@ class Inventory:
     source: Path | None
     devices: tuple[Device, ...]
     known_hosts: Path
+    # The `labgrid:` section: places held for a run, not devices of the file.
+    labgrid: LabgridPool | None = None
 
     def names(self) -> list[str]:
         return [d.name for d in self.devices]
+
+    def pool(self, names: Iterable[str]) -> LabgridPool | None:
+        """The labgrid pool when `names` asks for it (by the section's name)."""
+        return self.labgrid if self.labgrid is not None and self.labgrid.name in names else None
 
     def select(self, names: Iterable[str], *, local: Device | None = None, flag: str = "--devices") -> tuple[Device, ...]:
         """The named devices in the order asked; `local` is always known."""
         by_name = {d.name: d for d in self.devices}
         chosen: list[Device] = []
         for name in names:
+            if self.labgrid is not None and name == self.labgrid.name:
+                continue  # held at run time: RunPlan.pool
             if name == LOCAL_DEVICE_NAME and local is not None:
                 device = local
             elif name in by_name:
                 device = by_name[name]
             else:
-                known = [LOCAL_DEVICE_NAME, *by_name]
+                known = [LOCAL_DEVICE_NAME, *by_name, *([self.labgrid.name] if self.labgrid else [])]
                 close = difflib.get_close_matches(name, known, n=1)
                 where = f"inventory {self.source}" if self.source else "no inventory (pass --inventory FILE)"
                 hint = f"did you mean {close[0]!r}?" if close else f"known devices ({where}): {', '.join(known)}"
@@ -98,14 +112,20 @@ def load_inventory(path: Path) -> Inventory:
     ssh_config_path = _ssh_config_path(top.str("ssh_config"), base, path)
     known_hosts = _known_hosts_path(top.str("known_hosts"), base)
     ssh_config = _load_ssh_config(ssh_config_path) if ssh_config_path else None
-    devices_field = top.sub("devices", required=True)
-    if not devices_field.data:
-        raise InputError("no devices", source=path, place="devices", hint="add at least one device under 'devices:'")
+    has_pool = top.data.get("labgrid") is not None
+    devices_field = top.sub("devices", required=not has_pool)
+    if not devices_field.data and not has_pool:
+        raise InputError("no devices", source=path, place="devices",
+                         hint="add at least one device under 'devices:' (or a 'labgrid:' section)")
     devices = tuple(
         _parse_device(str(name), devices_field.sub(name), ssh_config, ssh_config_path, known_hosts, base)
         for name in devices_field.data
     )
-    return Inventory(path, devices, known_hosts)
+    pool = _parse_pool(top.sub("labgrid"), known_hosts, base, path) if has_pool else None
+    if pool is not None and pool.name in {d.name for d in devices}:
+        raise InputError(f"labgrid pool name {pool.name!r} is also a device", source=path, place="labgrid.name",
+                         hint="give the pool another `name:`")
+    return Inventory(path, devices, known_hosts, pool)
 
 
 def _expand(value: str, base: Path) -> Path:
@@ -305,3 +325,65 @@ def _identity_file(explicit: str | None, from_config: list[str], base: Path, sou
         if path.is_file():
             return str(path)
     return None
+
+
+def _parse_pool(f: Fields, known_hosts: Path, base: Path, source: Path) -> LabgridPool:
+    """The `labgrid:` section, checked for shape here; whether its places and
+    tags exist is the coordinator's to say, when a run asks for the pool
+    (labgrid.check_pool, before any conversion)."""
+    for key in f.data:
+        if str(key).lower() in SECRET_KEYS:
+            raise InputError(f"key {key!r} refused: passwords are never read from the inventory",
+                             source=source, place=f"labgrid.{key}", hint="log in with a key: set identity_file")
+    f.reject_unknown(POOL_KEYS)
+    name = f.str("name", DEFAULT_POOL_NAME) or DEFAULT_POOL_NAME
+    if not _NAME_RE.match(name) or name == LOCAL_DEVICE_NAME:
+        raise InputError(f"pool name {name!r} is not a device name", source=source, place="labgrid.name",
+                         hint="letters, digits, '.', '_' and '-', and not 'local'")
+    coordinator = f.str("coordinator") or os.environ.get(COORDINATOR_ENV)
+    if not coordinator:
+        raise InputError("no labgrid coordinator", source=source, place="labgrid.coordinator",
+                         hint=f"set `coordinator: HOST:PORT` or ${COORDINATOR_ENV} (labgrid's own variable)")
+    if not re.match(r"^[A-Za-z0-9._-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$", coordinator):
+        raise InputError(f"coordinator {coordinator!r} is not HOST:PORT", source=source, place="labgrid.coordinator",
+                         hint="e.g. `coordinator: lab-coord.example:20408`")
+    places = f.str_list("places")
+    tags = _pool_tags(f, source)
+    if bool(places) == bool(tags):
+        raise InputError("name the places or the tags to match, not both and not neither", source=source,
+                         place="labgrid", hint="`places: [rpi4-a, rpi4-b]` or `tags: {board: rpi4}` (with `count: N`)")
+    if len(set(places)) != len(places):
+        raise InputError("a place is named twice", source=source, place="labgrid.places", hint="name each place once")
+    count = f.int("count", minimum=1)
+    if count is not None and places:
+        raise InputError("count goes with tags", source=source, place="labgrid.count",
+                         hint="with `places:` every place named is held; drop `count:`")
+    profile = f.str("profile", required=True)
+    if profile not in available_profiles():
+        close = difflib.get_close_matches(profile, available_profiles(), n=1)
+        raise InputError(f"unknown profile {profile!r}", source=source, place="labgrid.profile",
+                         hint=f"did you mean {close[0]!r}?" if close else f"known profiles: {', '.join(available_profiles())}")
+    load_profile(profile)
+    identity = _identity_file(f.str("identity_file"), [], base, source, "labgrid.identity_file")
+    gateway = f.str("gateway")
+    if gateway is not None:  # the form is checked now, the place's name later
+        parse_gateway(gateway, name, getpass.getuser(), identity, known_hosts, source, "labgrid.gateway")
+    template = Device(
+        name=name, profile=profile, kind="ssh", python=f.str("python", "python3") or "python3",
+        threads=f.int("threads", minimum=1), cpus=_cpus(f), cache_dir=f.str("cache_dir", Device.cache_dir) or Device.cache_dir,
+        user=getpass.getuser(), identity_file=identity, known_hosts=str(known_hosts),
+    )
+    return LabgridPool(name, coordinator, places, tags, count or 1, template, source, gateway)
+
+
+def _pool_tags(f: Fields, source: Path) -> tuple[tuple[str, str], ...]:
+    value = f.data.get("tags")
+    if value is None:
+        return ()
+    if not isinstance(value, dict) or not value or not all(
+        isinstance(k, str) and isinstance(v, (str, int)) and not isinstance(v, bool) and k and "=" not in k
+        for k, v in value.items()
+    ):
+        raise InputError(f"expected a mapping of tag to value, got {value!r}", source=source, place="labgrid.tags",
+                         hint="tags: {board: rpi4}  (labgrid place tags are KEY=VALUE)")
+    return tuple(sorted((k, str(v)) for k, v in value.items()))

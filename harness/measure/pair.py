@@ -212,12 +212,8 @@ class PairAccumulator:
             env=_env(first.get("env_before") or {}, last.get("env_after") or {}, self.replies, ctx.profile),
             edgetpu=_edgetpu_report(self.artifact),
             quantization=quantization_info(self.artifact),
-<<<<<<< HEAD
-            op_profile=OpProfile.from_reply(first.get("op_profile")),
-            configuration=ctx.configuration,
-=======
             op_profile=OpProfile.from_replies([r["op_profile"] for r in self.replies if r.get("op_profile")]),
->>>>>>> prof20
+            configuration=ctx.configuration,
         )
         return record, samples_ns
 
@@ -448,4 +444,5 @@ def _with_runtime(info: DeviceInfo, reply: dict[str, Any]) -> DeviceInfo:
         family=info.family,
         emulated=info.emulated,
         tags=info.tags,
+        labgrid=info.labgrid,
     )

@@ -25,7 +25,7 @@ from harness.dataset.preprocess import EvalInputs
 from harness.device import Device
 from harness.errors import AgentError, ConversionError, InfraError
 from harness.fleet.capabilities import skip_reason
-from harness.fleet.lock import DeviceLock
+from harness.fleet.lock import DeviceLock, HeldByLabgrid
 from harness.fleet.profiles import MeasurementPlan
 from harness.measure.pair import PairAccumulator, PairContext, run_round, unmeasured_record
 from harness.model.adapters import AdapterSpec
@@ -171,7 +171,7 @@ class Session:
 
     transport: Transport
     client: AgentClient
-    lock: DeviceLock
+    lock: DeviceLock | HeldByLabgrid
     runtime: tuple[str, str] | None  # (name, version) the agent will use
     # Per runtime a sweep asks for: (name, version), or why the device lacks it,
     # and the client whose interpreter has it (the device's own when absent).
@@ -196,7 +196,11 @@ def connect(job: DeviceJob, say: Callable[[str], None]) -> Session:
     transport = open_transport(job.device)
     try:
         client = AgentClient(transport, timeout_s=job.ctx.plan.command_timeout_s)
-        lock = DeviceLock(client, wait_s=job.lock_wait_s, command=job.command)
+        lock: DeviceLock | HeldByLabgrid
+        if "labgrid_place" in job.device.extra:
+            lock = HeldByLabgrid()  # the coordinator gave this run the place: it is the lock
+        else:
+            lock = DeviceLock(client, wait_s=job.lock_wait_s, command=job.command)
         lock.acquire(on_wait=lambda why: say(f"waiting for lock: {why}"))
     except BaseException:
         transport.close()

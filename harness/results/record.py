@@ -46,6 +46,8 @@ class DeviceInfo:
     # The inventory's tags for this device, kept so budgets can match by tag
     # from the stored record alone.
     tags: tuple[str, ...] = ()
+    # A labgrid place the run held: {place, exporter, coordinator, tags}.
+    labgrid: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

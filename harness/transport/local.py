@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import time
@@ -58,7 +59,7 @@ class LocalTransport:
     def put(self, local_path: Path, remote_path: str) -> None:
         target = Path(self.expand(remote_path))
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
+        partial = target.with_name(f"{target.name}.{secrets.token_hex(4)}.partial")  # one per writer (ssh.py says why)
         try:
             shutil.copyfile(local_path, partial)
             os.replace(partial, target)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import secrets
 import select
 import shlex
 import socket
@@ -338,9 +339,12 @@ class SshTransport:
         return self._sftp
 
     def put(self, local_path: Path, remote_path: str) -> None:
-        """Upload to `<name>.partial`, then rename: a reader never sees half a file."""
+        """Upload to `<name>.<random>.partial`, then rename: a reader never
+        sees half a file, and two controllers sending the same file to one
+        filesystem (two inventory names for one board) never rename each
+        other's partial away."""
         target = self.expand(remote_path)
-        partial = target + ".partial"
+        partial = f"{target}.{secrets.token_hex(4)}.partial"
         mkdir = self.run(["mkdir", "-p", "--", posixpath.dirname(target)], timeout_s=60)
         if mkdir.exit_status != 0:
             raise InfraError(f"cannot create {posixpath.dirname(target)}: {mkdir.stderr_tail()}", device=self.device.name)

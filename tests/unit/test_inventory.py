@@ -7,6 +7,7 @@ import pytest
 
 from harness.errors import InputError
 from harness.fleet.inventory import empty_inventory, load_inventory
+from tests.inventory_files import error_of, write
 
 
 @pytest.fixture
@@ -16,17 +17,6 @@ def key(tmp_path):
     return path
 
 
-def write(tmp_path, text: str):
-    path = tmp_path / "inventory.yaml"
-    path.write_text(text)
-    return path
-
-
-def error_of(path) -> str:
-    with pytest.raises(InputError) as err:
-        load_inventory(path)
-    assert err.value.exit_code == 2
-    return err.value.render()
 
 
 def test_good_inventory_becomes_frozen_devices(tmp_path, key, monkeypatch):
