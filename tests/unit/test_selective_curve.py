@@ -1,0 +1,145 @@
+"""Pure pieces of selective-int8's automatic search: the whole-model
+ranking (where error enters, and which nodes share its scale), the search
+over candidate groups, and the curve's plumbing into records and reports."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.convert import selective, sensitivity
+from harness.convert.sensitivity import Node
+from harness.fleet.profiles import MeasurementPlan
+from harness.measure import curve
+from harness.model.recipe import SelectiveOptions
+from harness.results.record import DeviceInfo, ModelInfo, QuantizationInfo, Record
+
+SHARED = (0.627, -128)  # the boxes' scale, which the output concatenation imposes
+# A YOLO-style head in miniature: one level's scores requantised to the
+# boxes' scale by the reshape after the sigmoid, then concatenated with the
+# boxes and transposed to the output.
+GRAPH = [
+    Node("cls", "CONV_2D", ("features",)),
+    Node("sigmoid", "LOGISTIC", ("cls",)),
+    Node("scores", "RESHAPE", ("sigmoid",)),
+    Node("ltrb", "CONV_2D", ("features",)),
+    Node("clip", "RELU", ("ltrb",)),
+    Node("boxes", "RESHAPE", ("clip",)),
+    Node("head", "CONCATENATION", ("boxes", "scores")),
+    Node("output", "TRANSPOSE", ("head",)),
+]
+ERRORS = {"cls": 0.02, "sigmoid": 0.03, "scores": 0.35, "ltrb": 0.01, "clip": 0.011, "boxes": 0.011, "head": 0.05, "output": 0.05}
+SCALES = {"cls": (0.42, 10), "sigmoid": (1 / 256, -128), "scores": SHARED, "ltrb": (0.7, -128), "clip": SHARED,
+          "boxes": SHARED, "head": SHARED, "output": SHARED}
+
+
+def test_the_node_where_the_shared_scale_enters_ranks_first_with_what_carries_it():
+    ranked = sensitivity.rank(GRAPH, ERRORS, SCALES)
+    first = ranked[0]
+    assert first.node == "scores" and first.added == pytest.approx(0.32)
+    # The concatenation and the transpose would quantise the float scores
+    # back to 0.627 per step: they are kept float with it.
+    assert first.group == ("scores", "head", "output")
+    by_node = {r.node: r for r in ranked}
+    assert by_node["head"].added < 0 and by_node["output"].added == 0  # pass-through: no error of their own
+
+
+def test_a_clamp_follows_only_when_it_kept_the_producer_scale():
+    consumers = {"ltrb": [GRAPH[4]], "clip": [GRAPH[5]], "boxes": [GRAPH[6]], "head": [GRAPH[7]]}
+    assert sensitivity.followers_of("ltrb", consumers, SCALES) == ()  # clip has another scale than ltrb
+    scales = dict(SCALES, ltrb=SHARED)
+    assert sensitivity.followers_of("ltrb", consumers, scales) == ("clip", "boxes", "head", "output")
+
+
+def test_candidate_groups_skip_covered_groups_and_nodes_that_add_no_error():
+    ranked = [
+        sensitivity.NodeError("a", "RESHAPE", 0.4, 0.3, ("c", "d")),
+        sensitivity.NodeError("c", "CONCATENATION", 0.2, 0.1, ("d",)),  # inside a's group already
+        sensitivity.NodeError("b", "RESHAPE", 0.3, 0.2, ("c", "d")),
+        sensitivity.NodeError("e", "CONV_2D", 0.1, 0.0),
+    ]
+    assert sensitivity.candidate_groups(ranked, limit=10) == [("a", "c", "d"), ("b", "c", "d")]
+    assert sensitivity.candidate_groups(ranked, limit=1) == [("a", "c", "d")]
+
+
+def _scorer(maps: dict[frozenset[str], float]):
+    tried: list[tuple[str, ...]] = []
+
+    def score(denylist: selective.Denylist) -> float:
+        tried.append(denylist.nodes)
+        return maps[frozenset(denylist.nodes)]
+
+    return score, tried
+
+
+def test_search_keeps_groups_that_help_drops_the_others_and_stops_within_the_drop():
+    groups = [("box", "head", "out"), ("s4", "cat", "head", "out"), ("s3", "cat", "head", "out"), ("s5", "cat", "head", "out")]
+    maps = {
+        frozenset(): 0.11,
+        frozenset({"box", "head", "out"}): 0.11,  # no gain: dropped
+        frozenset({"s4", "cat", "head", "out"}): 0.12,
+        frozenset({"s4", "cat", "head", "out", "s3"}): 0.205,  # within 0.01 of 0.21: stop
+    }
+    score, tried = _scorer(maps)
+    result = selective.search_groups(groups, SelectiveOptions(max_map_drop=0.01, max_layers=8), 0.21, score)
+    assert result.denylist.nodes == ("s4", "cat", "head", "out", "s3")
+    assert [(s.layers, s.kept) for s in result.steps] == [(0, True), (3, False), (4, True), (5, True)]
+    assert len(tried) == 4 and "within max_map_drop" in result.stop_reason
+
+
+def test_search_never_tries_a_list_longer_than_max_layers():
+    groups = [("a", "b", "c"), ("d",)]
+    maps = {frozenset(): 0.1, frozenset({"d"}): 0.1}
+    score, tried = _scorer(maps)
+    result = selective.search_groups(groups, SelectiveOptions(max_map_drop=0.0, max_layers=2), 0.2, score)
+    assert tried == [(), ("d",)] and result.denylist.size == 0
+    assert "max_layers 2" in result.stop_reason
+
+
+def test_the_curve_is_the_kept_path_with_sizes_and_files():
+    steps = (selective.SearchStep(0, 0.11), selective.SearchStep(3, 0.11, ("x", "y", "z"), kept=False),
+             selective.SearchStep(1, 0.18, ("s",)))
+    models = {(): b"\0" * 10, ("x", "y", "z"): b"\0" * 12, ("s",): b"\0" * 11}
+    points = selective.curve(selective.SearchResult(selective.Denylist(("s",)), steps, "done"), models)
+    assert [(p["k"], p["map"], p["size_bytes"], p["file"]) for p in points] == [(0, 0.11, 10, "curve-k0.tflite"), (1, 0.18, 11, "curve-k1.tflite")]
+    assert selective.curve_files(points, models) == {"curve-k0.tflite": models[()], "curve-k1.tflite": models[("s",)]}
+    assert selective.curve(None, models) == []
+
+
+def _record(device: str, sensitivity_report: str | None = None) -> Record:
+    points = [{"k": 0, "layers": [], "map": 0.11, "size_bytes": 10, "file": "curve-k0.tflite", "latency_p50_ms": {}},
+              {"k": 5, "layers": ["s"], "map": 0.18, "size_bytes": 11, "file": "curve-k5.tflite", "latency_p50_ms": {}}]
+    quantization = QuantizationInfo(sensitivity_report=sensitivity_report, selection={"curve": points})
+    return Record(run_id="r", device=DeviceInfo(device, "x86-cpu"), model=ModelInfo("m", "selective-int8"), status="ok",
+                  quantization=quantization)
+
+
+def test_each_device_adds_its_latency_and_the_curves_merge():
+    pi = curve.with_latencies(_record("pi"), {0: 4.0, 5: 4.5})
+    x86 = curve.with_latencies(_record("x86"), {0: 1.0}, error="agent failed on k5")
+    assert x86.quantization.selection["curve_error"] == "agent failed on k5"
+    merged = curve.merged([pi, x86])
+    assert [p["latency_p50_ms"] for p in merged] == [{"pi": 4.0, "x86": 1.0}, {"pi": 4.5}]
+    round_trip = Record.from_dict(json.loads(json.dumps(pi.to_dict())))
+    assert round_trip.quantization.selection["curve"][1]["latency_p50_ms"] == {"pi": 4.5}
+
+
+def test_only_the_runs_copy_of_the_report_gains_latencies(tmp_path):
+    run_dir, cache = tmp_path / "run", tmp_path / "cache"
+    for folder in (run_dir / "artifacts", cache):
+        folder.mkdir(parents=True)
+        (folder / "m.sensitivity.json").write_text(json.dumps({"curve": [{"k": 0, "latency_p50_ms": {}}, {"k": 5, "latency_p50_ms": {}}]}))
+    for folder in (run_dir / "artifacts", cache):
+        record = curve.with_latencies(_record("pi", str(folder / "m.sensitivity.json")), {0: 4.0, 5: 4.5})
+        curve.merge_into_report(record, run_dir)
+    written = json.loads((run_dir / "artifacts" / "m.sensitivity.json").read_text())
+    assert [p["latency_p50_ms"] for p in written["curve"]] == [{"pi": 4.0}, {"pi": 4.5}]
+    assert json.loads((cache / "m.sensitivity.json").read_text())["curve"][0]["latency_p50_ms"] == {}
+
+
+def test_the_curve_plan_is_one_short_round_of_the_devices_plan():
+    plan = MeasurementPlan()
+    short = curve.curve_plan(plan)
+    assert short.rounds == 1 and short.min_runs == plan.min_runs // 4
+    assert short.min_seconds < plan.min_seconds and short.max_seconds >= short.min_seconds
