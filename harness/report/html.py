@@ -15,7 +15,7 @@ from harness.report.compare_render import html_table, ratio_dots, summary_line
 from harness.report.context import ReportContext
 from harness.report.history import METRICS, Key
 from harness.report.page import inline_code, page, toggles
-from harness.report.view import HEADERS, DeviceSection, SensitiveLayer, short_commit
+from harness.report.view import CURVE_CAPTION, HEADERS, DeviceSection, SensitiveLayer, short_commit
 from harness.results.record import LatencyMs, Record
 
 # The page can do what the files cannot: say so under the shared note.
@@ -175,6 +175,22 @@ def _quantization(block: layout.Quantization) -> str:
             )
         out.append("</tbody></table>")
         out.append(_sensitivity(block.layers))
+    if block.curve:
+        out.append(_curve(block))
+    return "\n".join(out)
+
+
+def _curve(block: layout.Quantization) -> str:
+    """The search's curve: a table, and calibration mAP against this
+    device's latency (or against k where a point was not timed)."""
+    out = [f"<p class='note'>{escape(CURVE_CAPTION)}:</p>",
+           "<table><thead><tr><th>k</th><th class='l'>layers in float</th><th>calibration mAP</th><th>size MB</th>"
+           "<th>p50 ms</th></tr></thead><tbody>"]
+    for point in block.curve:
+        k, layers, map_text, size, p50 = (escape(cell) for cell in point.cells)
+        out.append(f"<tr><td>{k}</td><td class='l wrap'>{layers}</td><td>{map_text}</td><td>{size}</td><td>{p50}</td></tr>")
+    out.append("</tbody></table>")
+    out.append("<div class='charts'>" + charts.curve_chart(block.curve, device=block.section.device) + "</div>")
     return "\n".join(out)
 
 

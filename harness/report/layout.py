@@ -20,6 +20,7 @@ from harness.report.context import ReportContext
 from harness.report.history import Key
 from harness.report.view import (
     Cells,
+    CurvePoint,
     DeviceSection,
     QuantCells,
     Row,
@@ -31,6 +32,7 @@ from harness.report.view import (
     quantization_rows,
     runtime_headers,
     sections,
+    selective_curve,
     sensitive_layers,
 )
 from harness.results.record import Record
@@ -100,6 +102,7 @@ class Quantization:
     runtimes: tuple[str, ...]  # the load-check columns
     findings: tuple[str, ...]
     layers: tuple[SensitiveLayer, ...]  # most sensitive first
+    curve: tuple[CurvePoint, ...] = ()  # selective-int8's search: k layers in float -> mAP, size, latency here
 
 
 @dataclass(frozen=True)
@@ -221,7 +224,7 @@ def _section_blocks(section: DeviceSection, context: ReportContext, ship: ShipDe
     if has_quantization(section):
         quant = quantization_rows(section)
         yield Quantization(section, tuple(quant), tuple(runtime_headers(quant)), tuple(quantization_findings(section)),
-                           tuple(sensitive_layers(section)))
+                           tuple(sensitive_layers(section)), tuple(selective_curve(section)))
     trend = _trend(section, context)
     if trend is not None:
         yield trend

@@ -100,6 +100,13 @@ class TerminalFormatter:
             for layer in block.layers[:TERMINAL_LAYERS]:
                 top.add_row(str(layer.rank), layer.layer, layer.op, layer.rmse_over_scale, layer.in_float)
             self.console.print(top)
+        if block.curve:
+            table = _table("selective-int8 search: k layers in float (calibration mAP; p50 on this device, short plan)")
+            for header, justify in (("k", "right"), ("layers in float", "left"), ("mAP", "right"), ("MB", "right"), ("p50 ms", "right")):
+                table.add_column(header, justify=justify, no_wrap=header != "layers in float")  # type: ignore[arg-type]
+            for point in block.curve:
+                table.add_row(*point.cells)
+            self.console.print(table)
         self._bullets(block.findings)
 
     def trend(self, block: layout.TrendBlock) -> None:
