@@ -5,6 +5,7 @@ over candidate groups, and the curve's plumbing into records and reports."""
 from __future__ import annotations
 
 import json
+from html import escape
 
 import pytest
 
@@ -143,3 +144,32 @@ def test_the_curve_plan_is_one_short_round_of_the_devices_plan():
     short = curve.curve_plan(plan)
     assert short.rounds == 1 and short.min_runs == plan.min_runs // 4
     assert short.min_seconds < plan.min_seconds and short.max_seconds >= short.min_seconds
+
+
+def _selective_record(device: str, node: str) -> Record:
+    from harness.results.record import Accuracy, LatencyMs
+
+    latency = LatencyMs(n=100, min=1, p50=1, p90=1, p99=1, max=1, mean=1, std=0, p90_ci=(1, 1))
+    points = [{"k": 0, "layers": [], "map": 0.114, "size_bytes": 873992, "latency_p50_ms": {device: 0.98}},
+              {"k": 2, "layers": [f"model/heads/{node}/Reshape", "StatefulPartitionedCall:0"], "map": 0.186,
+               "size_bytes": 873936, "latency_p50_ms": {device: 1.06}}]
+    return Record(
+        run_id="r", device=DeviceInfo(device, "x86-cpu"), model=ModelInfo("m", "selective-int8", size_bytes=873936),
+        status="ok", latency_ms=latency, accuracy=Accuracy("d", "a", "x", 10, 0.175, 0.5, 0.3),
+        quantization=QuantizationInfo(denylist=(f"model/heads/{node}/Reshape",), selection={"curve": points}),
+    )
+
+
+def test_every_report_format_shows_the_curve_with_names_escaped():
+    from harness.report.html import render_html
+    from harness.report.markdown import render_markdown
+
+    hostile = "<img src=x onerror=alert(1)>"
+    record = _selective_record("pi-<1>", hostile)
+    html = render_html([record], title="t")
+    assert "selective-int8 search on pi-&lt;1&gt;" in html and "calibration mAP" in html
+    assert hostile not in html and escape(hostile) in html
+    assert "k=2" in html and "1.06" in html
+    md = render_markdown([record], title="t")
+    assert "| k | layers in float | calibration mAP | size MB | p50 ms |" in md
+    assert "| 2 |" in md and "0.186" in md and "1.06" in md
