@@ -121,7 +121,8 @@ class _Moments:
             return None
         mean = self.sum_f / self.n
         std = math.sqrt(max(self.sum_f2 / self.n - mean * mean, 0.0))
-        return math.sqrt(self.sum_d2 / self.n) / std if std > 0 else None
+        value = math.sqrt(self.sum_d2 / self.n) / std if std > 0 else None
+        return value if value is not None and math.isfinite(value) else None
 
 
 # -- pure ranking --------------------------------------------------------------
@@ -142,7 +143,9 @@ def rank(
             consumers.setdefault(tensor, []).append(node)
     ranked = []
     for node in nodes:
-        if node.op_name in _TYPE_OPS or node.name not in errors:
+        # Not quantised in the int8 model (a post-process op, the float
+        # output): already float, nothing to rank; still an input's error.
+        if node.op_name in _TYPE_OPS or node.name not in errors or node.name not in scales:
             continue
         upstream = max((errors.get(t, 0.0) for t in node.inputs), default=0.0)
         error = errors[node.name]
@@ -248,7 +251,9 @@ def measure(float_model: bytes, quantised: bytes, images: np.ndarray) -> tuple[l
         for name, detail in cand_details.items():
             f = _dequantised(reference, ref_details[name])
             q = _dequantised(candidate, detail)
-            if f.shape == q.shape:
+            # Shapes can differ (a reshape the converter moved) and values be
+            # garbage (the rows a post-process op leaves unwritten): not comparable.
+            if f.shape == q.shape and np.isfinite(f).all() and np.isfinite(q).all():
                 moments[name].add(f, q)
     errors = {name: e for name, m in moments.items() if (e := m.inverse_snr()) is not None}
     scales = {name: (float(d["quantization"][0]), int(d["quantization"][1])) for name, d in cand_details.items() if d["quantization"][0]}

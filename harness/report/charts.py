@@ -289,6 +289,7 @@ def curve_chart(points: Sequence[CurvePoint], *, device: str) -> str:
         if y_lo <= tick <= y_hi:
             svg.append(f"<text x='{left - 4}' y='{sy(tick) + 4:.1f}' text-anchor='end'>{tick:g}</text>")
     svg.append(f"<text x='{(left + w - right) / 2}' y='{h - 6}' text-anchor='middle'>{escape(x_label)}</text>")
+    svg.append(f"<text x='12' y='{h / 2}' transform='rotate(-90 12 {h / 2})' text-anchor='middle'>calibration mAP</text>")
     c = colour("selective-int8")
     path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys))
     svg.append(f"<g{mark('selective-int8', 'selective-int8 search curve')}><polyline points='{path}' fill='none' stroke='{c}'/>")

@@ -25,6 +25,7 @@ from harness.report.view import (
     QuantCells,
     Row,
     SensitiveLayer,
+    SensitiveNode,
     cells,
     findings,
     has_quantization,
@@ -34,6 +35,7 @@ from harness.report.view import (
     sections,
     selective_curve,
     sensitive_layers,
+    sensitive_nodes,
 )
 from harness.results.record import Record
 
@@ -102,7 +104,8 @@ class Quantization:
     runtimes: tuple[str, ...]  # the load-check columns
     findings: tuple[str, ...]
     layers: tuple[SensitiveLayer, ...]  # most sensitive first
-    curve: tuple[CurvePoint, ...] = ()  # selective-int8's search: k layers in float -> mAP, size, latency here
+    curve: tuple[CurvePoint, ...] = ()
+    nodes: tuple[SensitiveNode, ...] = ()  # the whole-model ranking, most harmful first  # selective-int8's search: k layers in float -> mAP, size, latency here
 
 
 @dataclass(frozen=True)
@@ -224,7 +227,8 @@ def _section_blocks(section: DeviceSection, context: ReportContext, ship: ShipDe
     if has_quantization(section):
         quant = quantization_rows(section)
         yield Quantization(section, tuple(quant), tuple(runtime_headers(quant)), tuple(quantization_findings(section)),
-                           tuple(sensitive_layers(section)), tuple(selective_curve(section)))
+                           tuple(sensitive_layers(section)), tuple(selective_curve(section)),
+                           tuple(sensitive_nodes(section)))
     trend = _trend(section, context)
     if trend is not None:
         yield trend

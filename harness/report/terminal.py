@@ -100,6 +100,13 @@ class TerminalFormatter:
             for layer in block.layers[:TERMINAL_LAYERS]:
                 top.add_row(str(layer.rank), layer.layer, layer.op, layer.rmse_over_scale, layer.in_float)
             self.console.print(top)
+        if block.nodes:
+            table = _table("where int8's error enters (whole model: error = RMSE/std, added over its inputs)")
+            for header, justify in (("#", "right"), ("layer", "left"), ("op", "left"), ("added", "right"), ("float", "left")):
+                table.add_column(header, justify=justify, no_wrap=header != "layer")  # type: ignore[arg-type]
+            for node in block.nodes[:TERMINAL_LAYERS]:
+                table.add_row(str(node.rank), node.layer, node.op, node.added, node.in_float)
+            self.console.print(table)
         if block.curve:
             table = _table("selective-int8 search: k layers in float (calibration mAP; p50 on this device, short plan)")
             for header, justify in (("k", "right"), ("layers in float", "left"), ("mAP", "right"), ("MB", "right"), ("p50 ms", "right")):

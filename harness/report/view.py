@@ -368,6 +368,38 @@ class SensitiveLayer:
     tensor_name: str
 
 
+WHOLE_MODEL_CAPTION = (
+    "Where int8's error enters (the int8 model against the float one, tensor by tensor, on calibration images: "
+    "error = RMSE / std of the float tensor, added = above its inputs' largest; what the search ranks by)"
+)
+
+
+@dataclass(frozen=True)
+class SensitiveNode:
+    rank: int
+    layer: str
+    op: str
+    error: str
+    added: str
+    followers: int  # nodes that share its scale, kept float with it
+    in_float: str
+    node: str
+
+
+def sensitive_nodes(section: DeviceSection) -> list[SensitiveNode]:
+    """selective-int8's whole-model ranking (the error each node adds), when measured."""
+    row = next((r for r in section.rows if r.variant == "selective-int8" and r.record.quantization), None)
+    q = row.record.quantization if row else None
+    if q is None or not q.selection:
+        return []
+    denied = set(q.denylist)
+    return [
+        SensitiveNode(i + 1, n["layer"], n["op_name"], f"{n['error']:.3f}", f"{n['added']:+.3f}", int(n.get("followers", 0)),
+                      "yes" if n["node"] in denied else "no", n["node"])
+        for i, n in enumerate(q.selection.get("top_nodes") or ())
+    ]
+
+
 CURVE_CAPTION = (
     "selective-int8's search, k layers kept in float (mAP on the calibration split; p50 from a short plan on this "
     "device, to compare the points with each other)"

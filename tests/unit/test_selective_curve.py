@@ -156,7 +156,8 @@ def _selective_record(device: str, node: str) -> Record:
     return Record(
         run_id="r", device=DeviceInfo(device, "x86-cpu"), model=ModelInfo("m", "selective-int8", size_bytes=873936),
         status="ok", latency_ms=latency, accuracy=Accuracy("d", "a", "x", 10, 0.175, 0.5, 0.3),
-        quantization=QuantizationInfo(denylist=(f"model/heads/{node}/Reshape",), selection={"curve": points}),
+        quantization=QuantizationInfo(denylist=(f"model/heads/{node}/Reshape",), selection={"curve": points, "top_nodes": [
+            {"layer": node, "op_name": "RESHAPE", "error": 0.354, "added": 0.249, "node": f"model/heads/{node}/Reshape", "followers": 3}]}),
     )
 
 
@@ -173,3 +174,5 @@ def test_every_report_format_shows_the_curve_with_names_escaped():
     md = render_markdown([record], title="t")
     assert "| k | layers in float | calibration mAP | size MB | p50 ms |" in md
     assert "| 2 |" in md and "0.186" in md and "1.06" in md
+    for text, caption in ((md, "Where int8's error enters"), (html, escape("Where int8's error enters"))):
+        assert caption in text and "+0.249" in text  # the whole-model ranking
