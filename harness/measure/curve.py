@@ -91,15 +91,3 @@ def merge_into_report(record: Record, run_dir: Path) -> None:
         point["latency_p50_ms"] = {**(point.get("latency_p50_ms") or {}), **by_k.get(int(point["k"]), {})}
     report_path.write_text(json.dumps(report, indent=1))
 
-
-def merged(records: list[Record]) -> list[dict[str, Any]]:
-    """One curve from every device's selective-int8 record of a model:
-    each point's latency from every device."""
-    points: dict[int, dict[str, Any]] = {}
-    for record in records:
-        selection = record.quantization.selection if record.quantization else None
-        for point in (selection or {}).get("curve") or ():
-            k = int(point["k"])
-            known = points.setdefault(k, {**point, "latency_p50_ms": {}})
-            known["latency_p50_ms"].update(point.get("latency_p50_ms") or {})
-    return [points[k] for k in sorted(points)]

@@ -5,6 +5,7 @@ over candidate groups, and the curve's plumbing into records and reports."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from html import escape
 
 import pytest
@@ -116,12 +117,17 @@ def _record(device: str, sensitivity_report: str | None = None) -> Record:
                   quantization=quantization)
 
 
-def test_each_device_adds_its_latency_and_the_curves_merge():
+def test_each_device_adds_its_latency_and_the_runs_report_gathers_every_device(tmp_path):
     pi = curve.with_latencies(_record("pi"), {0: 4.0, 5: 4.5})
     x86 = curve.with_latencies(_record("x86"), {0: 1.0}, error="agent failed on k5")
     assert x86.quantization.selection["curve_error"] == "agent failed on k5"
-    merged = curve.merged([pi, x86])
-    assert [p["latency_p50_ms"] for p in merged] == [{"pi": 4.0, "x86": 1.0}, {"pi": 4.5}]
+    assert [p["latency_p50_ms"] for p in x86.quantization.selection["curve"]] == [{"x86": 1.0}, {}]
+    report = tmp_path / "artifacts" / "m.sensitivity.json"
+    report.parent.mkdir()
+    report.write_text(json.dumps({"curve": [{"k": 0}, {"k": 5}]}))
+    for record in (pi, x86):
+        curve.merge_into_report(replace(record, quantization=replace(record.quantization, sensitivity_report=str(report))), tmp_path)
+    assert [p["latency_p50_ms"] for p in json.loads(report.read_text())["curve"]] == [{"pi": 4.0, "x86": 1.0}, {"pi": 4.5}]
     round_trip = Record.from_dict(json.loads(json.dumps(pi.to_dict())))
     assert round_trip.quantization.selection["curve"][1]["latency_p50_ms"] == {"pi": 4.5}
 
