@@ -34,6 +34,7 @@ from harness.fleet.command import inventory_from
 from harness.fleet.labgrid import LabgridPool
 from harness.fleet.profiles import load_profile, scaled_plan
 from harness.measure.configs import Sweep, device_sweep, slots
+from harness.measure.curve import merge_into_report
 from harness.measure.events import RunEvents
 from harness.measure.pair import PairContext
 from harness.measure.worker import DeviceJob, Finished, PairMessage, Status, Transfer, device_worker
@@ -463,6 +464,8 @@ def _measure_devices(store: ResultsStore, events: RunEvents, outcome: RunOutcome
                 if message.infra_failure and message.infra_failure not in outcome.infra_failures:
                     outcome.infra_failures.append(message.infra_failure)
                 _save(store, outcome, message.record, message.samples, meta)
+                if message.final:  # selective-int8's curve: this device's latencies into the run's sensitivity.json
+                    merge_into_report(message.record, outcome.run_dir)
                 progress.pair(message)
             elif isinstance(message, Finished):
                 running -= 1

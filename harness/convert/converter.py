@@ -78,6 +78,18 @@ class Artifact:
         path = self.manifest_path.parent / SENSITIVITY_FILE
         return path if path.is_file() else None
 
+    @property
+    def curve_files(self) -> list[str]:
+        """selective-int8's curve models, by file name next to the manifest."""
+        points = (self.manifest.get("selective") or {}).get("curve") or ()
+        return [p["file"] for p in points if p.get("file")]
+
+    def curve_model(self, name: str) -> Path:
+        """A curve model's path: the run's copy next to this artifact (as
+        export_artifact names it), else the cache's."""
+        copy = self.path.with_name(f"{self.model}-{self.variant}.{name}")
+        return copy if copy.is_file() else self.manifest_path.parent / name
+
 
 @dataclass(frozen=True)
 class Converted:
@@ -111,7 +123,9 @@ def _options_key(recipe: Recipe, variant: str) -> Any:
         }
         return data
     if variant == "selective-int8":
-        return asdict(recipe.selective)
+        from harness.convert.selective import SEARCH_VERSION
+
+        return {**asdict(recipe.selective), "search": SEARCH_VERSION}
     return None
 
 
@@ -286,6 +300,8 @@ def export_artifact(artifact: Artifact, out_dir: Path) -> Path:
         shutil.copyfile(artifact.manifest_path, out_dir / f"{stem}.manifest.json")
         if artifact.sensitivity_path is not None:
             shutil.copyfile(artifact.sensitivity_path, out_dir / f"{stem}.{SENSITIVITY_FILE}")
+        for name in artifact.curve_files:
+            shutil.copyfile(artifact.manifest_path.parent / name, out_dir / f"{stem}.{name}")
     except OSError as exc:
         raise InputError(f"cannot write the variant: {exc}", source=out_dir, hint="choose a writable folder with --out") from None
     return target
@@ -527,8 +543,7 @@ class _ConverterSession:
         return Converted(converter.convert(), {"qat": training})
 
     def _convert_selective(self, say: Callable[[str], None]) -> Converted:
-        from harness.convert import selective
-        from harness.convert.host_eval import HostEvaluator
+        from harness.convert import selective, sensitivity
 
         tf = self.tf
         options = self.recipe.selective
@@ -555,14 +570,22 @@ class _ConverterSession:
             )
             return debugger.get_nondebug_quantized_model()
 
-        choice = selective.choose_denylist(
-            rows, self.recipe, self.calibration, self.cache_dir, lambda: self.known.get("fp32") or self._ptq("fp32"), quantised, say
-        )
+        fp32 = self.known.get("fp32") or self._ptq("fp32")
+        self.known["fp32"] = fp32
+        say("whole-model sensitivity (int8 against float, tensor by tensor)")
+        nodes = sensitivity.whole_model_sensitivity(fp32, quantised(selective.Denylist()), images)
+        groups = sensitivity.candidate_groups(nodes, limit=len(nodes))
+        choice = selective.choose_denylist(rows, self.recipe, self.calibration, self.cache_dir, lambda: fp32, quantised, say, groups=groups)
         denylist = choice.denylist
-        content = quantised(denylist)
-        full = selective.report(rows, options, denylist, source=choice.source, fp32_map=choice.fp32_map, search=choice.search)
+        content = choice.models.get(denylist.nodes) if not denylist.ops else None
+        content = content or quantised(denylist)
+        points = selective.curve(choice.search, choice.models)
+        full = selective.report(
+            rows, options, denylist, source=choice.source, fp32_map=choice.fp32_map, search=choice.search, nodes=nodes, curve_points=points
+        )
         extra = {"selective": selective.summary(full, options.top_layers), "sensitivity_report": SENSITIVITY_FILE}
-        return Converted(content, extra, {SENSITIVITY_FILE: json.dumps(full, indent=1).encode()})
+        files = {SENSITIVITY_FILE: json.dumps(full, indent=1).encode(), **selective.curve_files(points, choice.models)}
+        return Converted(content, extra, files)
 
     def manifest(self, variant: str, content: bytes) -> dict[str, Any]:
         interpreter = self.tf.lite.Interpreter(model_content=content)

@@ -239,7 +239,7 @@ def quantization_info(artifact: Artifact) -> QuantizationInfo:
         top_layers=tuple(LayerSensitivity(**layer) for layer in selective.get("top_layers") or ()),
         denylist=tuple(selective.get("denylist") or ()),
         sensitivity_report=str(report.resolve()) if report else None,
-        selection={k: selective[k] for k in ("denylist_source", "fp32_calibration_map", "search", "stop_reason", "max_map_drop") if k in selective}
+        selection={k: selective[k] for k in ("denylist_source", "fp32_calibration_map", "search", "stop_reason", "max_map_drop", "curve", "top_nodes") if k in selective}
         or None,
         training=training,
     )

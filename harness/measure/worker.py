@@ -27,6 +27,7 @@ from harness.errors import AgentError, ConversionError, InfraError
 from harness.fleet.capabilities import skip_reason
 from harness.fleet.lock import DeviceLock, HeldByLabgrid
 from harness.fleet.profiles import MeasurementPlan
+from harness.measure import curve
 from harness.measure.pair import PairAccumulator, PairContext, run_round, unmeasured_record
 from harness.model.adapters import AdapterSpec
 from harness.model.recipe import Recipe
@@ -382,6 +383,21 @@ class _Rounds:
         pair.add(reply, ctx, job.evaluation, job.category_ids, job.recipe.input)
         record, samples = pair.record(ctx)
         final = round_index == job.rounds - 1
+        if final and artifact.curve_files:
+            record = self._with_curve(record, artifact)
         if final:  # its raw samples are in the store now: free them
             del self.pairs[variant]
         self.inbox.put(PairMessage(record, samples, None, final=final, units=1))
+
+    def _with_curve(self, record: Record, artifact: Artifact) -> Record:
+        """selective-int8's curve models timed here (measure.curve); a
+        failure leaves the curve without this device's latency, said."""
+        job, session = self.job, self.session
+        assert session is not None
+        self.inbox.put(Status(job.device.name, f"{artifact.variant} · curve"))
+        try:
+            session.lock.renew()
+            latencies = curve.time_points(job.ctx, session.client, artifact, job.inputs[artifact.variant], job.adapter)
+        except (AgentError, InfraError) as exc:
+            return curve.with_latencies(record, {}, error=with_fix(exc))
+        return curve.with_latencies(record, latencies)

@@ -16,7 +16,7 @@ from harness.report.context import ReportContext
 from harness.report.op_profile import TOP_HEADERS, TYPE_HEADERS, VERSUS_HEADERS, OpProfileBlock
 from harness.report.history import METRICS, Key
 from harness.report.page import inline_code, page, toggles
-from harness.report.view import HEADERS, DeviceSection, SensitiveLayer, short_commit
+from harness.report.view import CURVE_CAPTION, HEADERS, WHOLE_MODEL_CAPTION, DeviceSection, SensitiveLayer, short_commit
 from harness.results.record import LatencyMs, Record
 
 # The page can do what the files cannot: say so under the shared note.
@@ -227,6 +227,37 @@ def _quantization(block: layout.Quantization) -> str:
             )
         out.append("</tbody></table>")
         out.append(_sensitivity(block.layers))
+    if block.nodes:
+        out.append(_nodes(block))
+    if block.curve:
+        out.append(_curve(block))
+    return "\n".join(out)
+
+
+def _nodes(block: layout.Quantization) -> str:
+    out = [f"<p class='note'>{escape(WHOLE_MODEL_CAPTION)}:</p>",
+           "<table><thead><tr><th>#</th><th class='l'>layer</th><th class='l'>op</th><th>error</th><th>added</th>"
+           "<th>shares its scale</th><th class='l'>kept in float</th></tr></thead><tbody>"]
+    for n in block.nodes:
+        out.append(f"<tr><td>{n.rank}</td><td class='l' title='{escape(n.node, quote=True)}'>{escape(n.layer)}</td>"
+                   f"<td class='l'>{escape(n.op)}</td><td>{n.error}</td><td>{n.added}</td><td>{n.followers}</td>"
+                   f"<td class='l'>{n.in_float}</td></tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _curve(block: layout.Quantization) -> str:
+    """The search's curve: a table, and calibration mAP against this
+    device's latency (or against k where a point was not timed)."""
+    out = [f"<p class='note'>{escape(CURVE_CAPTION)}:</p>",
+           "<table><thead><tr><th>k</th><th class='l'>layers in float</th><th>calibration mAP</th><th>size MB</th>"
+           "<th>p50 ms</th></tr></thead><tbody>"]
+    for point in block.curve:
+        k, layers, map_text, size, p50 = (escape(cell) for cell in point.cells)
+        out.append(f"<tr><td>{k}</td><td class='l wrap'>{layers}</td><td>{map_text}</td><td>{size}</td><td>{p50}</td></tr>")
+    out.append("</tbody></table>")
+    if len(block.curve) > 1:  # one point (k = 0 met the bound) is said by the table
+        out.append("<div class='charts'>" + charts.curve_chart(block.curve, device=block.section.device) + "</div>")
     return "\n".join(out)
 
 

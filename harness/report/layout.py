@@ -23,10 +23,12 @@ from harness.report.history import Key
 from harness.report.op_profile import OpProfileBlock, op_profile_block
 from harness.report.view import (
     Cells,
+    CurvePoint,
     DeviceSection,
     QuantCells,
     Row,
     SensitiveLayer,
+    SensitiveNode,
     cells,
     findings,
     has_quantization,
@@ -34,7 +36,9 @@ from harness.report.view import (
     quantization_rows,
     runtime_headers,
     sections,
+    selective_curve,
     sensitive_layers,
+    sensitive_nodes,
 )
 from harness.results.record import Record
 
@@ -103,6 +107,8 @@ class Quantization:
     runtimes: tuple[str, ...]  # the load-check columns
     findings: tuple[str, ...]
     layers: tuple[SensitiveLayer, ...]  # most sensitive first
+    curve: tuple[CurvePoint, ...] = ()
+    nodes: tuple[SensitiveNode, ...] = ()  # the whole-model ranking, most harmful first  # selective-int8's search: k layers in float -> mAP, size, latency here
 
 
 @dataclass(frozen=True)
@@ -243,7 +249,8 @@ def _section_blocks(section: DeviceSection, context: ReportContext, ship: ShipDe
     if has_quantization(section):
         quant = quantization_rows(section)
         yield Quantization(section, tuple(quant), tuple(runtime_headers(quant)), tuple(quantization_findings(section)),
-                           tuple(sensitive_layers(section)))
+                           tuple(sensitive_layers(section)), tuple(selective_curve(section)),
+                           tuple(sensitive_nodes(section)))
     profile = op_profile_block(section)
     if profile is not None:
         yield profile

@@ -11,7 +11,7 @@ from harness.report import configs, layout
 from harness.report.compare_render import markdown_table, summary_line
 from harness.report.context import ReportContext
 from harness.report.op_profile import TOP_HEADERS, TYPE_HEADERS, VERSUS_HEADERS, OpProfileBlock
-from harness.report.view import HEADERS, fmt_ms, md_cell
+from harness.report.view import CURVE_CAPTION, WHOLE_MODEL_CAPTION, HEADERS, fmt_ms, md_cell
 from harness.results.record import Record
 
 # A pull-request comment is narrow: the trend table shows the last runs only.
@@ -69,6 +69,14 @@ class MarkdownFormatter:
             out.append("|--:|:--|:--|--:|--:|:--|")
             out += [f"| {layer.rank} | `{md_cell(layer.layer)}` | {layer.op} | {layer.rmse_over_scale} | "
                     f"{layer.mean_error} | {layer.in_float} |" for layer in block.layers]
+        if block.nodes:
+            out += ["", f"{WHOLE_MODEL_CAPTION}:", "", "| # | layer | op | error | added | shares its scale | kept in float |",
+                    "|--:|:--|:--|--:|--:|--:|:--|"]
+            out += [f"| {n.rank} | `{md_cell(n.layer)}` | {n.op} | {n.error} | {n.added} | {n.followers} | {n.in_float} |"
+                    for n in block.nodes]
+        if block.curve:
+            out += ["", f"{CURVE_CAPTION}:", "", "| k | layers in float | calibration mAP | size MB | p50 ms |", "|--:|:--|--:|--:|--:|"]
+            out += ["| " + " | ".join(md_cell(cell) for cell in point.cells) + " |" for point in block.curve]
         return out + [""]
 
     def trend(self, block: layout.TrendBlock) -> list[str]:

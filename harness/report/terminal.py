@@ -97,12 +97,15 @@ class TerminalFormatter:
             table.add_row(row.variant, row.size_mb, row.map, row.map_drop, *loads)
         self.console.print(table)
         if block.layers:
-            top = _table("most sensitive layers (RMSE/scale; rounding alone ~0.29)")
-            for header, justify in (("#", "right"), ("layer", "left"), ("op", "left"), ("RMSE/scale", "right"), ("float", "left")):
-                top.add_column(header, justify=justify, no_wrap=header != "layer")  # type: ignore[arg-type]
-            for layer in block.layers[:TERMINAL_LAYERS]:
-                top.add_row(str(layer.rank), layer.layer, layer.op, layer.rmse_over_scale, layer.in_float)
-            self.console.print(top)
+            self._small_table("most sensitive layers (RMSE/scale; rounding alone ~0.29)", ("#", "layer", "op", "RMSE/scale", "float"),
+                              [(str(x.rank), x.layer, x.op, x.rmse_over_scale, x.in_float) for x in block.layers[:TERMINAL_LAYERS]])
+        if block.nodes:
+            self._small_table("where int8's error enters (whole model: error = RMSE/std, added over its inputs)",
+                              ("#", "layer", "op", "added", "float"),
+                              [(str(n.rank), n.layer, n.op, n.added, n.in_float) for n in block.nodes[:TERMINAL_LAYERS]])
+        if block.curve:
+            self._small_table("selective-int8 search: k layers in float (calibration mAP; p50 on this device, short plan)",
+                              ("k", "layers in float", "mAP", "MB", "p50 ms"), [point.cells for point in block.curve])
         self._bullets(block.findings)
 
     def trend(self, block: layout.TrendBlock) -> None:
@@ -148,6 +151,16 @@ class TerminalFormatter:
         if not self.wide:
             self.console.print(Text(f"(p90, p99 and their intervals: a terminal of {WIDE_COLUMNS}+ columns, or report.md)",
                                     style="dim"))
+
+    def _small_table(self, title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        """Numbers right, names left; only the name column (the second) wraps."""
+        table = _table(title)
+        for i, header in enumerate(headers):
+            left = i == 1 or header in ("op", "float")
+            table.add_column(header, justify="left" if left else "right", no_wrap=i != 1)
+        for row in rows:
+            table.add_row(*row)
+        self.console.print(table)
 
     def _bullets(self, lines: Sequence[str]) -> None:
         for line in lines:

@@ -386,6 +386,79 @@ class SensitiveLayer:
     tensor_name: str
 
 
+WHOLE_MODEL_CAPTION = (
+    "Where int8's error enters (the int8 model against the float one, tensor by tensor, on calibration images: "
+    "error = RMSE / std of the float tensor, added = above its inputs' largest; what the search ranks by)"
+)
+
+
+@dataclass(frozen=True)
+class SensitiveNode:
+    rank: int
+    layer: str
+    op: str
+    error: str
+    added: str
+    followers: int  # nodes that share its scale, kept float with it
+    in_float: str
+    node: str
+
+
+def sensitive_nodes(section: DeviceSection) -> list[SensitiveNode]:
+    """selective-int8's whole-model ranking (the error each node adds), when measured."""
+    row = next((r for r in section.rows if r.variant == "selective-int8" and r.record.quantization), None)
+    q = row.record.quantization if row else None
+    if q is None or not q.selection:
+        return []
+    denied = set(q.denylist)
+    return [
+        SensitiveNode(i + 1, n["layer"], n["op_name"], f"{n['error']:.3f}", f"{n['added']:+.3f}", int(n.get("followers", 0)),
+                      "yes" if n["node"] in denied else "no", n["node"])
+        for i, n in enumerate(q.selection.get("top_nodes") or ())
+    ]
+
+
+CURVE_CAPTION = (
+    "selective-int8's search, k layers kept in float (mAP on the calibration split; p50 from a short plan on this "
+    "device, to compare the points with each other)"
+)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One point of selective-int8's search curve on this section's device."""
+
+    k: int  # layers kept in float
+    layers: str  # their short names
+    map: float  # on the calibration split
+    size_bytes: int | None
+    p50_ms: float | None  # on this device (a short plan: compare points with each other)
+
+    @property
+    def cells(self) -> tuple[str, str, str, str, str]:
+        """k, layers, calibration mAP, size MB, p50 ms."""
+        size = f"{self.size_bytes / 1e6:.2f}" if self.size_bytes else "—"
+        return str(self.k), self.layers or "—", f"{self.map:.3f}", size, fmt_ms(self.p50_ms)
+
+
+def selective_curve(section: DeviceSection) -> list[CurvePoint]:
+    """selective-int8's curve (k = 0 and each list the search kept), with
+    this device's latency."""
+    row = next((r for r in section.rows if r.variant == "selective-int8" and r.record.quantization), None)
+    selection = row.record.quantization.selection if row and row.record.quantization else None
+    points = (selection or {}).get("curve") or ()
+    return [
+        CurvePoint(int(p["k"]), ", ".join(dict.fromkeys(_short_layer(n) for n in p.get("layers") or ())), float(p["map"]),
+                   p.get("size_bytes"), (p.get("latency_p50_ms") or {}).get(section.device))
+        for p in points
+    ]
+
+
+def _short_layer(node: str) -> str:
+    parts = [p for p in node.split(";")[0].split("/") if p]
+    return parts[-2] if len(parts) >= 2 else node
+
+
 def quantization_rows(section: DeviceSection) -> list[QuantCells]:
     """One row per variant that carries conversion facts (all, since this release)."""
     out: list[QuantCells] = []
