@@ -144,10 +144,12 @@ def cache_key(recipe: Recipe, variant: str, calibration: CocoDataset | None) -> 
         "options": _options_key(recipe, variant),
         "calibration": calibration.annotations_sha256 if (calibration and uses_calibration) else None,
     }
-    if recipe.is_tflite:  # made by the LiteRT Quantizer: its version and recipe, not TensorFlow's
-        from harness.convert import litert_quant
+    from harness.convert import litert_quant  # no TensorFlow import
 
+    if recipe.is_tflite:  # made by the LiteRT Quantizer: its version and recipe, not TensorFlow's
         del material["tensorflow"]
+        material.update(litert_quant.cache_material(recipe, variant))
+    elif variant in litert_quant.QUANTIZER_ONLY:  # the quantizer's, from TensorFlow's fp32
         material.update(litert_quant.cache_material(recipe, variant))
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -179,8 +181,8 @@ def convert_variants(
     results: dict[str, Artifact | ConversionError] = {}
     pending: list[tuple[str, Path]] = []
     for variant in variants:
-        folder = cache_dir / "variants" / f"{recipe.name}-{variant}-{cache_key(recipe, variant, calibration)[:20]}"
-        if (folder / "manifest.json").is_file() and (folder / "model.tflite").is_file():
+        folder = variant_folder(recipe, variant, calibration, cache_dir)
+        if _in_cache(folder):
             results[variant] = _artifact(recipe.name, variant, folder, cached=True)
             say(variant, "cached")
         else:
@@ -197,10 +199,51 @@ def convert_variants(
 
         litert_quant.convert_pending(recipe, pending, calibration, cache_dir, say, results)
     elif pending:
-        _convert_pending(recipe, pending, calibration, cache_dir, say, results)
+        _convert_keras_pending(recipe, pending, calibration, cache_dir, say, results)
     if check_loadability:
         _ensure_loadability(recipe, results, cache_dir, say)
     return {v: results[v] for v in variants}
+
+
+def variant_folder(recipe: Recipe, variant: str, calibration: CocoDataset | None, cache_dir: Path) -> Path:
+    return cache_dir / "variants" / f"{recipe.name}-{variant}-{cache_key(recipe, variant, calibration)[:20]}"
+
+
+def _in_cache(folder: Path) -> bool:
+    return (folder / "manifest.json").is_file() and (folder / "model.tflite").is_file()
+
+
+def _convert_keras_pending(
+    recipe: Recipe,
+    pending: list[tuple[str, Path]],
+    calibration: CocoDataset | None,
+    cache_dir: Path,
+    say: ProgressFn,
+    results: dict[str, Artifact | ConversionError],
+) -> None:
+    """TensorFlow's variants, then the LiteRT Quantizer's (mixed-int16) from
+    TensorFlow's fp32 file, which is converted too when it is not at hand."""
+    from harness.convert import litert_quant
+
+    later = [(v, f) for v, f in pending if v in litert_quant.QUANTIZER_ONLY]
+    now = [(v, f) for v, f in pending if v not in litert_quant.QUANTIZER_ONLY]
+    if later and "fp32" not in results and "fp32" not in dict(now):
+        folder = variant_folder(recipe, "fp32", calibration, cache_dir)
+        if _in_cache(folder):
+            results["fp32"] = _artifact(recipe.name, "fp32", folder, cached=True)
+        else:
+            now.insert(0, ("fp32", folder))
+    if now:
+        _convert_pending(recipe, now, calibration, cache_dir, say, results)
+    if not later:
+        return
+    fp32 = results.get("fp32")
+    if isinstance(fp32, Artifact):
+        litert_quant.quantize_pending(recipe, later, fp32, calibration, cache_dir, say, results)
+        return
+    for variant, _ in later:
+        results[variant] = ConversionError(f"{recipe.name}: {variant} quantizes the fp32 file, and fp32 did not convert")
+        say(variant, "failed")
 
 
 def _convert_pending(

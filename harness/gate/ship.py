@@ -149,7 +149,7 @@ def decide(records: Sequence[Record], budgets: Sequence[Budget], refs: Reference
     runner = rest[0] if rest else None
     runner_why = f"next that meets every bound ({_numbers(runner, fp32_of(refs, runner))})" if runner else ""
     for r in rest[1:]:
-        ruled.append(RuledOut(r.key[2], "slower", f"p90 {_ms(_p90(r))} ms, meets every bound"))
+        ruled.append(RuledOut(r.key[2], "slower", f"p90 {_ms(_p90(r))} ms, meets every bound{_int16_note(r)}"))
     order = {r.key[2]: i for i, r in enumerate(records)}
     ruled.sort(key=lambda r: order[r.variant])
     return ShipDecision(device, model, best.key[2], why, runner.key[2] if runner else None, runner_why,
@@ -197,7 +197,7 @@ def _reason(check: Check, bound: float, record: Record, refs: References) -> tup
     if check.metric in _SPEED_METRICS and record.latency_ms is not None:
         name = check.metric.removesuffix("_ms")
         value = getattr(record.latency_ms, name)
-        return "too slow", f"{name} {_ms(value)} ms > {bound:g} ms"
+        return "too slow", f"{name} {_ms(value)} ms > {bound:g} ms{_int16_note(record)}"
     if check.metric in _ACCURACY_METRICS and record.accuracy is not None:
         if check.metric == "min_map":
             return "too inaccurate", f"mAP {record.accuracy.map:.3f} < {bound:.3f}"
@@ -208,6 +208,18 @@ def _reason(check: Check, bound: float, record: Record, refs: References) -> tup
     if check.metric in _SIZE_METRICS:
         return "too big", f"{check.metric.removesuffix('_mb')} {check.measured} > {bound:g} MB"
     return "inconclusive", f"{check.metric}: {check.measured}"  # nothing to judge it on (no fp32, no mAP)
+
+
+# Variants with int16 activations: no delegate here accelerates 16x8 ops
+# (XNNPACK takes none; they run on the runtime's reference kernels), which
+# is why such a variant is slower, and the answer says so.
+_INT16_VARIANTS = frozenset({"int16x8", "mixed-int16"})
+
+
+def _int16_note(record: Record) -> str:
+    if record.model.variant not in _INT16_VARIANTS:
+        return ""
+    return "; its int16 ops run on the reference kernels, not XNNPACK"
 
 
 def _join(variant: str, reasons: list[tuple[Reason, str]]) -> RuledOut:
