@@ -8,7 +8,10 @@ import json
 
 import pytest
 
+from rich.console import Console
+
 from harness.report.markdown import render_markdown
+from harness.report.terminal import render_terminal
 from harness.report.write import render
 from harness.results.op_profile import OpProfile, by_type, op_family, versus_fp32
 from harness.results.record import Record
@@ -155,6 +158,11 @@ def test_reports_show_both_views_and_say_unavailable_once():
     assert "operators sum to 2.50 ms per run" in md
     html = render(records, "html", title="t")
     assert "Per-operator profile" in html and "int8 vs fp32 per op type" in html and html.count("no per-operator profiler API") == 1
+    console = Console(record=True, width=200)
+    render_terminal(records, console, title="t")
+    terminal = console.export_text()
+    assert "op type µs per run against fp32" in terminal and "330 (0.28×)" in terminal
+    assert "int8: by op type Fully Connected GEMM" in terminal and terminal.count("no per-operator profiler API") == 1
     data = {r["model"]["variant"]: r for r in json.loads(render(records, "json", title="t"))}
     assert data["int8"]["op_profile_views"]["versus_fp32"][0]["op_type"] == "Convolution IGEMM"
     assert data["fp16"]["op_profile"] == {**data["fp16"]["op_profile"], "status": "unavailable"}
