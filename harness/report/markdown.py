@@ -94,8 +94,8 @@ class MarkdownFormatter:
         for t in block.versus:
             out += [f"{md_cell(t.variant)} vs fp32 per op type (mean µs per run):", ""]
             out += _md_table(VERSUS_HEADERS, t.rows, left=(0,))
-        out += [f"- {md_cell(line)}" for line in block.unavailable]
-        return out + ([""] if block.unavailable else [])
+        out += [f"- {md_cell(line)}" for line in (*block.unavailable, *block.edgetpu)]
+        return out + ([""] if block.unavailable or block.edgetpu else [])
 
     def note(self, block: layout.Note) -> list[str]:
         return [block.text]

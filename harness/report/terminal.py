@@ -136,7 +136,7 @@ class TerminalFormatter:
                     values.append(Text(row[2] if row is not None and text == "—" else text, style=TONE_STYLES[tone]))
                 table.add_row(op_type, fp32, *values)
             self.console.print(table)
-        self._bullets(block.unavailable)
+        self._bullets([*block.unavailable, *block.edgetpu])
 
     def note(self, block: layout.Note) -> None:
         if not self.wide:
