@@ -1380,7 +1380,7 @@ def op_profile_unavailable(reason: str) -> dict:
     return {"status": "unavailable", "reason": reason}
 
 
-def op_profile_route(device: dict):
+def op_profile_route(device: dict) -> tuple:
     """(path of libLiteRt.so, None) where the checked route applies, else
     (None, why not)."""
     name, version = device["runtime_name"], device["runtime_version"]
@@ -1402,7 +1402,7 @@ def op_profile_route(device: dict):
     return library, None
 
 
-def op_profile_structs(ctypes):
+def op_profile_structs(ctypes) -> tuple:
     """ProfiledEventData and LiteRtRankedTensorType as declared in the
     headers; the sizes are the ones the headers assert (and the 2.3.0
     binary copies)."""
@@ -1457,7 +1457,7 @@ class LiteRtCall:
         return out.value
 
 
-def op_profile_options(call: LiteRtCall, threads, keep: list):
+def op_profile_options(call: LiteRtCall, threads, keep: list):  # -> a LiteRtOptions handle
     """CPU accelerator options with profiling on: the runtime reads its
     options from opaque payloads that are TOML C strings
     (litert/runtime/litert_runtime_options.cc, litert_cpu_options.cc)."""
@@ -1479,6 +1479,8 @@ def op_profile_options(call: LiteRtCall, threads, keep: list):
 
 
 def op_profile_buffers(call: LiteRtCall, ranked_type, env, model, compiled, kind: str) -> list:
+    """A managed buffer per input (`kind` "Input") or output ("Output") of
+    the first signature, as the compiled model requires it."""
     signature = call.handle("LiteRtGetModelSignature", model, ctypes_size(call, 0))
     count = call.count("LiteRtGetNumSignature%ss" % kind, signature)
     buffers = []
@@ -1498,7 +1500,8 @@ def ctypes_size(call: LiteRtCall, value: int):
 
 
 def op_profile_fill(call: LiteRtCall, buffer, data: bytes) -> None:
-    """The timed loop's first input into the profiled pass's input buffer."""
+    """One of the timed loop's inputs (its bytes, as set_tensor got them)
+    into the profiled pass's input buffer."""
     ctypes = call.ctypes
     size = call.count("LiteRtGetTensorBufferSize", buffer)
     host = ctypes.c_void_p()

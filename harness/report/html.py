@@ -309,5 +309,5 @@ def _op_profile(block: OpProfileBlock) -> str:
     for t in block.versus:
         out.append(f"<p>{escape(t.variant)} vs fp32 per op type (mean µs per run):</p>")
         out.append(_html_table(VERSUS_HEADERS, t.rows, left=(0,), tones=t.faster_or_slower, variant=t.variant))
-    out.append(_bullets(block.unavailable))
+    out.append(_bullets([*block.unavailable, *block.edgetpu]))
     return "\n".join(out)

@@ -102,8 +102,9 @@ class MarkdownFormatter:
         for t in block.versus:
             out += [f"{md_cell(t.variant)} vs fp32 per op type (mean µs per run):", ""]
             out += _md_table(VERSUS_HEADERS, t.rows, left=(0,))
-        out += [f"- {md_cell(line)}" for line in block.unavailable]
-        return out + ([""] if block.unavailable else [])
+        out += [f"- {md_cell(line)}" for line in (*block.unavailable, *block.edgetpu)]
+        return out + ([""] if block.unavailable or block.edgetpu else [])
+
     def configurations(self, block: layout.Configurations) -> list[str]:
         out: list[str] = []
         for view in configs.tables(block.views):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from harness.report.view import DeviceSection
+from harness.report.view import DeviceSection, edgetpu_lines
 from harness.results.op_profile import OpProfile, by_type, top_ops, unavailable_reasons, versus_fp32
 
 # Operators listed per variant; the JSON report and the record carry them all.
@@ -42,6 +42,9 @@ class OpProfileBlock:
     versus: tuple[VersusTable, ...]
     unavailable: tuple[str, ...]  # one line per reason
     source: str
+    # The Edge TPU compiler's op mapping, where a variant has one: what the
+    # device's runtime cannot profile (a delegate), the compiler says.
+    edgetpu: tuple[str, ...] = ()
 
 
 def _us(value: float | None) -> str:
@@ -98,7 +101,8 @@ def op_profile_block(section: DeviceSection) -> OpProfileBlock | None:
     versus = tuple(_versus(v, r.op_profile, fp32) for v, r in ok if fp32 is not None and v != "fp32" and r.op_profile)
     unavailable = tuple(unavailable_reasons([(v, r.op_profile) for v, r in pairs]))
     source = ok[0][1].op_profile.source if ok and ok[0][1].op_profile else ""
-    return OpProfileBlock(section, variants, versus, unavailable, source)
+    edgetpu = tuple(line for row in section.rows for line in edgetpu_lines(row.record))
+    return OpProfileBlock(section, variants, versus, unavailable, source, edgetpu)
 
 
 def json_views(records: Sequence[Any]) -> dict[tuple[str, str, str], dict[str, Any]]:

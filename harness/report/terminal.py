@@ -15,7 +15,7 @@ from rich.text import Text
 
 from harness.report import configs, layout
 from harness.report.context import ReportContext
-from harness.report.op_profile import TOP_HEADERS, TYPE_HEADERS, VERSUS_HEADERS, OpProfileBlock
+from harness.report.op_profile import OpProfileBlock
 from harness.report.view import TERMINAL_HEADERS as HEADERS
 from harness.results.record import Record
 
@@ -27,8 +27,8 @@ WIDE_KEYS = tuple(k for k, _ in HEADERS if k != "size_both")
 TONE_STYLES = {"slower": "red", "faster": "green", "": ""}
 # The terminal lists the few most sensitive layers; report.md lists them all.
 TERMINAL_LAYERS = 5
-# ... and the few slowest operators per variant.
-TERMINAL_OPS = 5
+# ... and the few op types that take most of a variant's time.
+TERMINAL_OPS = 4
 
 
 def _table(title: str, *, collapse_padding: bool = False) -> Table:
@@ -112,30 +112,35 @@ class TerminalFormatter:
         pass  # report.md and report.html; `harness history --trend` prints one as a table
 
     def op_profile(self, block: OpProfileBlock) -> None:
-        where = f"{block.section.model} on {block.section.device}"
+        """Compact: a line per variant (its op types and slowest operators)
+        and one table of every variant against fp32; report.md has the
+        full tables."""
+        lines = []
         for v in block.variants:
-            table = _table(f"per-operator profile · {where} · {v.variant}: top operators")
-            for i, header in enumerate(TOP_HEADERS):
-                if header != "tensor":
-                    table.add_column(header, justify="left" if i in (1, 2) else "right", no_wrap=True)
-            for row in v.top[:TERMINAL_OPS]:
-                table.add_row(*(c for c, h in zip(row, TOP_HEADERS) if h != "tensor"))
+            types = ", ".join(f"{row[0]} {row[4]}" for row in v.types[:TERMINAL_OPS])
+            slowest = ", ".join(f"{row[1]} {row[5]} µs" for row in v.top[:3])
+            lines.append(f"{v.variant}: by op type {types}; slowest operators {slowest}; {v.check}")
+        if lines:
+            self.console.print(Text(f"per-operator profile · {block.section.model} on {block.section.device}", style="bold"))
+        self._bullets(lines)
+        if block.versus:
+            table = _table("op type µs per run against fp32")
+            table.add_column("op type", no_wrap=True)
+            table.add_column("fp32", justify="right", no_wrap=True)
+            for t in block.versus:
+                table.add_column(t.variant, justify="right", no_wrap=True)
+            cells = {t.variant: {row[0]: (row, tone) for row, tone in zip(t.rows, t.faster_or_slower)} for t in block.versus}
+            for op_type in dict.fromkeys(row[0] for t in block.versus for row in t.rows):
+                fp32 = next(cells[t.variant][op_type][0][1] for t in block.versus if op_type in cells[t.variant])
+                values = []
+                for t in block.versus:
+                    row, tone = cells[t.variant].get(op_type, (None, ""))
+                    text = "—" if row is None or row[3] == "—" else f"{row[2]} ({row[3]})"
+                    values.append(Text(row[2] if row is not None and text == "—" else text, style=TONE_STYLES[tone]))
+                table.add_row(op_type, fp32, *values)
             self.console.print(table)
-            types = _table(f"{v.variant} by op type")
-            for i, header in enumerate(TYPE_HEADERS):
-                types.add_column(header, justify="left" if i in (0, 1) else "right", no_wrap=True)
-            for row in v.types:
-                types.add_row(*row)
-            self.console.print(types)
-            self._bullets([f"{v.variant}: {v.check}"])
-        for t in block.versus:
-            table = _table(f"{t.variant} vs fp32 per op type (mean µs per run)")
-            for i, header in enumerate(VERSUS_HEADERS):
-                table.add_column(header, justify="left" if i == 0 else "right", no_wrap=True)
-            for row, tone in zip(t.rows, t.faster_or_slower):
-                table.add_row(*row[:-1], Text(row[-1], style=TONE_STYLES[tone]))
-            self.console.print(table)
-        self._bullets(block.unavailable)
+        self._bullets([*block.unavailable, *block.edgetpu])
+
     def configurations(self, block: layout.Configurations) -> None:
         for view in configs.tables(block.views):
             table = _table(f"{view.name.lower()} · {block.section.model} on {block.section.device} ({view.explain})",

@@ -323,7 +323,7 @@ def findings(section: DeviceSection) -> list[str]:
     for row in section.rows:
         if row.record.status != "ok" and row.record.error:
             lines.append(f"{row.variant} {row.record.status}: {row.record.error.message}")
-        lines.extend(_edgetpu_lines(row.record))
+        lines.extend(edgetpu_lines(row.record))
         env = row.record.env
         if env and env.governor and env.expected_governor and env.governor != env.expected_governor:
             lines.append(
@@ -337,7 +337,7 @@ def findings(section: DeviceSection) -> list[str]:
     return lines
 
 
-def _edgetpu_lines(record: Record) -> list[str]:
+def edgetpu_lines(record: Record) -> list[str]:
     report = record.edgetpu
     if report is None:
         return []

@@ -8,10 +8,13 @@ import json
 
 import pytest
 
+from rich.console import Console
+
 from harness.report.markdown import render_markdown
+from harness.report.terminal import render_terminal
 from harness.report.write import render
 from harness.results.op_profile import OpProfile, by_type, op_family, versus_fp32
-from harness.results.record import Record
+from harness.results.record import EdgeTpuReport, Record
 from tests.store_records import make_record
 
 START = "LiteRT::Run[buffer registration]"
@@ -155,10 +158,26 @@ def test_reports_show_both_views_and_say_unavailable_once():
     assert "operators sum to 2.50 ms per run" in md
     html = render(records, "html", title="t")
     assert "Per-operator profile" in html and "int8 vs fp32 per op type" in html and html.count("no per-operator profiler API") == 1
+    console = Console(record=True, width=200)
+    render_terminal(records, console, title="t")
+    terminal = console.export_text()
+    assert "op type µs per run against fp32" in terminal and "330 (0.28×)" in terminal
+    assert "int8: by op type Fully Connected GEMM" in terminal and terminal.count("no per-operator profiler API") == 1
     data = {r["model"]["variant"]: r for r in json.loads(render(records, "json", title="t"))}
     assert data["int8"]["op_profile_views"]["versus_fp32"][0]["op_type"] == "Convolution IGEMM"
     assert data["fp16"]["op_profile"] == {**data["fp16"]["op_profile"], "status": "unavailable"}
     assert "op_profile_views" not in data["fp16"]
+
+
+def test_the_edge_tpu_compilers_op_mapping_sits_beside_the_profile():
+    edgetpu = dataclasses.replace(
+        with_profile("edgetpu", {"status": "unavailable", "reason": "the edgetpu delegate cannot be attached to the profiled pass"}),
+        edgetpu=EdgeTpuReport("compiler", 60, 2, (("TFLite_Detection_PostProcess", 1, "custom op"),), "16.0"),
+    )
+    md = render_markdown([with_profile("fp32", FP32), edgetpu], title="t")
+    block = md[md.index("Per-operator profile"):]
+    assert "edgetpu: edgetpu_compiler 16.0: 60 of 62 ops on the Edge TPU, 2 on the CPU" in block
+    assert "per-operator profile unavailable for edgetpu: the edgetpu delegate cannot be attached" in block
 
 
 def test_a_run_without_profiles_has_no_profile_block():
