@@ -47,7 +47,7 @@ class DeviceInfo:
     # from the stored record alone.
     tags: tuple[str, ...] = ()
     # A labgrid place the run held: {place, exporter, coordinator, tags}.
-    labgrid: dict[str, Any] | None = None
+    labgrid: dict[str, Any] | None = field(default=None, hash=False)  # a dict: records stay hashable
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import socket
 import subprocess
 import sys
@@ -144,9 +145,11 @@ def lg(labgrid_lab):
         labgrid_lab.client("cancel-reservation", token, check=False)
 
 
-def _controller(args: list[str], reports: Path, cache: Path, **env: str) -> subprocess.Popen:
-    base = dict(os.environ, HARNESS_REPORTS=str(reports), HARNESS_CACHE=str(cache), COLUMNS="200", **env)
-    harness, full_env = records_only_harness(base)
+def _controller(args: list[str], reports: Path, cache: Path, *, full_plan: bool = False) -> subprocess.Popen:
+    """A controller process; `full_plan`: the profile's own measurement
+    plan (seconds a pair) rather than the records-only one."""
+    base = dict(os.environ, HARNESS_REPORTS=str(reports), HARNESS_CACHE=str(cache), COLUMNS="200")
+    harness, full_env = ([sys.executable, "-m", "harness"], base) if full_plan else records_only_harness(base)
     reports.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen([*harness, *args], cwd=reports.parent, env=full_env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -290,4 +293,44 @@ def test_two_controllers_share_two_places_and_queue_for_one(lg, tiny_recipe, wor
         intervals.append(_interval(records))
     first, second = sorted(intervals)
     assert first[1] <= second[0], f"two controllers measured on the one place at once: {intervals}"
+    assert lg.held() == ([], [])
+
+
+def _stored(db: Path) -> list[tuple[str, str]]:
+    """(device, variant) of every record row in the store, superseded or not."""
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(db, timeout=30) as conn:
+            return conn.execute("SELECT device, variant FROM records").fetchall()
+    except sqlite3.OperationalError:  # polled before the store's first migration
+        return []
+
+
+def test_a_board_killed_mid_run_releases_and_resume_measures_only_what_is_missing(lg, tiny_recipe, worker_cache, tmp_path):
+    inventory = lg.inventory(tmp_path / "lab.yaml", places=["rpi4-b"])  # by name, this time
+    reports, board = tmp_path / "reports", lg.lab.devices[1]
+    proc = _controller(_run_args(inventory, tiny_recipe), reports, worker_cache, full_plan=True)
+    try:
+        _poll(lambda: _stored(reports / "results.sqlite"), "rpi4-b's first measured round", proc)
+        board.kill()
+        code, text = _finish(proc)
+    finally:
+        proc.kill()
+        if board.process is None:
+            board.restart()
+    assert code == 3 and "Traceback" not in text, text
+    assert lg.held() == ([], []), "a device lost (exit 3) must release its place"
+    (results,) = reports.glob("*/results.json")
+    before = {(r["model"]["variant"]): r for r in json.loads(results.read_text())["records"]}
+    assert any(r["status"] == "failed" and r["error"]["kind"] == "device" for r in before.values()), before
+
+    code, text = _finish(_controller(["run", "--resume", results.parent.name], reports, worker_cache, full_plan=True))
+    assert code == 0, text
+    after = json.loads(results.read_text())["records"]
+    assert sorted((r["device"]["name"], r["model"]["variant"], r["status"]) for r in after) == [
+        ("rpi4-b", "fp32", "ok"), ("rpi4-b", "int8", "ok")
+    ]
+    kept = [v for v, r in before.items() if r["status"] == "ok" and r["latency_ms"]["rounds"] == 2]
+    assert all(r["created_at"] == before[r["model"]["variant"]]["created_at"] for r in after if r["model"]["variant"] in kept)
     assert lg.held() == ([], [])
