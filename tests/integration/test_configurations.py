@@ -12,7 +12,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from harness import paths
 from harness.results.record import Record
 from harness.results.store import SqliteStore
 from tests.conftest import RECORDS_ONLY_PLAN, _exclusive, records_only_harness
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -41,15 +41,6 @@ def demo_two_variants(demo_recipe, demo_datasets, session_cache):
     calibration, _ = demo_datasets
     with _exclusive(session_cache / ".demo-artifacts.lock"):
         return convert_variants(demo_recipe, VARIANTS, calibration, session_cache)
-
-
-def wait_for(condition, timeout_s: float, what: str) -> None:
-    """Poll a condition (not a sleep standing in for one) with a deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def stored(db: Path) -> list[Record]:
