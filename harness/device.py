@@ -6,7 +6,10 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from harness.fleet.energy import EnergySource
 
 LOCAL_DEVICE_NAME = "local"
 
@@ -34,6 +37,8 @@ class Device:
     # an SSH Device of its own, with its own pinned key in `known_hosts`.
     gateway: "Device | None" = None
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # The inventory's power source for this device (wins over the profile's).
+    energy: "EnergySource | None" = None
 
 
     @property

@@ -341,6 +341,7 @@ def _device_job(plan: RunPlan, outcome: RunOutcome, device: Device, artifacts: d
         runtime=profile.runtime,
         cpus=device.cpus,
         profile=profile,
+        energy=device.energy or profile.energy,
     )
     return DeviceJob(
         device, ctx, plan.recipe, plan.variants, artifacts, prepared.inputs, prepared.evaluation, prepared.category_ids,

@@ -38,6 +38,7 @@ from typing import Any, Iterable
 from harness.config import Fields, load_yaml_mapping
 from harness.device import LOCAL_DEVICE_NAME, Device
 from harness.errors import InputError
+from harness.fleet.energy import parse_energy
 from harness.fleet.profiles import available_profiles, load_profile
 
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
@@ -46,7 +47,7 @@ KNOWN_HOSTS_ENV = "HARNESS_KNOWN_HOSTS"
 INVENTORY_ENV = "HARNESS_INVENTORY"
 
 TOP_KEYS = ("devices", "ssh_config", "known_hosts")
-DEVICE_KEYS = ("host", "user", "port", "identity_file", "profile", "python", "threads", "cpus", "tags", "cache_dir", "gateway")
+DEVICE_KEYS = ("host", "user", "port", "identity_file", "profile", "python", "threads", "cpus", "tags", "cache_dir", "gateway", "energy")
 # Keys people bring from Ansible or habit that must never hold a secret here.
 SECRET_KEYS = ("password", "passwd", "pass", "passphrase", "ansible_password", "ansible_ssh_pass", "become_password")
 _GATEWAY_RE = re.compile(r"^(?:(?P<user>[^@\s:]+)@)?(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d+))?$")
@@ -200,6 +201,7 @@ def _parse_device(
         identity_file=identity,
         known_hosts=str(known_hosts),
         gateway=gateway,
+        energy=parse_energy(f.sub("energy")),
     )
 
 

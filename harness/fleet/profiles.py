@@ -19,6 +19,7 @@ from typing import Any
 from harness import paths
 from harness.config import Fields, load_yaml_mapping
 from harness.errors import InputError
+from harness.fleet.energy import EnergySource, parse_energy
 
 FAMILIES = ("x86", "raspberry-pi", "coral")
 FAMILY_TITLES = {"x86": "x86 CPU", "raspberry-pi": "Raspberry Pi", "coral": "Coral Edge TPU"}
@@ -34,7 +35,7 @@ TELEMETRY_SOURCES: dict[str, tuple[str, ...]] = {
 KNOWN_CAPABILITIES = ("float", "int8", "int16x8", "edgetpu")
 TOP_KEYS = (
     "name", "description", "extends", "family", "emulated", "threads", "affinity", "runtime", "capabilities",
-    "delegates", "telemetry", "governor", "cooldown", "measurement",
+    "delegates", "telemetry", "governor", "cooldown", "measurement", "energy",
 )
 
 
@@ -63,6 +64,9 @@ class MeasurementPlan:
     # goes silent mid-command (packets dropped, no RST) is noticed here, not
     # after TCP's own ~15-minute give-up.
     command_timeout_s: float = 600.0
+    # After the first round's timed loop, time the app's own frame (prepare,
+    # invoke, decode) and whole frames (docs/measurement.md).
+    app_latency: bool = False
 
     def round_request(self) -> dict[str, int | float]:
         """The plan fields of one round's agent request: every warm-up, and
@@ -122,6 +126,8 @@ class Profile:
     # The governor that keeps the clock fixed; anything else is warned about.
     governor: str | None = "performance"
     cooldown: Cooldown = Cooldown()
+    # The power source the agent samples (None: no energy figures).
+    energy: EnergySource | None = None
 
     @property
     def family_title(self) -> str:
@@ -186,6 +192,7 @@ def parse_profile(data: dict, path: Path, *, base: Profile | None = None) -> Pro
         telemetry=_telemetry(top.sub("telemetry"), b.telemetry),
         governor=top.str("governor", b.governor),
         cooldown=_cooldown(top.sub("cooldown"), b.cooldown),
+        energy=parse_energy(top.sub("energy")) or b.energy,
     )
 
 
@@ -207,6 +214,7 @@ def _plan(m: Fields, d: MeasurementPlan) -> MeasurementPlan:
         retry_backoff_s=m.float("retry_backoff_s", d.retry_backoff_s, minimum=0),
         max_eval_images=m.int("max_eval_images", d.max_eval_images, minimum=1),
         command_timeout_s=m.float("command_timeout_s", d.command_timeout_s, minimum=1),
+        app_latency=bool(m.bool("app_latency", d.app_latency)),
     )
 
 
