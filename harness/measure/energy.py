@@ -30,10 +30,15 @@ def window_energy_j(samples: Sequence[Sample]) -> float:
     return sum((a[1] + b[1]) / 2.0 * (b[0] - a[0]) / 1e9 for a, b in zip(ordered, ordered[1:]))
 
 
+def window_span_ns(samples: Sequence[Sample]) -> tuple[int, int]:
+    """(first, last) sample time: the span the integral covers."""
+    times = [int(s[0]) for s in samples]
+    return min(times), max(times)
+
+
 def window_span_s(samples: Sequence[Sample]) -> float:
-    """From the first sample to the last, in seconds: the span the integral covers."""
-    times = [s[0] for s in samples]
-    return (max(times) - min(times)) / 1e9 if len(times) > 1 else 0.0
+    first, last = window_span_ns(samples)
+    return (last - first) / 1e9
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,8 @@ class EnergyTotals:
     idle_s: float
     invokes: int
     samples: int
+    # Per round: (idle first, idle last, active first, active last) sample ns.
+    windows_ns: tuple[tuple[int, int, int, int], ...] = ()
 
     @property
     def idle_power_w(self) -> float | None:
@@ -77,4 +84,5 @@ def energy_totals(replies: Sequence[dict[str, Any]]) -> EnergyTotals | None:
         idle_s=sum(window_span_s(p["idle"]["samples"]) for p in parts),
         invokes=sum(int(p.get("invokes") or 0) for p in parts),
         samples=sum(len(p["active"]["samples"]) + len(p["idle"]["samples"]) for p in parts),
+        windows_ns=tuple(window_span_ns(p["idle"]["samples"]) + window_span_ns(p["active"]["samples"]) for p in parts),
     )

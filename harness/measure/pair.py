@@ -186,6 +186,7 @@ def energy_info(replies: list[dict[str, Any]]) -> EnergyInfo | None:
         invokes=totals.invokes,
         samples=totals.samples,
         error=errors[0] if errors else None,
+        windows_ns=totals.windows_ns,
     )
 
 

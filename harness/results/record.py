@@ -132,6 +132,13 @@ class EnergyInfo:
     invokes: int
     samples: int
     error: str | None = None
+    # Per round, the spans the integrals cover, in the device's
+    # CLOCK_MONOTONIC ns: (idle first, idle last, active first, active last).
+    windows_ns: tuple[tuple[int, int, int, int], ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EnergyInfo":
+        return cls(**{**data, "windows_ns": tuple(tuple(w) for w in data.get("windows_ns") or ())})
 
 
 @dataclass(frozen=True)
@@ -311,7 +318,7 @@ class Record:
             edgetpu=_edgetpu(data["edgetpu"]) if data.get("edgetpu") else None,
             quantization=QuantizationInfo.from_dict(data["quantization"]) if data.get("quantization") else None,
             app=AppLatency.from_dict(data["app"]) if data.get("app") else None,
-            energy=EnergyInfo(**data["energy"]) if data.get("energy") else None,
+            energy=EnergyInfo.from_dict(data["energy"]) if data.get("energy") else None,
         )
 
 
