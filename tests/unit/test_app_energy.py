@@ -195,3 +195,17 @@ def test_a_budget_bounds_the_app_frames_p90_on_its_interval():
     assert outcome(4.0, record)[0] == "fail"
     missing, hint = outcome(5.0, replace(record, app=None))
     assert missing == "fail" and "app_latency: true" in hint
+
+
+def test_an_inventory_entrys_energy_wins_and_a_bad_one_names_its_place(tmp_path):
+    from harness.fleet.inventory import load_inventory
+
+    path = tmp_path / "inventory.yaml"
+    path.write_text("devices:\n  pi-5:\n    host: 127.0.0.2\n    profile: raspberry-pi-5\n"
+                    "    energy: {source: hwmon, name: ina226, idle_seconds: 2}\n")
+    (device,) = load_inventory(path).devices
+    assert device.energy is not None and (device.energy.name, device.energy.idle_seconds) == ("ina226", 2.0)
+    path.write_text("devices:\n  pi-5:\n    host: 127.0.0.2\n    profile: raspberry-pi-5\n    energy: {source: ina}\n")
+    with pytest.raises(InputError) as err:
+        load_inventory(path)
+    assert err.value.exit_code == 2 and "devices.pi-5.energy.source" in err.value.render()
