@@ -94,12 +94,30 @@ def _trace_w(elapsed_s: float) -> float:
     return 1.5 + 2.0 * elapsed_s + 0.05 * math.sin(2 * math.pi * elapsed_s / 0.13)
 
 
-def test_millijoules_per_inference_are_the_fake_traces_integral(demo_fp32, tmp_path):
+def test_millijoules_per_inference_are_the_fake_traces_integral(demo_fp32, ssh_lab, tmp_path):
+    """On `local` (the energy source set on the device) and on a lab sshd
+    device (from its inventory entry), both reading the one fake sensor."""
+    from harness.runner import make_plan, measure_and_write
+
     model = tmp_path / "demo.tflite"
     shutil.copy(demo_fp32.path, model)
+    lab = ssh_lab(1)
+    (lab_device,) = lab.devices
     with FakeHwmonTree(tmp_path / "hwmon", _trace_w) as fake:
         source = EnergySource("hwmon", name="ina226", root=str(fake.root), interval_ms=2.0, idle_seconds=0.4)
-        _, record = _run(model, tmp_path / "reports", dict(QUICK, rounds=2, min_seconds=0.4), source)
+        inventory = lab.inventory(tmp_path / "lab.yaml", known_hosts=lab.known_hosts(tmp_path / "known_hosts"),
+                                  extra={lab_device.name: {"energy": {"source": "hwmon", "name": "ina226", "root": str(fake.root),
+                                                                      "interval_ms": 2.0, "idle_seconds": 0.4}}})
+        plan = make_plan(model, None, f"local,{lab_device.name}", tmp_path / "reports", command="run", inventory_path=inventory)
+        devices = tuple(replace(d, energy=source) if d.name == "local" else d for d in plan.devices)
+        outcome = measure_and_write(replace(plan, measurement=dict(QUICK, rounds=2, min_seconds=0.4), devices=devices), None, RunEvents())
+    assert {r.device.name for r in outcome.records} == {"local", lab_device.name}
+    for record in outcome.records:
+        assert record.status == "ok", record.error
+        _check_energy(record, fake)
+
+
+def _check_energy(record, fake: FakeHwmonTree) -> None:
     energy = record.energy
     assert energy is not None and energy.error is None and "hwmon1 (ina226) power1_input" in energy.sensor
     assert len(energy.windows_ns) == 2 and energy.invokes == record.latency_ms.n
@@ -109,6 +127,6 @@ def test_millijoules_per_inference_are_the_fake_traces_integral(demo_fp32, tmp_p
         sum(i1 - i0 for i0, i1, _, _ in energy.windows_ns) / 1e9)
     expected_mj = 1000.0 * (active_j - idle_w * active_s) / energy.invokes
     assert expected_mj > 0
-    assert energy.mj_per_inference == pytest.approx(expected_mj, rel=ENERGY_TOLERANCE)
+    assert energy.mj_per_inference == pytest.approx(expected_mj, rel=ENERGY_TOLERANCE), (record.device.name, expected_mj)
     assert energy.idle_power_w == pytest.approx(idle_w, rel=ENERGY_TOLERANCE)
     assert energy.power_w == pytest.approx(active_j / active_s, rel=ENERGY_TOLERANCE)
