@@ -160,11 +160,12 @@ def plan_from_meta(
     inventory = inventory or (Path(meta["inventory"]) if meta.get("inventory") else None)
     devices = sorted({d for d, _ in only}) if only else meta["devices"]
     variants = sorted({v for _, v in only}) if only else meta["variants"]
-    return make_plan(
+    plan = make_plan(
         Path(meta["recipe"]), ",".join(variants), ",".join(devices), reports, command="run",
         inventory_path=inventory, lock_wait_s=lock_wait_s, remeasure=frozenset(only or ()), measure_scale=measure_scale,
         dataset=Path(meta["dataset"]) if meta.get("dataset") else None, split=meta.get("split"),
     )
+    return replace(plan, measurement={**plan.measurement, "app_latency": True}) if meta.get("app_latency") else plan
 
 
 # -- a run -------------------------------------------------------------------
@@ -239,6 +240,8 @@ def _start(plan: RunPlan, store: ResultsStore) -> tuple[RunOutcome, dict[str, An
         "inventory": str(plan.inventory) if plan.inventory else None,
         "dataset": str(plan.dataset) if plan.dataset else None,
         "split": plan.split,
+        # `--app-latency`, kept so --resume measures the app pass too.
+        "app_latency": bool(plan.measurement.get("app_latency")),
         "created_at": utc_now_iso(),
         "source_commit": provenance.source_commit(plan.recipe.path, plan.recipe.source),
         "host": {"name": provenance.controller_host(), "python": platform.python_version(),
