@@ -18,7 +18,7 @@ def app_line(record: Record, app: AppLatency) -> str:
         f"prepare {fmt_ms(app.prepare.p50)} + invoke {fmt_ms(app.invoke.p50)}{decode} = "
         f"{fmt_ms(app.stage_p50_sum_ms)} ms p50; per frame p50 {fmt_ms(app.frame.p50)} / p90 {fmt_ms(app.frame.p90)} ms; "
         f"whole frame p50 {fmt_ms(app.whole_frame.p50)} ms{invoke_only}"
-        + (" (under load: the stage medians add up to less than a whole frame's)" if record.env and record.env.under_load else "")
+        + (" (under load: stage medians may add up to less than a whole frame's)" if record.env and record.env.under_load else "")
     )
 
 
