@@ -209,3 +209,20 @@ def test_an_inventory_entrys_energy_wins_and_a_bad_one_names_its_place(tmp_path)
     with pytest.raises(InputError) as err:
         load_inventory(path)
     assert err.value.exit_code == 2 and "devices.pi-5.energy.source" in err.value.render()
+
+
+def test_a_command_source_reads_the_first_number_it_prints_in_watts(agent):
+    import sys
+
+    sensor, read = agent.power_reader({"source": "command", "command": [sys.executable, "-c", "print('rail: 2.75 W')"]})
+    assert read() == pytest.approx(2.75) and sys.executable in sensor
+    with pytest.raises(agent.AgentFailure) as err:
+        agent.power_reader({"source": "command", "command": [sys.executable, "-c", "print('no reading')"]})[1]()
+    assert err.value.kind == "energy-source" and "no number" in err.value.message
+
+
+def test_the_app_frames_are_confined_to_the_cache_like_every_other_path(agent, tmp_path):
+    request = {"command": "benchmark", "model": str(tmp_path / "m.tflite"), "app": {"frames": "/etc/passwd"}}
+    with pytest.raises(agent.AgentFailure) as err:
+        agent.confine(request, str(tmp_path))
+    assert err.value.kind == "outside-cache" and "/etc/passwd" in err.value.message
