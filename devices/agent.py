@@ -1280,8 +1280,8 @@ def stop_reason_after(samples_ns: list, elapsed_s: float, plan: dict):
 # frame at the camera's size becomes the model's input (resize or letterbox
 # as the recipe says, then the feed's normalise/quantise, then set_tensor),
 # is invoked, and its outputs are decoded by the eval pass's own reader;
-# each stage is timed, then a second pass times whole frames with one timer
-# (what an application sees, and a check on the stages' sum).
+# each stage is timed, and whole frames, alternating with the staged ones,
+# under one timer (what an application sees, and a check on the stages' sum).
 
 APP_RESIZE_MODES = ("bilinear", "nearest", "letterbox")
 # Ultralytics' letterbox padding grey (the host's harness/dataset/letterbox.py).
@@ -1304,7 +1304,7 @@ def image_library(wanted):
                 import PIL
                 from PIL import Image as module
                 return name, PIL.__version__, module
-        except ImportError:
+        except (ImportError, AttributeError):  # absent, or built against another numpy
             if wanted not in (None, "auto"):
                 raise AgentFailure("bad-request", "app.image_library %s is not importable on this device" % name)
             continue
@@ -1380,7 +1380,8 @@ class FramePreparer:
         (out_h, out_w) = self.resize_hw
         if self.library == "opencv":
             interpolation = self.module.INTER_NEAREST if self.mode == "nearest" else self.module.INTER_LINEAR
-            return self.module.resize(frame, (out_w, out_h), interpolation=interpolation)
+            resized = self.module.resize(frame, (out_w, out_h), interpolation=interpolation)
+            return resized[:, :, None] if resized.ndim == 2 else resized  # one channel comes back 2-D
         if self.library == "pil":
             image = self.module.fromarray(frame[:, :, 0] if frame.shape[2] == 1 else frame)
             method = self.module.NEAREST if self.mode == "nearest" else self.module.BILINEAR
@@ -1458,7 +1459,7 @@ def app_pass(model, app: dict, plan: dict, np) -> dict:
     camera's stream), after one untimed pass over them; the timed loop's
     own stop rules end it, judged on the staged frames."""
     library = image_library(app["image_library"])
-    frames = np.ascontiguousarray(app["frames"])  # decoded frames in memory, as a camera hands them over
+    frames = np.array(app["frames"])  # a copy in memory, as a camera or decoder hands frames over
     preparer = FramePreparer(frames.shape[1:], app["size"], app["resize"], model.inputs.feed, library, model.shape, np)
     for frame in frames:
         app_frame(model, preparer, frame)
@@ -1648,11 +1649,14 @@ class EnergyMeter:
     def __init__(self, spec: dict) -> None:
         if not isinstance(spec, dict):
             raise AgentFailure("bad-request", "energy must be an object {source, ...}, got %r" % (spec,))
-        self.sensor, self.read = power_reader(spec)
-        self.interval_s = float(spec.get("interval_ms", 5.0)) / 1000.0
-        self.idle_s = float(spec.get("idle_seconds", 1.0))
-        if not 0.0005 <= self.interval_s <= 10.0 or not 0.0 <= self.idle_s <= 600.0:
+        interval_ms, idle_s = spec.get("interval_ms", 5.0), spec.get("idle_seconds", 1.0)
+        if (
+            any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (interval_ms, idle_s))
+            or not 0.5 <= interval_ms <= 10000.0 or not 0.0 <= idle_s <= 600.0
+        ):
             raise AgentFailure("bad-request", "energy.interval_ms must be 0.5..10000 and idle_seconds 0..600, got %r" % (spec,))
+        self.interval_s, self.idle_s = interval_ms / 1000.0, float(idle_s)
+        self.sensor, self.read = power_reader(spec)
         self.source = spec.get("source")
         self.idle = None
         self.active = None
