@@ -49,7 +49,7 @@ import time
 import traceback
 
 PROTOCOL_VERSION = 1
-AGENT_VERSION = "0.6.1"
+AGENT_VERSION = "0.8.0"
 
 RUNTIME_MODULES = (
     ("ai-edge-litert", "ai_edge_litert.interpreter", "ai-edge-litert"),
@@ -1287,6 +1287,408 @@ def stop_reason_after(samples_ns: list, elapsed_s: float, plan: dict):
     return "max-runs" if n >= plan["max_runs"] else None
 
 
+# --------------------------------------------------------------------------
+# The app's own latency (request `app`, agent 0.7.0): after the timed loop,
+# so the invoke-only samples are what they always were. One decoded uint8
+# frame at the camera's size becomes the model's input (resize or letterbox
+# as the recipe says, then the feed's normalise/quantise, then set_tensor),
+# is invoked, and its outputs are decoded by the eval pass's own reader;
+# each stage is timed, and whole frames, alternating with the staged ones,
+# under one timer (what an application sees, and a check on the stages' sum).
+
+APP_RESIZE_MODES = ("bilinear", "nearest", "letterbox")
+# Ultralytics' letterbox padding grey (the host's harness/dataset/letterbox.py).
+LETTERBOX_PAD = 114
+IMAGE_LIBRARIES = ("opencv", "pil", "numpy")
+
+
+def image_library(wanted):
+    """(name, version, module) of the library that does the image work: the
+    one asked for, else OpenCV, then PIL, where the device has them, numpy
+    otherwise (an app uses what is installed)."""
+    if wanted not in (None, "auto") and wanted not in IMAGE_LIBRARIES:
+        raise AgentFailure("bad-request", "app.image_library must be auto or one of %s, got %r" % (", ".join(IMAGE_LIBRARIES), wanted))
+    for name in IMAGE_LIBRARIES if wanted in (None, "auto") else (wanted,):
+        try:
+            if name == "opencv":
+                import cv2 as module
+                return name, module.__version__, module
+            if name == "pil":
+                import PIL
+                from PIL import Image as module
+                return name, PIL.__version__, module
+        except (ImportError, AttributeError):  # absent, or built against another numpy
+            if wanted not in (None, "auto"):
+                raise AgentFailure("bad-request", "app.image_library %s is not importable on this device" % name)
+            continue
+    import numpy
+
+    return "numpy", numpy.__version__, None
+
+
+def half_pixel_taps(n_in: int, n_out: int, np) -> tuple:
+    """Source rows (low, high) and weights of half-pixel-centre bilinear
+    sampling without antialiasing: cv2.INTER_LINEAR's and the host's resize."""
+    src = np.clip((np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5, 0.0, n_in - 1)
+    low = np.floor(src).astype(np.int64)
+    return low, np.minimum(low + 1, n_in - 1), (src - low).astype(np.float32)[:, None]
+
+
+class NumpyResizer:
+    """Resize one H x W x C uint8 frame to (height, width), taps made once:
+    an app resizing a fixed camera size would precompute them too."""
+
+    def __init__(self, frame_hw: tuple, out_hw: tuple, mode: str, np) -> None:
+        self.np = np
+        self.mode = mode
+        (h, w), (out_h, out_w) = frame_hw, out_hw
+        if mode == "nearest":
+            self.rows = np.minimum(np.floor((np.arange(out_h) + 0.5) * (h / out_h)).astype(np.int64), h - 1)
+            self.cols = np.minimum(np.floor((np.arange(out_w) + 0.5) * (w / out_w)).astype(np.int64), w - 1)
+        else:
+            self.rows = half_pixel_taps(h, out_h, np)
+            self.cols = half_pixel_taps(w, out_w, np)
+
+    def __call__(self, frame):
+        np = self.np
+        if self.mode == "nearest":
+            return frame[self.rows][:, self.cols]
+        (r0, r1, fr), (c0, c1, fc) = self.rows, self.cols
+        pixels = frame.astype(np.float32)
+        pixels = pixels[r0] * (1.0 - fr)[:, :, None] + pixels[r1] * fr[:, :, None]
+        pixels = pixels[:, c0] * (1.0 - fc)[None] + pixels[:, c1] * fc[None]
+        return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+
+
+def letterbox_box(frame_hw: tuple, out_hw: tuple) -> tuple:
+    """(top, left, content_h, content_w): the whole frame scaled to fit,
+    centred, the odd pixel of padding to the bottom/right (Ultralytics')."""
+    (h, w), (out_h, out_w) = frame_hw, out_hw
+    scale = min(out_h / h, out_w / w)
+    content_h, content_w = int(round(h * scale)), int(round(w * scale))
+    return (int(round((out_h - content_h) / 2 - 0.1)), int(round((out_w - content_w) / 2 - 0.1)), content_h, content_w)
+
+
+class FramePreparer:
+    """A decoded uint8 frame [H0, W0, C] -> the model's input tensor, with
+    the chosen image library for the resize and the request's feed for
+    normalise/quantise."""
+
+    def __init__(self, frame_shape: tuple, out_hw: tuple, mode: str, feed, library: tuple, input_shape: tuple, np) -> None:
+        self.np = np
+        self.feed = feed
+        self.library, _, self.module = library
+        self.out_hw = out_hw
+        self.mode = mode
+        frame_hw = tuple(frame_shape[:2])
+        self.box = letterbox_box(frame_hw, out_hw) if mode == "letterbox" else None
+        resize_hw = self.box[2:] if self.box else out_hw
+        self.resize_hw = resize_hw
+        self.numpy_resize = NumpyResizer(frame_hw, resize_hw, "bilinear" if mode == "letterbox" else mode, np) if self.module is None else None
+        self.input_shape = tuple(input_shape)
+        # NCHW models take the channels first (their input's second axis).
+        self.channels_first = len(input_shape) == 4 and input_shape[1] == frame_shape[2] and input_shape[3] != frame_shape[2]
+
+    def resize(self, frame):
+        (out_h, out_w) = self.resize_hw
+        if self.library == "opencv":
+            interpolation = self.module.INTER_NEAREST if self.mode == "nearest" else self.module.INTER_LINEAR
+            resized = self.module.resize(frame, (out_w, out_h), interpolation=interpolation)
+            return resized[:, :, None] if resized.ndim == 2 else resized  # one channel comes back 2-D
+        if self.library == "pil":
+            image = self.module.fromarray(frame[:, :, 0] if frame.shape[2] == 1 else frame)
+            method = self.module.NEAREST if self.mode == "nearest" else self.module.BILINEAR
+            resized = self.np.asarray(image.resize((out_w, out_h), method))
+            return resized[:, :, None] if resized.ndim == 2 else resized
+        return self.numpy_resize(frame)
+
+    def __call__(self, frame):
+        np = self.np
+        content = self.resize(frame)
+        if self.box is not None:
+            top, left, content_h, content_w = self.box
+            canvas = np.full(self.out_hw + (frame.shape[2],), LETTERBOX_PAD, dtype=np.uint8)
+            canvas[top:top + content_h, left:left + content_w] = content
+            content = canvas
+        tensor = self.feed.apply(content[None])
+        return tensor.transpose(0, 3, 1, 2) if self.channels_first else tensor
+
+
+def parse_app(request: dict, model, np) -> dict | None:
+    """The request's `app` pass, checked, or None when not asked for."""
+    app = request.get("app")
+    if app is None:
+        return None
+    if not isinstance(app, dict) or not isinstance(app.get("frames"), str) or not os.path.isfile(app["frames"]):
+        raise AgentFailure("bad-request", "app must be {frames: an existing .npy of uint8 frames [N, H, W, C], resize, size}, got %r" % (app,))
+    if app.get("resize", "bilinear") not in APP_RESIZE_MODES:
+        raise AgentFailure("bad-request", "app.resize must be one of %s, got %r" % (", ".join(APP_RESIZE_MODES), app.get("resize")))
+    if model.inputs is None or model.inputs.feed is None:
+        raise AgentFailure("bad-request", "app needs inputs with a feed: the frames are normalised and quantised as the eval images are")
+    size = app.get("size")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        raise AgentFailure("bad-request", "app.size must be [height, width] of the model input, got %r" % (size,))
+    if app.get("image_library") not in (None, "auto") + IMAGE_LIBRARIES:
+        raise AgentFailure("bad-request", "app.image_library must be auto or one of %s, got %r" % (", ".join(IMAGE_LIBRARIES), app.get("image_library")))
+    # Mapped, not read: the frames' pages (and the image library) join this
+    # process only in the app pass, after the peak RSS is taken.
+    try:
+        frames = np.load(app["frames"], mmap_mode="r")
+    except Exception as exc:
+        raise AgentFailure("bad-input", "%s is not a .npy array: %s" % (app["frames"], exc))
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[0] < 1 or frames.shape[-1] != model.inputs.feed.channels:
+        raise AgentFailure("bad-input", "%s: app frames must be uint8 [N, H, W, %d], got %s %s"
+                           % (app["frames"], model.inputs.feed.channels, frames.dtype, frames.shape))
+    return {"frames": frames, "size": tuple(size), "resize": app.get("resize", "bilinear"), "image_library": app.get("image_library")}
+
+
+def app_frame(model, preparer, frame) -> tuple:
+    """One frame, staged: perf_counter_ns before prepare, invoke, decode, after."""
+    interpreter, reader = model.interpreter, model.reader
+    t0 = time.perf_counter_ns()
+    interpreter.set_tensor(model.input_index, preparer(frame))
+    t1 = time.perf_counter_ns()
+    interpreter.invoke()
+    t2 = time.perf_counter_ns()
+    if reader is not None:
+        reader.read(interpreter)
+    return t0, t1, t2, time.perf_counter_ns()
+
+
+def whole_frame(model, preparer, frame) -> int:
+    """One frame under one timer: no stage boundaries inside it."""
+    interpreter, reader = model.interpreter, model.reader
+    t0 = time.perf_counter_ns()
+    interpreter.set_tensor(model.input_index, preparer(frame))
+    interpreter.invoke()
+    if reader is not None:
+        reader.read(interpreter)
+    return time.perf_counter_ns() - t0
+
+
+def app_pass(model, app: dict, plan: dict, np) -> dict:
+    """Staged frames and whole frames, alternating (so a neighbour's burst
+    of load lands on both alike), over the request's frames in turn (a
+    camera's stream), after one untimed pass over them; the timed loop's
+    own stop rules end it, judged on the staged frames."""
+    library = image_library(app["image_library"])
+    frames = np.array(app["frames"])  # a copy in memory, as a camera or decoder hands frames over
+    preparer = FramePreparer(frames.shape[1:], app["size"], app["resize"], model.inputs.feed, library, model.shape, np)
+    for frame in frames:
+        app_frame(model, preparer, frame)
+    stages = {"prepare": [], "invoke": [], "decode": [], "frame": []}
+    whole_ns = []
+    start = time.perf_counter()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        while True:
+            count = len(whole_ns)
+            t0, t1, t2, t3 = app_frame(model, preparer, frames[count % len(frames)])
+            stages["prepare"].append(t1 - t0)
+            stages["invoke"].append(t2 - t1)
+            stages["decode"].append(t3 - t2)
+            stages["frame"].append(t3 - t0)
+            whole_ns.append(whole_frame(model, preparer, frames[(count + 1) % len(frames)]))
+            if len(whole_ns) % ORPHAN_CHECK_EVERY == 0:
+                stop_if_orphaned()
+            stop_reason = stop_reason_after(stages["frame"], time.perf_counter() - start, plan)
+            if stop_reason is not None:
+                break
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    name, version, _ = library
+    log("app pass: %d staged and %d whole frames (%s)" % (len(stages["frame"]), len(whole_ns), name))
+    return {
+        "image_library": {"name": name, "version": version},
+        "resize": preparer.mode,
+        "frames": int(frames.shape[0]),
+        "frame_shape": [int(v) for v in frames.shape[1:]],
+        "decodes": model.reader is not None,
+        "samples_ns": stages,
+        "stop_reason": stop_reason,
+        "whole_frame_ns": whole_ns,
+    }
+
+
+# --------------------------------------------------------------------------
+# Energy (request `energy`, agent 0.7.0): a power source sampled in a
+# background thread over an idle window before the timed loop and over the
+# timed loop itself. The reply carries the raw (time, watts) samples of both
+# windows; the host integrates them (harness/measure/energy.py).
+
+ENERGY_SOURCES = ("hwmon", "vcgencmd", "command")
+# INA2xx drivers' hwmon names (drivers/hwmon/ina2xx.c, ina238.c).
+INA_NAMES = ("ina219", "ina220", "ina226", "ina230", "ina231", "ina260", "ina238", "ina2xx")
+
+
+def read_number(path: str) -> float:
+    """One sysfs attribute: a single read, as sysfs hands a value out whole."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return float(os.read(fd, 64).decode().strip())
+    finally:
+        os.close(fd)
+
+
+def hwmon_power_reader(root: str, name):
+    """(sensor description, read() -> watts) of the first hwmon device under
+    `root` whose `name` is `name` (any INA2xx when none is given). Power is
+    power1_input (uW), else curr1_input (mA) x in1_input (bus mV): in0_input
+    is the shunt voltage, never the supply."""
+    try:
+        entries = sorted(os.listdir(root))
+    except OSError as exc:
+        raise AgentFailure("energy-source", "cannot list hwmon root %s: %s" % (root, exc))
+    seen = []
+    for entry in entries:
+        folder = os.path.join(root, entry)
+        found = (read_text(os.path.join(folder, "name")) or "").strip()
+        seen.append(found or "?")
+        wanted = found == name if name else found in INA_NAMES
+        if not wanted:
+            continue
+        power, current, bus = (os.path.join(folder, f) for f in ("power1_input", "curr1_input", "in1_input"))
+        if os.path.exists(power):
+            return "%s (%s) power1_input" % (folder, found), lambda: read_number(power) / 1e6
+        if os.path.exists(current) and os.path.exists(bus):
+            return "%s (%s) curr1_input x in1_input" % (folder, found), lambda: read_number(current) * read_number(bus) / 1e6
+        raise AgentFailure("energy-source", "%s (%s) has neither power1_input nor curr1_input with in1_input" % (folder, found))
+    raise AgentFailure("energy-source", "no hwmon device named %s under %s (found: %s)"
+                       % (name or "ina2xx", root, ", ".join(seen) or "none"))
+
+
+def pmic_watts(text: str) -> float:
+    """Sum of V x A over the rails `vcgencmd pmic_read_adc` prints in pairs
+    (`VDD_CORE_A current(7)=2.1A`, `VDD_CORE_V volt(15)=0.87V`)."""
+    amps, volts = {}, {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) != 2 or "=" not in fields[1]:
+            continue
+        rail, value = fields[0], fields[1].split("=", 1)[1]
+        try:
+            number = float(value.rstrip("AV"))
+        except ValueError:
+            continue
+        if rail.endswith("_A") and value.endswith("A"):
+            amps[rail[:-2]] = number
+        elif rail.endswith("_V") and value.endswith("V"):
+            volts[rail[:-2]] = number
+    rails = sorted(set(amps) & set(volts))
+    if not rails:
+        raise AgentFailure("energy-source", "vcgencmd pmic_read_adc printed no rail with both a current and a voltage")
+    return sum(amps[r] * volts[r] for r in rails)
+
+
+def command_watts(command: list) -> float:
+    """The first number a command prints, in watts."""
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise AgentFailure("energy-source", "power command %s failed: %s" % (command, exc))
+    for word in out.replace("W", " ").split():
+        try:
+            return float(word)
+        except ValueError:
+            continue
+    raise AgentFailure("energy-source", "power command %s printed no number: %r" % (command, out[:200]))
+
+
+def power_reader(spec: dict):
+    """(sensor description, read() -> watts) for the request's energy source."""
+    source = spec.get("source")
+    if source == "hwmon":
+        return hwmon_power_reader(spec.get("root") or "/sys/class/hwmon", spec.get("name"))
+    if source == "vcgencmd":
+        if shutil.which("vcgencmd") is None:
+            raise AgentFailure("energy-source", "energy source vcgencmd: no vcgencmd on this device")
+        return "vcgencmd pmic_read_adc", lambda: pmic_watts(vcgencmd("pmic_read_adc") or "")
+    if source == "command":
+        command = spec.get("command")
+        if not (isinstance(command, list) and command and all(isinstance(c, str) for c in command)):
+            raise AgentFailure("bad-request", "energy.command must be a non-empty list of strings, got %r" % (command,))
+        return " ".join(command), lambda: command_watts(command)
+    raise AgentFailure("bad-request", "energy.source must be one of %s, got %r" % (", ".join(ENERGY_SOURCES), source))
+
+
+class PowerWindow:
+    """Samples a power reader every interval in a background thread between
+    start() and stop(), with one reading taken at each edge by the caller's
+    thread, so the samples span the window exactly. Each sample is
+    (monotonic ns at the middle of its read, watts): CLOCK_MONOTONIC is the
+    machine's one clock, the one a sensor's own trace can be keyed to."""
+
+    def __init__(self, read, interval_s: float) -> None:
+        import threading
+
+        self.read = read
+        self.interval_s = interval_s
+        self.samples = []
+        self.error = None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="power-sampler", daemon=True)
+
+    def sample(self) -> None:
+        t0 = time.monotonic_ns()
+        watts = self.read()
+        self.samples.append([(t0 + time.monotonic_ns()) // 2, watts])
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval_s):
+            try:
+                self.sample()
+            except Exception as exc:  # a sensor that fails mid-window: say so, keep the latency
+                self.error = "%s: %s" % (type(exc).__name__, exc)
+                return
+
+    def start(self) -> "PowerWindow":
+        self.start_ns = time.monotonic_ns()
+        self.sample()
+        self.thread.start()
+        return self
+
+    def stop(self) -> dict:
+        self.stopping.set()
+        self.thread.join()
+        self.sample()
+        return {"start_ns": self.start_ns, "end_ns": time.monotonic_ns(), "samples": self.samples, "error": self.error}
+
+
+class EnergyMeter:
+    """The request's energy source and its two windows."""
+
+    def __init__(self, spec: dict) -> None:
+        if not isinstance(spec, dict):
+            raise AgentFailure("bad-request", "energy must be an object {source, ...}, got %r" % (spec,))
+        interval_ms, idle_s = spec.get("interval_ms", 5.0), spec.get("idle_seconds", 1.0)
+        if (
+            any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (interval_ms, idle_s))
+            or not 0.5 <= interval_ms <= 10000.0 or not 0.0 <= idle_s <= 600.0
+        ):
+            raise AgentFailure("bad-request", "energy.interval_ms must be 0.5..10000 and idle_seconds 0..600, got %r" % (spec,))
+        self.interval_s, self.idle_s = interval_ms / 1000.0, float(idle_s)
+        self.sensor, self.read = power_reader(spec)
+        self.source = spec.get("source")
+        self.idle = None
+        self.active = None
+
+    def idle_window(self) -> None:
+        """Nothing runs but the sampler: the device's idle draw."""
+        window = PowerWindow(self.read, self.interval_s).start()
+        time.sleep(self.idle_s)  # the window's length, not a synchronisation
+        self.idle = window.stop()
+
+    def reply(self, invokes: int) -> dict:
+        return {"source": self.source, "sensor": self.sensor, "interval_ms": self.interval_s * 1000.0,
+                "idle": self.idle, "active": self.active, "invokes": invokes}
+
+
+def energy_meter(request: dict):
+    return EnergyMeter(request["energy"]) if request.get("energy") is not None else None
+
+
 def benchmark(request: dict) -> dict:
     import numpy as np
 
@@ -1298,15 +1700,24 @@ def benchmark(request: dict) -> dict:
     evaluated = {"detections": []}
     if model.inputs is not None and request.get("eval", True) and model.reader is not None:
         evaluated = eval_reply(model.interpreter, model.input_index, model.inputs, model.reader, request, np)
+    app = parse_app(request, model, np)
+    energy = energy_meter(request)
     log("loaded %s in %.1f ms; warming up" % (os.path.basename(plan["model"]), model.load_ms))
     warmup = warm_up(model, plan["warmup_runs"], plan["warmup_seconds"])
+    if energy is not None:
+        energy.idle_window()
+        window = PowerWindow(energy.read, energy.interval_s).start()
     samples_ns, stop_reason, loop_s = timed_loop(model, plan)
-    peak_kib = proc_status_kib("VmHWM")
+    if energy is not None:
+        energy.active = window.stop()
+    peak_kib = proc_status_kib("VmHWM")  # before the app and profile passes: their buffers are not the model's
     profiled = op_profile(request, device, model)  # after the peak memory reading: its own model is not the pair's
     return benchmark_reply(request, device, model, {
         "warmup": warmup, "samples_ns": samples_ns, "loop_seconds": round(loop_s, 4), "stop_reason": stop_reason,
         "memory_mb": {"baseline": mib(model.baseline_kib), "after_load": mib(model.after_load_kib), "peak": mib(peak_kib)},
         **evaluated, **({"op_profile": profiled} if profiled is not None else {}),
+        **({"app": app_pass(model, app, plan, np)} if app is not None else {}),
+        **({"energy": energy.reply(len(samples_ns))} if energy is not None else {}),
     })
 
 
@@ -1819,6 +2230,8 @@ def stop_if_orphaned() -> None:
 def request_paths(request: dict) -> list:
     """Every file path a request names (the agent reads or writes only these)."""
     found = [request.get(key) for key in ("model", "inputs", "path", "detections_to")]
+    if isinstance(request.get("app"), dict):
+        found.append(request["app"].get("frames"))
     found += list(request.get("models") or []) + list(request.get("paths") or [])
     options = request.get("adapter_options")
     if isinstance(options, dict):

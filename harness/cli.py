@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="finish an interrupted run: measure only the pairs it has no complete result for, continuing "
         "part-measured ones ('latest' works)",
     )
+    run.add_argument(
+        "--app-latency", action="store_true",
+        help="also time the app's frame on the device, per stage: prepare (resize, normalise), invoke, decode with NMS",
+    )
     run.set_defaults(handler=_cmd_run)
 
     devices = sub.add_parser("devices", help="the device inventory: list, check, trust, bootstrap, clean")
@@ -287,6 +291,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         command="run", inventory_path=args.inventory, lock_wait_s=args.lock_wait,
         dataset=args.dataset, split=args.split, sweep=sweep,
     )
+    if args.app_latency:
+        from dataclasses import replace
+
+        plan = replace(plan, measurement={**plan.measurement, "app_latency": True})
     return _run_pipeline(plan, args.store)
 
 

@@ -6,7 +6,10 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from harness.fleet.energy import EnergySource
 
 from harness import paths
 
@@ -42,6 +45,8 @@ class Device:
     sweep_threads: tuple[int, ...] = ()
     runtimes: tuple[str, ...] = ()
     runtime_pythons: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # The inventory's power source for this device (wins over the profile's).
+    energy: "EnergySource | None" = None
 
 
     @property

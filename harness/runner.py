@@ -177,12 +177,13 @@ def plan_from_meta(
     devices = sorted({d for d, _ in only}) if only else meta["devices"]
     # A swept pair's name is `variant@configuration`: the plan asks for the variant.
     variants = sorted({v.split("@")[0] for _, v in only}) if only else meta["variants"]
-    return make_plan(
+    plan = make_plan(
         Path(meta["recipe"]), ",".join(variants), ",".join(devices), reports, command="run",
         inventory_path=inventory, lock_wait_s=lock_wait_s, remeasure=frozenset(only or ()), measure_scale=measure_scale,
         dataset=Path(meta["dataset"]) if meta.get("dataset") else None, split=meta.get("split"),
         sweep=Sweep.from_meta(meta.get("sweep")),
     )
+    return replace(plan, measurement={**plan.measurement, "app_latency": True}) if meta.get("app_latency") else plan
 
 
 # -- a run -------------------------------------------------------------------
@@ -278,6 +279,8 @@ def _start(plan: RunPlan, store: ResultsStore) -> tuple[RunOutcome, dict[str, An
         "dataset": str(plan.dataset) if plan.dataset else None,
         "split": plan.split,
         **({"sweep": plan.sweep.to_meta()} if plan.sweep else {}),
+        # `--app-latency`, kept so --resume measures the app pass too.
+        "app_latency": bool(plan.measurement.get("app_latency")),
         "created_at": utc_now_iso(),
         "source_commit": provenance.source_commit(plan.recipe.path, plan.recipe.source),
         "host": {"name": provenance.controller_host(), "python": platform.python_version(),
@@ -381,6 +384,7 @@ def _device_job(plan: RunPlan, outcome: RunOutcome, device: Device, artifacts: d
         runtime=profile.runtime,
         cpus=device.cpus,
         profile=profile,
+        energy=device.energy or profile.energy,
     )
     configurations = device_sweep(plan.sweep, device, profile).configurations()
     # No sweep: each slot is a variant, and every record keeps its old identity.

@@ -127,6 +127,9 @@ class EvalInputs:
 
     path: Path
     feed: dict[str, Any]
+    # The app-latency pass's decoded frames and how the agent makes them
+    # the model's input (harness/dataset/app_frames.py); None: no pass.
+    app: dict[str, Any] | None = None
 
 
 def feed_request(spec: InputSpec, quant: InputQuant) -> dict[str, Any]:
@@ -178,5 +181,10 @@ def prepared_pixels(dataset: CocoDataset, spec: InputSpec, cache_dir: Path) -> P
 
 
 def prepared_inputs(dataset: CocoDataset, spec: InputSpec, quant: InputQuant, cache_dir: Path) -> EvalInputs:
-    """One variant's eval inputs: the shared pixels file and its feed."""
-    return EvalInputs(prepared_pixels(dataset, spec, cache_dir), feed_request(spec, quant))
+    """One variant's eval inputs: the shared pixels file, its feed, and the
+    app pass's frames."""
+    from harness.dataset.app_frames import app_frames
+
+    frames = app_frames(dataset, spec.channels, cache_dir)
+    app = {"frames": frames, "resize": spec.resize, "size": [spec.height, spec.width]} if frames else None
+    return EvalInputs(prepared_pixels(dataset, spec, cache_dir), feed_request(spec, quant), app)

@@ -44,6 +44,7 @@ from harness.config import Fields, load_yaml_mapping
 from harness.device import LOCAL_DEVICE_NAME, Device
 from harness.errors import InputError
 from harness.fleet.labgrid import COORDINATOR_ENV, DEFAULT_POOL_NAME, POOL_KEYS, LabgridPool
+from harness.fleet.energy import parse_energy
 from harness.fleet.profiles import RUNTIMES, available_profiles, load_profile, runtime_list, threads_setting
 
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
@@ -54,7 +55,7 @@ INVENTORY_ENV = "HARNESS_INVENTORY"
 TOP_KEYS = ("devices", "ssh_config", "known_hosts", "labgrid")
 DEVICE_KEYS = (
     "host", "user", "port", "identity_file", "profile", "python", "threads", "cpus", "tags", "cache_dir", "gateway",
-    "runtimes", "runtime_pythons",
+    "runtimes", "runtime_pythons", "energy",
 )
 # Keys people bring from Ansible or habit that must never hold a secret here.
 SECRET_KEYS = ("password", "passwd", "pass", "passphrase", "ansible_password", "ansible_ssh_pass", "become_password")
@@ -227,6 +228,7 @@ def _parse_device(
         identity_file=identity,
         known_hosts=str(known_hosts),
         gateway=gateway,
+        energy=parse_energy(f.sub("energy")),
     )
 
 

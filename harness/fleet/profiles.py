@@ -19,6 +19,7 @@ from typing import Any
 from harness import paths
 from harness.config import Fields, load_yaml_mapping
 from harness.errors import InputError
+from harness.fleet.energy import EnergySource, parse_energy
 
 FAMILIES = ("x86", "raspberry-pi", "coral")
 FAMILY_TITLES = {"x86": "x86 CPU", "raspberry-pi": "Raspberry Pi", "coral": "Coral Edge TPU"}
@@ -34,7 +35,7 @@ TELEMETRY_SOURCES: dict[str, tuple[str, ...]] = {
 KNOWN_CAPABILITIES = ("float", "int8", "int16x8", "edgetpu")
 TOP_KEYS = (
     "name", "description", "extends", "family", "emulated", "threads", "affinity", "runtime", "runtimes", "capabilities",
-    "delegates", "telemetry", "governor", "cooldown", "measurement",
+    "delegates", "telemetry", "governor", "cooldown", "measurement", "energy",
 )
 
 
@@ -79,6 +80,9 @@ class MeasurementPlan:
             return {}
         return {"op_profile_runs": self.op_profile_runs, "op_profile_min_seconds": self.op_profile_min_seconds,
                 "op_profile_max_seconds": self.op_profile_max_seconds}
+    # After the first round's timed loop, time the app's own frame (prepare,
+    # invoke, decode) and whole frames (docs/measurement.md).
+    app_latency: bool = False
 
     def round_request(self) -> dict[str, int | float]:
         """The plan fields of one round's agent request: every warm-up, and
@@ -142,6 +146,8 @@ class Profile:
     # each value a configuration of every pair (harness/measure/configs.py).
     sweep_threads: tuple[int, ...] = ()
     runtimes: tuple[str, ...] = ()
+    # The power source the agent samples (None: no energy figures).
+    energy: EnergySource | None = None
 
     @property
     def family_title(self) -> str:
@@ -209,6 +215,7 @@ def parse_profile(data: dict, path: Path, *, base: Profile | None = None) -> Pro
         telemetry=_telemetry(top.sub("telemetry"), b.telemetry),
         governor=top.str("governor", b.governor),
         cooldown=_cooldown(top.sub("cooldown"), b.cooldown),
+        energy=parse_energy(top.sub("energy")) or b.energy,
     )
 
 
@@ -254,6 +261,7 @@ def _plan(m: Fields, d: MeasurementPlan) -> MeasurementPlan:
         op_profile_runs=m.int("op_profile_runs", d.op_profile_runs, minimum=0),
         op_profile_min_seconds=m.float("op_profile_min_seconds", d.op_profile_min_seconds, minimum=0),
         op_profile_max_seconds=m.float("op_profile_max_seconds", d.op_profile_max_seconds, minimum=0),
+        app_latency=bool(m.bool("app_latency", d.app_latency)),
     )
 
 

@@ -23,7 +23,9 @@ from harness.results.record import Record
 # Bounds a rule may set, in the order checks are reported. The unit is in
 # the name, as in the file.
 LATENCY_BOUNDS = ("p50_ms", "p90_ms", "p99_ms")
-BOUND_KEYS = (*LATENCY_BOUNDS, "peak_memory_mb", "size_mb", "min_map", "max_map_drop", "max_regression_pct", "max_step_pct")
+# `frame_p90_ms` bounds the app's frame (record `app`), not invoke() alone.
+FRAME_BOUNDS = ("frame_p90_ms",)
+BOUND_KEYS = (*LATENCY_BOUNDS, *FRAME_BOUNDS, "peak_memory_mb", "size_mb", "min_map", "max_map_drop", "max_regression_pct", "max_step_pct")
 # How many of a series' latest runs `max_step_pct` looks at for a step.
 DEFAULT_STEP_RUNS = 10
 # `ship: VARIANT` asserts the "what to ship" answer (harness/gate/ship.py)
@@ -98,6 +100,7 @@ class Budget:
     p50_ms: float | None = None
     p90_ms: float | None = None
     p99_ms: float | None = None
+    frame_p90_ms: float | None = None
     peak_memory_mb: float | None = None
     size_mb: float | None = None
     min_map: float | None = None  # a fraction in [0, 1], like the records

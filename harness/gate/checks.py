@@ -77,6 +77,24 @@ def check_latency(rule: str, record: Record, samples_ns: Sequence[int], quantile
     summary = _summary(record, samples_ns)
     if summary is None:
         return _check(rule, record, metric, "fail", "no latency samples", bound, "the record holds no latency; run the pair again")
+    return _quantile_check(rule, record, summary, quantile_name, bound_ms, metric)
+
+
+def check_frame_latency(rule: str, record: Record, quantile_name: str, bound_ms: float) -> Check:
+    """A bound on the app's whole frame per stage sum (`frame_p90_ms`),
+    decided on its interval as invoke latency is."""
+    metric = f"frame_{quantile_name}_ms"
+    if record.status != "ok":
+        return not_measured(rule, record, metric, f"<= {bound_ms:g} ms")
+    if record.app is None:
+        return _check(rule, record, metric, "fail", "no app latency", f"<= {bound_ms:g} ms",
+                      "measure the app's frame: `measurement: {app_latency: true}` in the device profile, "
+                      "on a model with an eval dataset")
+    return _quantile_check(rule, record, record.app.frame, quantile_name, bound_ms, metric)
+
+
+def _quantile_check(rule: str, record: Record, summary: LatencyMs, quantile_name: str, bound_ms: float, metric: str) -> Check:
+    bound = f"<= {bound_ms:g} ms"
     point, interval, n = getattr(summary, quantile_name), getattr(summary, f"{quantile_name}_ci"), summary.n
     if interval is None:
         need = _MIN_SAMPLES[quantile_name]

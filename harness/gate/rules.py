@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
-from harness.gate.budgets import LATENCY_BOUNDS, Budget
-from harness.gate.checks import Check, check_latency, check_map_drop, check_max, check_min_map, check_regression
+from harness.gate.budgets import FRAME_BOUNDS, LATENCY_BOUNDS, Budget
+from harness.gate.checks import Check, check_frame_latency, check_latency, check_map_drop, check_max, check_min_map, check_regression
 from harness.gate.steps import check_step
 from harness.results.record import Record
 
@@ -66,6 +66,10 @@ def rule_checks(budget: Budget, record: Record, refs: References) -> list[Check]
         bound = getattr(budget, key)
         if bound is not None:
             out.append(check_latency(name, record, refs.samples_of(run_id, record.key), key.removesuffix("_ms"), bound))
+    for key in FRAME_BOUNDS:
+        bound = getattr(budget, key)
+        if bound is not None:
+            out.append(check_frame_latency(name, record, key.removeprefix("frame_").removesuffix("_ms"), bound))
     if budget.peak_memory_mb is not None:
         peak = record.memory_mb.peak if record.memory_mb else None
         out.append(check_max(name, record, "peak_memory_mb", peak, budget.peak_memory_mb, "MB"))

@@ -22,13 +22,17 @@ from harness.dataset.labelcheck import LandingCounter
 from harness.dataset.preprocess import EvalInputs, InputSpec
 from harness.dataset.scoring import SCORING_CHUNK_IMAGES, ChunkedCocoEval, ResultsWriter, in_image_coordinates, to_coco_results
 from harness.model.labels import ClassMap
+from harness.measure.energy import energy_totals
 from harness.measure.stats import summarize_ns
+from harness.fleet.energy import EnergySource
 from harness.fleet.profiles import MeasurementPlan, Profile
 from harness.results.files import device_dir, pair_stem
 from harness.results.op_profile import OpProfile
 from harness.results.record import (
     Accuracy,
+    AppLatency,
     DeviceInfo,
+    EnergyInfo,
     EdgeTpuReport,
     LayerSensitivity,
     QuantizationInfo,
@@ -68,6 +72,8 @@ class PairContext:
     def stem(self, artifact: Artifact) -> str:
         """The pair's file names: one per configuration of a variant."""
         return pair_stem(artifact.model, slot_name(artifact.variant, self.configuration))
+    # Where the device's power is read (inventory's, else profile's); None: no energy.
+    energy: EnergySource | None = None
 
 
 def delegate_for(profile: Profile | None, artifact: Artifact) -> dict[str, str] | None:
@@ -112,6 +118,7 @@ def run_round(
     remote_model = client.ensure_file(artifact.path, artifact.sha256, ".tflite")
     remote_inputs = client.ensure_file(inputs.path, file_sha256(inputs.path), ".npy") if inputs else None
     remote_anchors = client.ensure_file(adapter.anchors, file_sha256(adapter.anchors), ".npy") if adapter.anchors else None
+    app = _app_request(ctx, client, inputs) if round_index == 0 else None
     stem = ctx.stem(artifact)
     # The eval pass's detections come back as a file, not in the reply: a
     # reply listing every image's boxes would grow the controller with the eval set.
@@ -134,6 +141,8 @@ def run_round(
             **_profile_request(ctx.profile, artifact),
             # The inventory's per-device cores win over the profile's default.
             **({"affinity": list(ctx.cpus)} if ctx.cpus else {}),
+            **({"app": app} if app else {}),
+            **({"energy": ctx.energy.request()} if ctx.energy else {}),
         },
         timeout_s=ctx.plan.command_timeout_s,
     )
@@ -142,6 +151,57 @@ def run_round(
         client.transport.take(reply["detections_file"], local)
         reply["detections_file"] = str(local)
     return reply
+
+
+def _app_request(ctx: PairContext, client: AgentClient, inputs: EvalInputs | None) -> dict[str, Any] | None:
+    """The app pass's request field (the frames uploaded), when the plan asks
+    for it and the pair has eval images to make frames of."""
+    if not ctx.plan.app_latency or inputs is None or not inputs.app:
+        return None
+    frames = Path(inputs.app["frames"])
+    return dict(inputs.app, frames=client.ensure_file(frames, file_sha256(frames), ".npy"))
+
+
+def app_latency(reply: dict[str, Any] | None) -> AppLatency | None:
+    """The record's `app` from the agent's app pass (agent 0.7.0 and later)."""
+    if not reply:
+        return None
+    samples, library = reply["samples_ns"], reply.get("image_library") or {}
+    stop = reply.get("stop_reason")
+    return AppLatency(
+        prepare=summarize_ns(samples["prepare"], stop_reason=stop),
+        invoke=summarize_ns(samples["invoke"], stop_reason=stop),
+        decode=summarize_ns(samples["decode"], stop_reason=stop) if reply.get("decodes") else None,
+        frame=summarize_ns(samples["frame"], stop_reason=stop),
+        whole_frame=summarize_ns(reply["whole_frame_ns"], stop_reason=stop),
+        image_library=library.get("name", "numpy"),
+        image_library_version=library.get("version"),
+        resize=reply.get("resize"),
+        frames=int(reply.get("frames") or 0),
+        frame_shape=tuple(reply.get("frame_shape") or ()),
+    )
+
+
+def energy_info(replies: list[dict[str, Any]]) -> EnergyInfo | None:
+    """The record's `energy`, every round's windows together."""
+    parts = [r["energy"] for r in replies if r.get("energy")]
+    totals = energy_totals(parts)
+    if totals is None:
+        return None
+    errors = [w["error"] for p in parts for w in (p["idle"], p["active"]) if w.get("error")]
+    return EnergyInfo(
+        source=parts[0]["source"],
+        sensor=parts[0]["sensor"],
+        power_w=totals.power_w,
+        idle_power_w=totals.idle_power_w,
+        mj_per_inference=totals.mj_per_inference,
+        active_s=totals.active_s,
+        idle_s=totals.idle_s,
+        invokes=totals.invokes,
+        samples=totals.samples,
+        error=errors[0] if errors else None,
+        windows_ns=totals.windows_ns,
+    )
 
 
 @dataclass
@@ -214,6 +274,8 @@ class PairAccumulator:
             quantization=quantization_info(self.artifact),
             op_profile=OpProfile.from_replies([r["op_profile"] for r in self.replies if r.get("op_profile")]),
             configuration=ctx.configuration,
+            app=app_latency(next((r["app"] for r in self.replies if r.get("app")), None)),
+            energy=energy_info(self.replies),
         )
         return record, samples_ns
 
@@ -318,6 +380,8 @@ def continued(earlier: Record, later: Record, samples_ns: list[int]) -> Record:
         # A profile holds statistics, not runs: the first sitting's stands.
         op_profile=earlier.op_profile or later.op_profile,
         env=_continued_env(earlier.env, later.env),
+        app=earlier.app or later.app,  # the first round's pass
+        energy=later.energy or earlier.energy,
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Mapping, Protocol, Sequence, TypeVar, Union
 
 from harness.gate.ship import ShipDecision, decide_all
+from harness.report.app_energy import app_energy_lines
 from harness.report.compare import ComparisonReport
 from harness.report.configs import ConfigViews, config_views
 from harness.report.context import ReportContext
@@ -239,6 +240,9 @@ def _section_blocks(section: DeviceSection, context: ReportContext, ship: ShipDe
     notes = findings(section)
     if notes:
         yield Findings(tuple(notes))
+    app_energy = app_energy_lines(section)
+    if app_energy:
+        yield Findings(tuple(app_energy))
     yield Charts(section, context.samples_ms)
     views = config_views([row.record for row in section.rows])
     if views:

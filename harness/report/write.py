@@ -82,7 +82,8 @@ def _csv(records: Sequence[Record]) -> str:
     swept = any(r.configuration is not None for r in records)
     writer.writerow(
         ["run_id", "device", "model", "variant", "status", "p50_ms", "p90_ms", "p99_ms", "n",
-         "latency_vs_fp32", "peak_mb", "size_bytes", "map", "map50", "map75", "map_drop_vs_fp32", "error"]
+         "latency_vs_fp32", "peak_mb", "size_bytes", "map", "map50", "map75", "map_drop_vs_fp32", "error",
+         "app_frame_p50_ms", "app_frame_p90_ms", "whole_frame_p50_ms", "mj_per_inference"]
         + (list(SWEEP_COLUMNS) if swept else [])
     )
     for section in sections(records):
@@ -94,7 +95,9 @@ def _csv(records: Sequence[Record]) -> str:
                  lat and lat.p50, lat and lat.p90, lat and lat.p99, lat and lat.n,
                  row.latency_ratio, r.memory_mb and r.memory_mb.peak, r.model.size_bytes,
                  acc and acc.map, acc and acc.map50, acc and acc.map75, row.map_drop,
-                 r.error.message if r.error else ""]
+                 r.error.message if r.error else "",
+                 r.app and r.app.frame.p50, r.app and r.app.frame.p90, r.app and r.app.whole_frame.p50,
+                 r.energy and r.energy.mj_per_inference]
                 + (_sweep_cells(r, placed.get(r.key, {})) if swept else [])
             )
     return buffer.getvalue()

@@ -124,6 +124,62 @@ class LatencyMs:
 
 
 @dataclass(frozen=True)
+class AppLatency:
+    """The app's own frame on the device (the agent's app pass, after the
+    timed invoke loop): each stage's summary, their per-frame sum, and
+    whole frames timed under one timer. `invoke` here is the app loop's,
+    beside prepare and decode; `latency_ms` stays the invoke-only figure."""
+
+    prepare: LatencyMs  # frame -> input tensor: resize/letterbox, normalise/quantise, set_tensor
+    invoke: LatencyMs
+    decode: LatencyMs | None  # outputs -> detections (with NMS where the adapter does it); None: no adapter
+    frame: LatencyMs  # per frame, prepare + invoke + decode
+    whole_frame: LatencyMs  # frames timed whole, no stage timers inside
+    image_library: str  # opencv | pil | numpy: what did the resize
+    image_library_version: str | None = None
+    resize: str | None = None
+    frames: int = 0
+    frame_shape: tuple[int, ...] = ()
+
+    @property
+    def stage_p50_sum_ms(self) -> float:
+        return self.prepare.p50 + self.invoke.p50 + (self.decode.p50 if self.decode else 0.0)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AppLatency":
+        data = dict(data)
+        for key in ("prepare", "invoke", "decode", "frame", "whole_frame"):
+            data[key] = latency_from_dict(data[key]) if data.get(key) else None
+        data["frame_shape"] = tuple(data.get("frame_shape") or ())
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class EnergyInfo:
+    """Power over the timed loop and an idle window before it, and the
+    energy per inference: active minus idle, over the loop's invokes
+    (harness/measure/energy.py)."""
+
+    source: str  # hwmon | vcgencmd | command
+    sensor: str
+    power_w: float | None
+    idle_power_w: float | None
+    mj_per_inference: float | None
+    active_s: float
+    idle_s: float
+    invokes: int
+    samples: int
+    error: str | None = None
+    # Per round, the spans the integrals cover, in the device's
+    # CLOCK_MONOTONIC ns: (idle first, idle last, active first, active last).
+    windows_ns: tuple[tuple[int, int, int, int], ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EnergyInfo":
+        return cls(**{**data, "windows_ns": tuple(tuple(w) for w in data.get("windows_ns") or ())})
+
+
+@dataclass(frozen=True)
 class MemoryMb:
     """Resident set size in MiB (2**20 bytes): before load, after, peak."""
 
@@ -267,6 +323,9 @@ class Record:
     op_profile: OpProfile | None = None
     # Added with configuration sweeps (issue 17); absent in older records.
     configuration: Configuration | None = None
+    # Added with issue 17; absent in older records.
+    app: AppLatency | None = None
+    energy: EnergyInfo | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -284,11 +343,6 @@ class Record:
         if device.get("runtime"):
             device["runtime"] = RuntimeInfo(**device["runtime"])
         latency = data.get("latency_ms")
-        if latency:
-            latency = dict(latency)
-            for key in ("p50_ci", "p90_ci", "p99_ci"):
-                if latency.get(key) is not None:
-                    latency[key] = tuple(latency[key])
         return cls(
             schema_version=data["schema_version"],
             run_id=data["run_id"],
@@ -298,7 +352,7 @@ class Record:
             model=ModelInfo(**data["model"]),
             status=data["status"],
             error=ErrorInfo(**data["error"]) if data.get("error") else None,
-            latency_ms=LatencyMs(**latency) if latency else None,
+            latency_ms=latency_from_dict(latency) if latency else None,
             load_ms=data.get("load_ms"),
             first_invoke_ms=data.get("first_invoke_ms"),
             threads=data.get("threads"),
@@ -309,7 +363,17 @@ class Record:
             quantization=QuantizationInfo.from_dict(data["quantization"]) if data.get("quantization") else None,
             op_profile=OpProfile.from_dict(data["op_profile"]) if data.get("op_profile") else None,
             configuration=Configuration(**data["configuration"]) if data.get("configuration") else None,
+            app=AppLatency.from_dict(data["app"]) if data.get("app") else None,
+            energy=EnergyInfo.from_dict(data["energy"]) if data.get("energy") else None,
         )
+
+
+def latency_from_dict(data: dict[str, Any]) -> LatencyMs:
+    latency = dict(data)
+    for key in ("p50_ci", "p90_ci", "p99_ci"):
+        if latency.get(key) is not None:
+            latency[key] = tuple(latency[key])
+    return LatencyMs(**latency)
 
 
 def _env(data: dict[str, Any]) -> EnvInfo:

@@ -242,7 +242,9 @@ def test_every_renderer_shows_both_views_and_the_terminal_fits_80_columns():
     assert sorted({round(r["configuration_views"]["speedup"], 3) for r in data}) == [1.0, 1.6, 1.667, 2.0]
     # Without a sweep the CSV keeps its old columns and nothing mentions scaling.
     plain = [make_record(), make_record(variant="int8")]
-    assert render(plain, "csv", title="r1").splitlines()[0].endswith("map_drop_vs_fp32,error")
+    header = render(plain, "csv", title="r1").splitlines()[0]
+    assert header.endswith("map_drop_vs_fp32,error,app_frame_p50_ms,app_frame_p90_ms,whole_frame_p50_ms,mj_per_inference")
+    assert "threads" not in header and "speedup" not in header
     assert "Scaling" not in render_markdown(plain, title="r1")
 
 
