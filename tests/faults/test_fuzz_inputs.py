@@ -91,6 +91,20 @@ def test_fuzzed_inventory(doc, tmp_path):
     expect_input_error_or_value(load_inventory, path)
 
 
+LABGRID_INVENTORY = {
+    "labgrid": {"coordinator": "127.0.0.1:20408", "tags": {"board": "rpi4"}, "count": 2, "profile": "x86-cpu",
+                "python": "python3", "threads": 2, "gateway": "pi@lab-host:22", "name": "lab"},
+}
+
+
+@FUZZ
+@given(doc=mutated(LABGRID_INVENTORY))
+def test_fuzzed_labgrid_inventory(doc, tmp_path):
+    path = tmp_path / "inventory.yaml"
+    write_doc(path, doc)
+    expect_input_error_or_value(load_inventory, path)
+
+
 @FUZZ
 @given(text=st.text(max_size=200) | st.binary(max_size=200).map(lambda b: b.decode("latin-1")))
 def test_raw_text_inventory(text, tmp_path):
