@@ -83,14 +83,6 @@ INVENTORY = {
 }
 
 
-@FUZZ
-@given(doc=mutated(INVENTORY))
-def test_fuzzed_inventory(doc, tmp_path):
-    path = tmp_path / "inventory.yaml"
-    write_doc(path, doc)
-    expect_input_error_or_value(load_inventory, path)
-
-
 LABGRID_INVENTORY = {
     "labgrid": {"coordinator": "127.0.0.1:20408", "tags": {"board": "rpi4"}, "count": 2, "profile": "x86-cpu",
                 "python": "python3", "threads": 2, "gateway": "pi@lab-host:22", "name": "lab"},
@@ -98,8 +90,8 @@ LABGRID_INVENTORY = {
 
 
 @FUZZ
-@given(doc=mutated(LABGRID_INVENTORY))
-def test_fuzzed_labgrid_inventory(doc, tmp_path):
+@given(doc=mutated(INVENTORY) | mutated(LABGRID_INVENTORY))
+def test_fuzzed_inventory(doc, tmp_path):
     path = tmp_path / "inventory.yaml"
     write_doc(path, doc)
     expect_input_error_or_value(load_inventory, path)
