@@ -861,12 +861,14 @@ def load_delegate(runtime, runtime_name: str, spec):
         )
 
 
-def make_interpreter(runtime, runtime_name: str, model: str, threads: int | None, delegate=None):
+def make_interpreter(runtime, runtime_name: str, model: str, threads: int | None, delegate=None, xnnpack=None):
     kwargs = {"model_path": model}
     if threads:
         kwargs["num_threads"] = int(threads)
     if delegate is not None:
         kwargs["experimental_delegates"] = [delegate]
+    if xnnpack is False:  # a sweep's `--xnnpack off`: the built-in kernels without default delegates
+        kwargs["experimental_op_resolver_type"] = op_resolver_without_delegates(runtime, runtime_name)
     cls = runtime.Interpreter
     try:
         interpreter = cls(**kwargs)
@@ -874,6 +876,16 @@ def make_interpreter(runtime, runtime_name: str, model: str, threads: int | None
     except Exception as exc:
         raise AgentFailure("model-load", "%s cannot load %s: %s" % (runtime_name, model, exc))
     return interpreter
+
+
+def op_resolver_without_delegates(runtime, runtime_name: str):
+    """OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES of this runtime
+    (tf.lite keeps it under `experimental`)."""
+    holder = runtime if hasattr(runtime, "OpResolverType") else getattr(runtime, "experimental", None)
+    resolver = getattr(holder, "OpResolverType", None)
+    if resolver is None:
+        raise AgentFailure("bad-request", "%s cannot switch XNNPACK off (no OpResolverType)" % runtime_name)
+    return resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 
 
 def pin_cpus(cpus) -> list | None:
@@ -1195,7 +1207,8 @@ class LoadedModel:
         self.baseline_kib = proc_status_kib("VmRSS")
         t0 = time.perf_counter_ns()
         self.interpreter = make_interpreter(
-            device["runtime"], device["runtime_name"], plan["model"], request.get("threads"), device["delegate"]
+            device["runtime"], device["runtime_name"], plan["model"], request.get("threads"), device["delegate"],
+            request.get("xnnpack"),
         )
         self.load_ms = (time.perf_counter_ns() - t0) / 1e6
         self.after_load_kib = proc_status_kib("VmRSS")
@@ -1289,10 +1302,11 @@ def benchmark(request: dict) -> dict:
     warmup = warm_up(model, plan["warmup_runs"], plan["warmup_seconds"])
     samples_ns, stop_reason, loop_s = timed_loop(model, plan)
     peak_kib = proc_status_kib("VmHWM")
+    profiled = op_profile(request, device, model)  # after the peak memory reading: its own model is not the pair's
     return benchmark_reply(request, device, model, {
         "warmup": warmup, "samples_ns": samples_ns, "loop_seconds": round(loop_s, 4), "stop_reason": stop_reason,
         "memory_mb": {"baseline": mib(model.baseline_kib), "after_load": mib(model.after_load_kib), "peak": mib(peak_kib)},
-        **evaluated,
+        **evaluated, **({"op_profile": profiled} if profiled is not None else {}),
     })
 
 
@@ -1307,6 +1321,7 @@ def benchmark_reply(request: dict, device: dict, model: LoadedModel, measured: d
         "delegate": {"name": spec.get("name"), "library": spec.get("library")} if spec else {"name": "cpu", "library": None},
         "platform": platform_info(),
         "threads": request.get("threads"),
+        "xnnpack": request.get("xnnpack"),
         "affinity": device["affinity"],
         "cooldown": device["cooldown"],
         "load_ms": round(model.load_ms, 4),
@@ -1322,6 +1337,324 @@ def benchmark_reply(request: dict, device: dict, model: LoadedModel, measured: d
         "env_before": device["env_before"],
         "env_after": environment(device["telemetry"]),
     }
+
+
+# --------------------------------------------------------------------------
+# Per-operator profile (issue 20): a separate pass after the timed loop,
+# through the runtime's own C API (ctypes against ai_edge_litert's
+# libLiteRt.so), so the timed samples stay unprofiled. The struct layouts
+# and calls below were checked against the LiteRT headers and the 2.3.0
+# wheel's binary (docs/per-op-profile.md); any other version is refused.
+
+OP_PROFILE_VERSIONS = ("2.3.0",)
+OP_PROFILE_MAX_RUNS = 1000
+# The profiled pass's own interpreter touches fresh memory on its first run.
+OP_PROFILE_WARMUP_RUNS = 1
+# ProfiledEventData.event_type values (litert/c/litert_profiler_event.h).
+EVENT_DEFAULT = 1
+EVENT_OPERATOR = 2  # a TFLite kernel: metadata1 = node index, metadata2 = subgraph
+EVENT_DELEGATE_OPERATOR = 4
+EVENT_DELEGATE_PROFILED_OPERATOR = 8  # a delegate's operator: metadata1 = its index in the delegate
+OPERATOR_EVENTS = (EVENT_OPERATOR, EVENT_DELEGATE_OPERATOR, EVENT_DELEGATE_PROFILED_OPERATOR)
+# The event LiteRT opens at the start of every LiteRtRunCompiledModel.
+RUN_START_TAG = "LiteRT::Run[buffer registration]"
+LITERT_STATUS_OK = 0
+LITERT_HW_CPU = 1
+LITERT_LOCK_WRITE = 1
+LITERT_PROFILER_SYMBOLS = (
+    "LiteRtCreateEnvironment", "LiteRtCreateModelFromFile", "LiteRtCreateOptions",
+    "LiteRtSetOptionsHardwareAccelerators", "LiteRtCreateOpaqueOptions", "LiteRtAddOpaqueOptions",
+    "LiteRtCreateCompiledModel", "LiteRtGetModelSignature", "LiteRtGetNumSignatureInputs",
+    "LiteRtGetNumSignatureOutputs", "LiteRtGetSignatureInputTensorByIndex", "LiteRtGetSignatureOutputTensorByIndex",
+    "LiteRtGetRankedTensorType", "LiteRtGetCompiledModelInputBufferRequirements",
+    "LiteRtGetCompiledModelOutputBufferRequirements", "LiteRtCreateManagedTensorBufferFromRequirements",
+    "LiteRtGetTensorBufferSize", "LiteRtLockTensorBuffer", "LiteRtUnlockTensorBuffer", "LiteRtRunCompiledModel",
+    "LiteRtCompiledModelGetProfiler", "LiteRtStartProfiler", "LiteRtStopProfiler", "LiteRtGetNumProfilerEvents",
+    "LiteRtGetProfilerEvents", "LiteRtGetMainModelSubgraphIndex", "LiteRtGetModelSubgraph", "LiteRtGetNumSubgraphOps",
+    "LiteRtGetSubgraphOp", "LiteRtGetOpOutput", "LiteRtGetTensorName", "LiteRtDestroyTensorBuffer",
+    "LiteRtDestroyCompiledModel", "LiteRtDestroyOptions", "LiteRtDestroyModel", "LiteRtDestroyEnvironment",
+)
+
+
+def op_profile_unavailable(reason: str) -> dict:
+    return {"status": "unavailable", "reason": reason}
+
+
+def op_profile_route(device: dict) -> tuple:
+    """(path of libLiteRt.so, None) where the checked route applies, else
+    (None, why not)."""
+    name, version = device["runtime_name"], device["runtime_version"]
+    if name != "ai-edge-litert":
+        return None, "%s %s has no per-operator profiler API (only ai-edge-litert's libLiteRt.so has one)" % (name, version)
+    if version not in OP_PROFILE_VERSIONS:
+        return None, ("ai-edge-litert %s: the profiler's C structs were checked for %s only"
+                      % (version, ", ".join(OP_PROFILE_VERSIONS)))
+    if device["delegate"] is not None:
+        return None, "the %s delegate cannot be attached to the profiled pass" % (device["delegate_spec"] or {}).get("name")
+    import struct
+
+    if struct.calcsize("P") != 8:
+        return None, "a 32-bit python: the structs were checked for 64-bit (LP64) only"
+    package = os.path.dirname(os.path.abspath(device["runtime"].__file__))  # ai_edge_litert/interpreter.py
+    library = os.path.join(package, "libLiteRt.so")
+    if not os.path.isfile(library):
+        return None, "%s not found" % library
+    return library, None
+
+
+def op_profile_structs(ctypes) -> tuple:
+    """ProfiledEventData and LiteRtRankedTensorType as declared in the
+    headers; the sizes are the ones the headers assert (and the 2.3.0
+    binary copies)."""
+
+    class MemoryUsage(ctypes.Structure):
+        _fields_ = [("total_allocated_bytes", ctypes.c_size_t), ("in_use_allocated_bytes", ctypes.c_size_t),
+                    ("private_footprint_bytes", ctypes.c_size_t)]
+
+    class ProfiledEventData(ctypes.Structure):
+        _fields_ = [("tag", ctypes.c_char_p), ("event_type", ctypes.c_int), ("start_timestamp_us", ctypes.c_uint64),
+                    ("elapsed_time_us", ctypes.c_uint64), ("begin_mem_usage", MemoryUsage),
+                    ("end_mem_usage", MemoryUsage), ("event_metadata1", ctypes.c_uint64),
+                    ("event_metadata2", ctypes.c_uint64), ("event_source", ctypes.c_int)]
+
+    class Layout(ctypes.Structure):  # rank:7 and has_strides:1 share the first unsigned int
+        _fields_ = [("rank_bits", ctypes.c_uint32), ("dimensions", ctypes.c_int32 * 8), ("strides", ctypes.c_uint32 * 8)]
+
+    class RankedTensorType(ctypes.Structure):
+        _fields_ = [("element_type", ctypes.c_int), ("layout", Layout)]
+
+    sizes = (ctypes.sizeof(ProfiledEventData), ctypes.sizeof(Layout), ctypes.sizeof(RankedTensorType))
+    if sizes != (104, 68, 72):
+        raise AgentFailure("op-profile", "struct sizes %s differ from the headers' (104, 68, 72)" % (sizes,))
+    return ProfiledEventData, RankedTensorType
+
+
+class LiteRtCall:
+    """The library's functions, each checked for kLiteRtStatusOk."""
+
+    def __init__(self, ctypes, library: str) -> None:
+        self.ctypes = ctypes
+        self.lib = ctypes.CDLL(library)
+        missing = [name for name in LITERT_PROFILER_SYMBOLS if not hasattr(self.lib, name)]
+        if missing:
+            raise AgentFailure("op-profile", "%s lacks %s" % (library, ", ".join(missing)))
+        run = self.lib.LiteRtRunCompiledModel
+        run.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+
+    def __call__(self, name: str, *args) -> None:
+        status = getattr(self.lib, name)(*args)
+        if status != LITERT_STATUS_OK:
+            raise AgentFailure("op-profile", "%s returned LiteRtStatus %d" % (name, status))
+
+    def handle(self, name: str, *args):
+        out = self.ctypes.c_void_p()
+        self(name, *args, self.ctypes.byref(out))
+        return out
+
+    def count(self, name: str, *args) -> int:
+        out = self.ctypes.c_size_t()
+        self(name, *args, self.ctypes.byref(out))
+        return out.value
+
+
+def op_profile_options(call: LiteRtCall, threads, keep: list):  # -> a LiteRtOptions handle
+    """CPU accelerator options with profiling on: the runtime reads its
+    options from opaque payloads that are TOML C strings
+    (litert/runtime/litert_runtime_options.cc, litert_cpu_options.cc)."""
+    ctypes = call.ctypes
+    options = call.handle("LiteRtCreateOptions")
+    call("LiteRtSetOptionsHardwareAccelerators", options, LITERT_HW_CPU)
+    payloads = [("runtime_options_string", "enable_profiling = true\n")]
+    if threads:
+        payloads.append(("xnnpack", "num_threads = %d\n" % int(threads)))
+    # The payloads belong to this process; the destructor the API insists on does nothing.
+    destructor = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _payload: None)
+    keep.append(destructor)
+    for identifier, toml in payloads:
+        text = ctypes.create_string_buffer(toml.encode())
+        keep.append(text)
+        opaque = call.handle("LiteRtCreateOpaqueOptions", identifier.encode(), ctypes.cast(text, ctypes.c_void_p), destructor)
+        call("LiteRtAddOpaqueOptions", options, opaque)
+    return options
+
+
+def op_profile_buffers(call: LiteRtCall, ranked_type, env, model, compiled, kind: str) -> list:
+    """A managed buffer per input (`kind` "Input") or output ("Output") of
+    the first signature, as the compiled model requires it."""
+    signature = call.handle("LiteRtGetModelSignature", model, ctypes_size(call, 0))
+    count = call.count("LiteRtGetNumSignature%ss" % kind, signature)
+    buffers = []
+    for index in range(count):
+        tensor = call.handle("LiteRtGetSignature%sTensorByIndex" % kind, signature, ctypes_size(call, index))
+        tensor_type = ranked_type()
+        call("LiteRtGetRankedTensorType", tensor, call.ctypes.byref(tensor_type))
+        requirements = call.handle("LiteRtGetCompiledModel%sBufferRequirements" % kind, compiled, ctypes_size(call, 0),
+                                   ctypes_size(call, index))
+        buffers.append(call.handle("LiteRtCreateManagedTensorBufferFromRequirements", env,
+                                   call.ctypes.byref(tensor_type), requirements))
+    return buffers
+
+
+def ctypes_size(call: LiteRtCall, value: int):
+    return call.ctypes.c_size_t(value)
+
+
+def op_profile_fill(call: LiteRtCall, buffer, data: bytes) -> None:
+    """One of the timed loop's inputs (its bytes, as set_tensor got them)
+    into the profiled pass's input buffer."""
+    ctypes = call.ctypes
+    size = call.count("LiteRtGetTensorBufferSize", buffer)
+    host = ctypes.c_void_p()
+    call("LiteRtLockTensorBuffer", buffer, ctypes.byref(host), LITERT_LOCK_WRITE)
+    try:
+        ctypes.memmove(host, data, min(size, len(data)))
+    finally:
+        call("LiteRtUnlockTensorBuffer", buffer)
+
+
+def op_output_names(call: LiteRtCall, model) -> dict:
+    """(subgraph, TFLite node index) -> the node's first output tensor's
+    name, for the main subgraph (the one a signature runs)."""
+    ctypes = call.ctypes
+    names = {}
+    main = call.count("LiteRtGetMainModelSubgraphIndex", model)
+    subgraph = call.handle("LiteRtGetModelSubgraph", model, ctypes_size(call, main))
+    for index in range(call.count("LiteRtGetNumSubgraphOps", subgraph)):
+        op = call.handle("LiteRtGetSubgraphOp", subgraph, ctypes_size(call, index))
+        name = ctypes.c_char_p()
+        try:
+            tensor = call.handle("LiteRtGetOpOutput", op, ctypes_size(call, 0))
+            call("LiteRtGetTensorName", tensor, ctypes.byref(name))
+        except AgentFailure:
+            continue  # an op without outputs has no name to show
+        names[(main, index)] = (name.value or b"").decode("utf-8", "replace") or None
+    return names
+
+
+def profiled_runs(call: LiteRtCall, structs, model_path: str, threads, ring: list, plan: dict) -> tuple:
+    """Load, compile, run under the profiler as the timed loop runs (at
+    least `runs` times and `min_seconds`, at most `max_seconds`, once at
+    least), cycling through its input ring: (events as (tag, type,
+    elapsed µs, metadata1, metadata2), node names, wall µs). A pass as long
+    as the timed loop's rounds sees the same kind of host load they saw."""
+    ctypes = call.ctypes
+    event_type, ranked_type = structs
+    keep: list = []
+    env = call.handle("LiteRtCreateEnvironment", 0, None)
+    model = options = compiled = None
+    buffers: list = []
+    try:
+        model = call.handle("LiteRtCreateModelFromFile", env, model_path.encode())
+        options = op_profile_options(call, threads, keep)
+        compiled = call.handle("LiteRtCreateCompiledModel", env, model, options)
+        inputs = op_profile_buffers(call, ranked_type, env, model, compiled, "Input")
+        outputs = op_profile_buffers(call, ranked_type, env, model, compiled, "Output")
+        buffers = inputs + outputs
+        if len(inputs) != 1:
+            raise AgentFailure("op-profile", "%d signature inputs; the profiled pass feeds one" % len(inputs))
+        op_profile_fill(call, inputs[0], ring[0])
+        in_array = (ctypes.c_void_p * len(inputs))(*[b.value for b in inputs])
+        out_array = (ctypes.c_void_p * len(outputs))(*[b.value for b in outputs])
+        profiler = call.handle("LiteRtCompiledModelGetProfiler", compiled)
+        for _ in range(OP_PROFILE_WARMUP_RUNS):  # before StartProfiler: not recorded
+            call("LiteRtRunCompiledModel", compiled, 0, len(inputs), in_array, len(outputs), out_array)
+        call("LiteRtStartProfiler", profiler)
+        wall_us = []
+        started = time.perf_counter()
+        for run in range(OP_PROFILE_MAX_RUNS):
+            elapsed_s = time.perf_counter() - started
+            if run and (elapsed_s >= plan["max_seconds"] or (run >= plan["runs"] and elapsed_s >= plan["min_seconds"])):
+                break
+            if len(ring) > 1:  # outside the run and its events, as set_tensor is outside the timed invoke
+                op_profile_fill(call, inputs[0], ring[run % len(ring)])
+            t0 = time.perf_counter_ns()
+            call("LiteRtRunCompiledModel", compiled, 0, len(inputs), in_array, len(outputs), out_array)
+            wall_us.append((time.perf_counter_ns() - t0) / 1000.0)
+        call("LiteRtStopProfiler", profiler)
+        count = ctypes.c_int()
+        call("LiteRtGetNumProfilerEvents", profiler, ctypes.byref(count))
+        raw = (event_type * count.value)()
+        call("LiteRtGetProfilerEvents", profiler, count, raw)
+        events = [((e.tag or b"").decode("utf-8", "replace"), e.event_type, e.elapsed_time_us, e.event_metadata1,
+                   e.event_metadata2) for e in raw]
+        return events, op_output_names(call, model), wall_us
+    finally:
+        for buffer in buffers:
+            call.lib.LiteRtDestroyTensorBuffer(buffer)
+        if compiled is not None:
+            call.lib.LiteRtDestroyCompiledModel(compiled)
+        if options is not None:
+            call.lib.LiteRtDestroyOptions(options)
+        if model is not None:
+            call.lib.LiteRtDestroyModel(model)
+        call.lib.LiteRtDestroyEnvironment(env)
+
+
+def op_backend(event_type: int, delegate: str) -> str:
+    return "CPU kernels" if event_type == EVENT_OPERATOR else delegate
+
+
+def summarise_op_events(events: list, names: dict, delegate: str = "XNNPACK") -> dict:
+    """The profiled runs as one entry per operator with its time in each run
+    (µs, 0 where a run did not call it) and how often it was called; the
+    host computes the statistics, over every round's pass. A run starts at
+    LiteRT's buffer-registration event; an operator is keyed by its
+    backend, its index there and its name."""
+    per_run = []
+    for tag, kind, elapsed_us, meta1, meta2 in events:
+        if kind == EVENT_DEFAULT and tag == RUN_START_TAG:
+            per_run.append([])
+        elif kind in OPERATOR_EVENTS and per_run:
+            per_run[-1].append((tag, kind, elapsed_us, meta1, meta2))
+    if not per_run or not any(per_run):
+        raise AgentFailure("op-profile", "the profiler recorded no operator events (%d events)" % len(events))
+    ops = {}
+    for run_index, run in enumerate(per_run):
+        for tag, kind, elapsed_us, meta1, meta2 in run:
+            backend, index = op_backend(kind, delegate), int(meta1)
+            key = (backend, index, tag)
+            if key not in ops:  # dicts keep the run order
+                kernel = backend == "CPU kernels"
+                ops[key] = {"op_type": tag, "backend": backend, "node": index if kernel else None,
+                            "delegate_index": None if kernel else index,
+                            "tensor": names.get((int(meta2), index)) if kernel else None,
+                            "times_called": 0, "runs_us": [0] * len(per_run)}
+            ops[key]["times_called"] += 1
+            ops[key]["runs_us"][run_index] += int(elapsed_us)
+    return {"status": "ok", "runs": len(per_run), "ops": list(ops.values())}
+
+
+def op_profile(request: dict, device: dict, model: "LoadedModel") -> dict | None:
+    """The profiled pass the host asked for (`op_profile_runs`), or None.
+    Any failure of the pass is the profile's, never the pair's."""
+    runs = request.get("op_profile_runs")
+    if not runs:
+        return None
+    if isinstance(runs, bool) or not isinstance(runs, int) or not 1 <= runs <= OP_PROFILE_MAX_RUNS:
+        raise AgentFailure("bad-request", "op_profile_runs must be 1..%d, got %r" % (OP_PROFILE_MAX_RUNS, runs))
+    missing = [name for name in ("op_profile_min_seconds", "op_profile_max_seconds") if name not in request]
+    if missing:
+        raise AgentFailure("bad-request", "op_profile_runs comes with %s: the host sends its plan" % " and ".join(missing))
+    plan = {"runs": runs, "min_seconds": plan_number(request, "op_profile_min_seconds", float),
+            "max_seconds": plan_number(request, "op_profile_max_seconds", float)}
+    library, why_not = op_profile_route(device)
+    if library is None:
+        return op_profile_unavailable(why_not)
+    import ctypes
+
+    try:
+        call = LiteRtCall(ctypes, library)
+        ring = [item.tobytes() for item in model.ring]
+        events, names, wall_us = profiled_runs(call, op_profile_structs(ctypes), request["model"],
+                                               request.get("threads"), ring, plan)
+        profile = summarise_op_events(events, names)
+    except AgentFailure as exc:
+        return op_profile_unavailable(exc.message)
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        return op_profile_unavailable("%s: %s" % (type(exc).__name__, exc))
+    profile.update(library=library, threads=request.get("threads"),
+                   wall_us={"p50": type7_quantile(sorted(wall_us), 0.5)})
+    return profile
 
 
 def meminfo_mb() -> dict:

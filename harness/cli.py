@@ -45,9 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
         "sqlite:///<reports>/results.sqlite); a password belongs in $HARNESS_STORE or a libpq service file"
     )
 
-    demo = sub.add_parser("demo", help="the whole pipeline on the bundled demo detector and this machine")
+    demo = sub.add_parser(
+        "demo", help="the whole pipeline on the bundled models (demo SSD, shapes-yolo) and this machine"
+    )
     demo.add_argument(
-        "--variants", help="comma list (default: fp32,fp16,dynamic-int8,int8,uint8,int16x8,qat-int8,selective-int8)"
+        "--models", metavar="A,B", help="bundled models to run, in order (default: demo-detector,shapes-yolo)"
+    )
+    demo.add_argument(
+        "--variants",
+        help="comma list for every model (default: the variants that tell each model's story, see README)",
     )
     _reports_option(demo, out_alias=True)
     demo.add_argument("--store", metavar="URL", help=store_help)
@@ -83,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to wait for a device another controller is benchmarking (default: 600)",
     )
     run.add_argument("--variants", help="comma list (default: the recipe's)")
+    run.add_argument("--threads", metavar="N,N", help="measure every pair with each thread count, e.g. 1,2,4")
+    run.add_argument("--runtimes", metavar="A,B",
+                     help="measure every pair in each runtime the device has: ai-edge-litert,tflite-runtime,tensorflow")
+    run.add_argument("--xnnpack", metavar="on,off", help="the runtime's default XNNPACK delegate: on, off, or on,off for both")
     _reports_option(run, out_alias=True)
     run.add_argument("--store", metavar="URL", help=store_help)
     run.add_argument(
@@ -114,9 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", nargs="?", default="latest", metavar="RUN_ID|latest")
     report.add_argument("--baseline", metavar="RUN_ID", help="compare with this run (statistical test per pair)")
     report.add_argument(
-        "--versus", choices=("variants", "devices"),
+        "--versus", choices=("variants", "devices", "threads", "runtimes", "xnnpack"),
         help="inside the run: every variant against --reference (default fp32) on the same device, "
-        "or every device against --reference (default: the run's first device) for the same variant",
+        "or every device against --reference (default: the run's first device) for the same variant; "
+        "in a swept run, every thread count, runtime or XNNPACK setting against --reference (default: the "
+        "fewest threads, the first runtime, on), the rest of the configuration the same",
     )
     report.add_argument("--reference", metavar="NAME", help="the variant or device --versus compares with")
     report.add_argument("--format", choices=REPORT_FORMATS, default="table",
@@ -241,24 +253,39 @@ def _reports_dir(out: Path | None) -> Path:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from harness import paths
+    """One run per bundled model, on `local`; the worst exit code wins."""
+    from harness.model.bundled import demo_models
     from harness.runner import make_plan
 
-    plan = make_plan(paths.demo_recipe_path(), args.variants, "local", _reports_dir(args.reports), command="demo")
-    return _run_pipeline(plan, args.store)
+    reports = _reports_dir(args.reports)
+    chosen = demo_models(args.models)
+    # Every plan is checked before the first run starts: a typo in
+    # --variants must not cost the first model's minutes.
+    plans = [
+        make_plan(
+            model.recipe_path, args.variants or (",".join(model.variants) if model.variants else None),
+            "local", reports, command="demo",
+        )
+        for model in chosen
+    ]
+    codes = [_run_pipeline(plan, args.store) for plan in plans]
+    return max(codes)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness import paths
     from harness.runner import make_plan
 
+    from harness.measure.configs import cli_sweep
+
     reports = _reports_dir(args.reports)
     if args.resume:
         return _resume(args, reports)
+    sweep = cli_sweep(args.threads, args.runtimes, args.xnnpack)
     plan = make_plan(
         args.model or paths.demo_recipe_path(), args.variants, args.devices or "local", reports,
         command="run", inventory_path=args.inventory, lock_wait_s=args.lock_wait,
-        dataset=args.dataset, split=args.split,
+        dataset=args.dataset, split=args.split, sweep=sweep,
     )
     return _run_pipeline(plan, args.store)
 
@@ -269,7 +296,8 @@ def _resume(args: argparse.Namespace, reports: Path) -> int:
     from harness.runner import plan_from_meta, stored_meta
 
     for flag, value in (("--model", args.model), ("--variants", args.variants), ("--devices", args.devices),
-                        ("--dataset", args.dataset), ("--split", args.split)):
+                        ("--dataset", args.dataset), ("--split", args.split), ("--threads", args.threads),
+                        ("--runtimes", args.runtimes), ("--xnnpack", args.xnnpack)):
         if value:
             raise InputError(
                 "a resumed run keeps the plan it was started with", source=flag, hint=f"drop {flag}, or start a new run"
@@ -463,6 +491,8 @@ def _report_comparison(store: Any, run_id: str, args: argparse.Namespace) -> int
         report = compare.run_comparison(store, store.resolve_run(args.baseline), run_id)
     elif args.versus == "variants":
         report = compare.compare_variants(store, run_id, args.reference or "fp32")
+    elif args.versus in compare.DIMENSIONS:
+        report = compare.compare_configurations(store, run_id, args.versus, args.reference)
     else:
         report = compare.compare_devices(store, run_id, args.reference)
     if args.format != "table":

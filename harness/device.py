@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from harness import paths
+
 LOCAL_DEVICE_NAME = "local"
 
 
@@ -34,6 +36,12 @@ class Device:
     # an SSH Device of its own, with its own pinned key in `known_hosts`.
     gateway: "Device | None" = None
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # A sweep the inventory asks for (`threads: [1, 2]`, `runtimes: [...]`;
+    # harness/measure/configs.py), and the interpreter that has a runtime
+    # when it is not the device's `python` (`runtime_pythons:`).
+    sweep_threads: tuple[int, ...] = ()
+    runtimes: tuple[str, ...] = ()
+    runtime_pythons: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
     @property
@@ -50,6 +58,8 @@ def local_device(cache_dir: Path | None = None) -> Device:
     Its agent runs under the harness's own interpreter, which the `runtime`
     extra gives a TFLite runtime.
     """
+    # tflite-runtime 2.14 needs numpy < 2: it lives in a side virtualenv.
+    side = paths.tflite214_python()
     default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edge-harness" / "device"
     return Device(
         name=LOCAL_DEVICE_NAME,
@@ -58,4 +68,5 @@ def local_device(cache_dir: Path | None = None) -> Device:
         python=sys.executable,
         cache_dir=str(cache_dir or default_cache),
         tags=("local",),
+        runtime_pythons={"tflite-runtime": str(side)} if side else {},
     )

@@ -33,6 +33,8 @@ from harness.errors import EXIT_INFRA, EXIT_INPUT, EXIT_OK, InputError, RunInter
 from harness.fleet.command import inventory_from
 from harness.fleet.labgrid import LabgridPool
 from harness.fleet.profiles import load_profile, scaled_plan
+from harness.measure.configs import Sweep, device_sweep, slots
+from harness.measure.curve import merge_into_report
 from harness.measure.events import RunEvents
 from harness.measure.pair import PairContext
 from harness.measure.worker import DeviceJob, Finished, PairMessage, Status, Transfer, device_worker
@@ -81,6 +83,9 @@ class RunPlan:
     # `--dataset` / `--split`: kept so --resume rebuilds the same plan.
     dataset: Path | None = None
     split: str | None = None
+    # `--threads/--runtimes/--xnnpack`: the configurations every pair is
+    # measured in (each device adds its inventory's and profile's lists).
+    sweep: Sweep = Sweep()
     # `--devices labgrid`: places held from the coordinator once the
     # variants are built, added to `devices` for the run, released after.
     pool: LabgridPool | None = None
@@ -122,6 +127,7 @@ def make_plan(
     measure_scale: float = 1.0,
     dataset: Path | None = None,
     split: str | None = None,
+    sweep: Sweep = Sweep(),
 ) -> RunPlan:
     """The plan the command line asks for, every flag and file checked."""
     # Flags first: they are cheap to check and the user's most likely typo.
@@ -145,7 +151,7 @@ def make_plan(
         recipe, variants, devices, reports, command=command, lock_wait_s=lock_wait_s, pool=pool,
         inventory=inventory_path.resolve() if inventory_path else None,
         remeasure=remeasure, measure_scale=measure_scale,
-        dataset=Path(dataset).resolve() if dataset else None, split=split,
+        dataset=Path(dataset).resolve() if dataset else None, split=split, sweep=sweep,
     )
 
 
@@ -169,11 +175,13 @@ def plan_from_meta(
     with); with `only`, just those (device, variant) pairs, measured again."""
     inventory = inventory or (Path(meta["inventory"]) if meta.get("inventory") else None)
     devices = sorted({d for d, _ in only}) if only else meta["devices"]
-    variants = sorted({v for _, v in only}) if only else meta["variants"]
+    # A swept pair's name is `variant@configuration`: the plan asks for the variant.
+    variants = sorted({v.split("@")[0] for _, v in only}) if only else meta["variants"]
     return make_plan(
         Path(meta["recipe"]), ",".join(variants), ",".join(devices), reports, command="run",
         inventory_path=inventory, lock_wait_s=lock_wait_s, remeasure=frozenset(only or ()), measure_scale=measure_scale,
         dataset=Path(meta["dataset"]) if meta.get("dataset") else None, split=meta.get("split"),
+        sweep=Sweep.from_meta(meta.get("sweep")),
     )
 
 
@@ -269,6 +277,7 @@ def _start(plan: RunPlan, store: ResultsStore) -> tuple[RunOutcome, dict[str, An
         "inventory": str(plan.inventory) if plan.inventory else None,
         "dataset": str(plan.dataset) if plan.dataset else None,
         "split": plan.split,
+        **({"sweep": plan.sweep.to_meta()} if plan.sweep else {}),
         "created_at": utc_now_iso(),
         "source_commit": provenance.source_commit(plan.recipe.path, plan.recipe.source),
         "host": {"name": provenance.controller_host(), "python": platform.python_version(),
@@ -297,7 +306,7 @@ def _reopen(store: ResultsStore, run_id: str, remeasure: frozenset[tuple[str, st
     if outcome.recovered:
         outcome.records = store.records(run_id)
     # Complete pairs measured again (gate --remeasure) keep their first record, superseded.
-    outcome.to_supersede = {r.key for r in outcome.records if r.status == "ok" and (r.device.name, r.model.variant) in remeasure}
+    outcome.to_supersede = {r.key for r in outcome.records if r.status == "ok" and (r.key[0], r.key[2]) in remeasure}
     write_results(run_dir, run_id, outcome.records, meta)
     return outcome, meta, stopped
 
@@ -373,9 +382,12 @@ def _device_job(plan: RunPlan, outcome: RunOutcome, device: Device, artifacts: d
         cpus=device.cpus,
         profile=profile,
     )
+    configurations = device_sweep(plan.sweep, device, profile).configurations()
+    # No sweep: each slot is a variant, and every record keeps its old identity.
+    swept = slots(plan.variants, configurations) if configurations != (None,) else {}
     return DeviceJob(
-        device, ctx, plan.recipe, plan.variants, artifacts, prepared.inputs, prepared.evaluation, prepared.category_ids,
-        plan.lock_wait_s, plan.command, adapter_spec(plan.recipe),
+        device, ctx, plan.recipe, tuple(swept) or plan.variants, artifacts, prepared.inputs, prepared.evaluation,
+        prepared.category_ids, plan.lock_wait_s, plan.command, adapter_spec(plan.recipe), slots=swept,
     )
 
 
@@ -403,18 +415,18 @@ def _remaining(
     stopped, when it is the same model file and `samples_of` gives its
     stored samples (an empty list: measure it anew)."""
     stored = {
-        r.model.variant: r
+        r.key[2]: r
         for r in records
         if r.device.name == job.device.name
         and r.model.name == job.recipe.name
         and r.status == "ok"
         and r.latency_ms is not None
-        and (r.device.name, r.model.variant) not in remeasure
+        and (r.device.name, r.key[2]) not in remeasure
     }
     complete = {v for v, r in stored.items() if r.latency_ms.rounds >= job.rounds}  # type: ignore[union-attr]
     earlier: dict[str, tuple[Record, list[int]]] = {}
     for variant in job.variants:
-        record, artifact = stored.get(variant), job.artifacts.get(variant)
+        record, artifact = stored.get(variant), job.artifacts.get(job.variant_of(variant))
         if variant in complete or record is None or not isinstance(artifact, Artifact) or record.model.sha256 != artifact.sha256:
             continue
         samples = samples_of(record)
@@ -452,6 +464,8 @@ def _measure_devices(store: ResultsStore, events: RunEvents, outcome: RunOutcome
                 if message.infra_failure and message.infra_failure not in outcome.infra_failures:
                     outcome.infra_failures.append(message.infra_failure)
                 _save(store, outcome, message.record, message.samples, meta)
+                if message.final:  # selective-int8's curve: this device's latencies into the run's sensitivity.json
+                    merge_into_report(message.record, outcome.run_dir)
                 progress.pair(message)
             elif isinstance(message, Finished):
                 running -= 1
@@ -505,7 +519,7 @@ def _save(store: ResultsStore, outcome: RunOutcome, record: Record, samples: lis
     # The run folder first: if a shared store (PostgreSQL) is lost mid-run,
     # the pair in hand is still saved before the run stops with exit 3.
     if samples:
-        write_samples(outcome.run_dir, record.device.name, record.model.name, record.model.variant, samples)
+        write_samples(outcome.run_dir, *record.key, samples)
     # A pair measured again (next round, or --resume) replaces its record.
     outcome.records[:] = [r for r in outcome.records if r.key != record.key] + [record]
     write_results(outcome.run_dir, outcome.run_id, outcome.records, meta)

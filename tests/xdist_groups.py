@@ -38,6 +38,8 @@ GROUP_COST_S: dict[str, float] = {
     "tests/integration/test_yolo_exports.py": 210,
     "tests/integration/test_emulated_pi.py": 200,
     "tests/integration/test_litert_quant.py": 150,
+    # The configuration matrix (16 pairs on local + a lab device, killed and resumed): 134 s alone.
+    "tests/integration/test_configurations.py": 140,
     "tests/integration/test_inspect.py": 150,
     "tests/integration/test_fleet_cli.py": 145,
     "tests/integration/test_workbench_errors.py": 120,

@@ -78,6 +78,18 @@ class Artifact:
         path = self.manifest_path.parent / SENSITIVITY_FILE
         return path if path.is_file() else None
 
+    @property
+    def curve_files(self) -> list[str]:
+        """selective-int8's curve models, by file name next to the manifest."""
+        points = (self.manifest.get("selective") or {}).get("curve") or ()
+        return [p["file"] for p in points if p.get("file")]
+
+    def curve_model(self, name: str) -> Path:
+        """A curve model's path: the run's copy next to this artifact (as
+        export_artifact names it), else the cache's."""
+        copy = self.path.with_name(f"{self.model}-{self.variant}.{name}")
+        return copy if copy.is_file() else self.manifest_path.parent / name
+
 
 @dataclass(frozen=True)
 class Converted:
@@ -111,7 +123,9 @@ def _options_key(recipe: Recipe, variant: str) -> Any:
         }
         return data
     if variant == "selective-int8":
-        return asdict(recipe.selective)
+        from harness.convert.selective import SEARCH_VERSION
+
+        return {**asdict(recipe.selective), "search": SEARCH_VERSION}
     return None
 
 
@@ -130,10 +144,12 @@ def cache_key(recipe: Recipe, variant: str, calibration: CocoDataset | None) -> 
         "options": _options_key(recipe, variant),
         "calibration": calibration.annotations_sha256 if (calibration and uses_calibration) else None,
     }
-    if recipe.is_tflite:  # made by the LiteRT Quantizer: its version and recipe, not TensorFlow's
-        from harness.convert import litert_quant
+    from harness.convert import litert_quant  # no TensorFlow import
 
+    if recipe.is_tflite:  # made by the LiteRT Quantizer: its version and recipe, not TensorFlow's
         del material["tensorflow"]
+        material.update(litert_quant.cache_material(recipe, variant))
+    elif variant in litert_quant.QUANTIZER_ONLY:  # the quantizer's, from TensorFlow's fp32
         material.update(litert_quant.cache_material(recipe, variant))
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -165,8 +181,8 @@ def convert_variants(
     results: dict[str, Artifact | ConversionError] = {}
     pending: list[tuple[str, Path]] = []
     for variant in variants:
-        folder = cache_dir / "variants" / f"{recipe.name}-{variant}-{cache_key(recipe, variant, calibration)[:20]}"
-        if (folder / "manifest.json").is_file() and (folder / "model.tflite").is_file():
+        folder = variant_folder(recipe, variant, calibration, cache_dir)
+        if _in_cache(folder):
             results[variant] = _artifact(recipe.name, variant, folder, cached=True)
             say(variant, "cached")
         else:
@@ -183,10 +199,51 @@ def convert_variants(
 
         litert_quant.convert_pending(recipe, pending, calibration, cache_dir, say, results)
     elif pending:
-        _convert_pending(recipe, pending, calibration, cache_dir, say, results)
+        _convert_keras_pending(recipe, pending, calibration, cache_dir, say, results)
     if check_loadability:
         _ensure_loadability(recipe, results, cache_dir, say)
     return {v: results[v] for v in variants}
+
+
+def variant_folder(recipe: Recipe, variant: str, calibration: CocoDataset | None, cache_dir: Path) -> Path:
+    return cache_dir / "variants" / f"{recipe.name}-{variant}-{cache_key(recipe, variant, calibration)[:20]}"
+
+
+def _in_cache(folder: Path) -> bool:
+    return (folder / "manifest.json").is_file() and (folder / "model.tflite").is_file()
+
+
+def _convert_keras_pending(
+    recipe: Recipe,
+    pending: list[tuple[str, Path]],
+    calibration: CocoDataset | None,
+    cache_dir: Path,
+    say: ProgressFn,
+    results: dict[str, Artifact | ConversionError],
+) -> None:
+    """TensorFlow's variants, then the LiteRT Quantizer's (mixed-int16) from
+    TensorFlow's fp32 file, which is converted too when it is not at hand."""
+    from harness.convert import litert_quant
+
+    later = [(v, f) for v, f in pending if v in litert_quant.QUANTIZER_ONLY]
+    now = [(v, f) for v, f in pending if v not in litert_quant.QUANTIZER_ONLY]
+    if later and "fp32" not in results and "fp32" not in dict(now):
+        folder = variant_folder(recipe, "fp32", calibration, cache_dir)
+        if _in_cache(folder):
+            results["fp32"] = _artifact(recipe.name, "fp32", folder, cached=True)
+        else:
+            now.insert(0, ("fp32", folder))
+    if now:
+        _convert_pending(recipe, now, calibration, cache_dir, say, results)
+    if not later:
+        return
+    fp32 = results.get("fp32")
+    if isinstance(fp32, Artifact):
+        litert_quant.quantize_pending(recipe, later, fp32, calibration, cache_dir, say, results)
+        return
+    for variant, _ in later:
+        results[variant] = ConversionError(f"{recipe.name}: {variant} quantizes the fp32 file, and fp32 did not convert")
+        say(variant, "failed")
 
 
 def _convert_pending(
@@ -286,6 +343,8 @@ def export_artifact(artifact: Artifact, out_dir: Path) -> Path:
         shutil.copyfile(artifact.manifest_path, out_dir / f"{stem}.manifest.json")
         if artifact.sensitivity_path is not None:
             shutil.copyfile(artifact.sensitivity_path, out_dir / f"{stem}.{SENSITIVITY_FILE}")
+        for name in artifact.curve_files:
+            shutil.copyfile(artifact.manifest_path.parent / name, out_dir / f"{stem}.{name}")
     except OSError as exc:
         raise InputError(f"cannot write the variant: {exc}", source=out_dir, hint="choose a writable folder with --out") from None
     return target
@@ -527,8 +586,7 @@ class _ConverterSession:
         return Converted(converter.convert(), {"qat": training})
 
     def _convert_selective(self, say: Callable[[str], None]) -> Converted:
-        from harness.convert import selective
-        from harness.convert.host_eval import HostEvaluator
+        from harness.convert import selective, sensitivity
 
         tf = self.tf
         options = self.recipe.selective
@@ -555,14 +613,22 @@ class _ConverterSession:
             )
             return debugger.get_nondebug_quantized_model()
 
-        choice = selective.choose_denylist(
-            rows, self.recipe, self.calibration, self.cache_dir, lambda: self.known.get("fp32") or self._ptq("fp32"), quantised, say
-        )
+        fp32 = self.known.get("fp32") or self._ptq("fp32")
+        self.known["fp32"] = fp32
+        say("whole-model sensitivity (int8 against float, tensor by tensor)")
+        nodes = sensitivity.whole_model_sensitivity(fp32, quantised(selective.Denylist()), images)
+        groups = sensitivity.candidate_groups(nodes, limit=len(nodes))
+        choice = selective.choose_denylist(rows, self.recipe, self.calibration, self.cache_dir, lambda: fp32, quantised, say, groups=groups)
         denylist = choice.denylist
-        content = quantised(denylist)
-        full = selective.report(rows, options, denylist, source=choice.source, fp32_map=choice.fp32_map, search=choice.search)
+        content = choice.models.get(denylist.nodes) if not denylist.ops else None
+        content = content or quantised(denylist)
+        points = selective.curve(choice.search, choice.models)
+        full = selective.report(
+            rows, options, denylist, source=choice.source, fp32_map=choice.fp32_map, search=choice.search, nodes=nodes, curve_points=points
+        )
         extra = {"selective": selective.summary(full, options.top_layers), "sensitivity_report": SENSITIVITY_FILE}
-        return Converted(content, extra, {SENSITIVITY_FILE: json.dumps(full, indent=1).encode()})
+        files = {SENSITIVITY_FILE: json.dumps(full, indent=1).encode(), **selective.curve_files(points, choice.models)}
+        return Converted(content, extra, files)
 
     def manifest(self, variant: str, content: bytes) -> dict[str, Any]:
         interpreter = self.tf.lite.Interpreter(model_content=content)

@@ -67,13 +67,14 @@ from harness.convert.converter import (
 )
 from harness.dataset.coco import CocoDataset
 from harness.dataset.preprocess import InputQuant, prepare_batch
-from harness.errors import ConversionError
+from harness.errors import ConversionError, InputError
 from harness.model.recipe import Recipe
 from harness.model.variants import VARIANTS
 
 QUANTIZER = "litert-quantizer"
 # Bump when what this module asks of the quantizer changes (cache key).
 LITERT_QUANT_VERSION = 1
+MIXED_PLACE = "variant_options.mixed-int16.ops"
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,14 @@ RECIPES: dict[str, VariantRecipe] = {
     "selective-int8": VariantRecipe(
         "static_wi8_ai8", "float32", True, "int8 with sensitive ops kept in float (LiteRT Quantizer static_wi8_ai8 + no_quantize)"
     ),
+    "mixed-int16": VariantRecipe(
+        "static_wi8_ai8", "int8", True,
+        "int8 with the sensitive ops at int16 activations, int8 weights (LiteRT Quantizer static_wi8_ai8 + static_wi8_ai16 per-op overrides)",
+    ),
 }
+# Made by the LiteRT Quantizer from the fp32 file whatever the source (the
+# TFLite converter has no per-op precision): a Keras source converts fp32 first.
+QUANTIZER_ONLY = frozenset({"mixed-int16"})
 # Variants a float .tflite can never become here, and why (refused at recipe load).
 NOT_FROM_TFLITE = {
     "qat-int8": "quantization-aware training fine-tunes the Keras model, and a .tflite holds no trainable graph",
@@ -114,12 +122,15 @@ def quantizer_version() -> str:
 def cache_material(recipe: Recipe, variant: str) -> dict[str, Any]:
     """What the cache key adds for a quantizer variant (pure: no import)."""
     spec = RECIPES.get(variant)
-    return {
+    material: dict[str, Any] = {
         "quantizer": QUANTIZER,
         "quantizer_version": quantizer_version(),
         "harness_litert": LITERT_QUANT_VERSION,
         "recipe": None if spec is None else [spec.base, spec.input, spec.float_outputs],
     }
+    if variant == "mixed-int16":  # which ops go to int16 (the defaults follow selective-int8's)
+        material["mixed"] = [list(recipe.mixed.ops), list(recipe.selective.denylist)]
+    return material
 
 
 # -- recipes as data ----------------------------------------------------------
@@ -165,6 +176,19 @@ def denylist_overrides(denylist: selective.Denylist) -> list[dict[str, Any]]:
     return [no_quantize(".*", op) for op in denylist.ops] + [no_quantize(node_regex(n)) for n in denylist.nodes]
 
 
+def int16_overrides(ops: selective.Denylist, a16_recipe: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """mixed-int16's sensitive ops at int16 activations and int8 weights: the
+    entries of static_wi8_ai16 (`a16_recipe`), narrowed to each op type or to
+    each op by its output tensor. They come after the int8 base, so they win
+    (the last matching entry does); the quantizer puts a QUANTIZE between an
+    int8 tensor and an int16 consumer and back."""
+    out: list[dict[str, Any]] = []
+    for entry in a16_recipe:
+        out += [{**entry, "regex": ".*", "operation": op} for op in ops.ops]
+        out += [{**entry, "regex": node_regex(node)} for node in ops.nodes]
+    return out
+
+
 def base_recipe(name: str) -> list[dict[str, Any]]:
     """The quantizer's own recipe, as plain JSON data (its enums are str)."""
     if name == "float16_weights":
@@ -175,8 +199,33 @@ def base_recipe(name: str) -> list[dict[str, Any]]:
 
 
 def variant_recipe(variant: str, denylist: selective.Denylist = selective.Denylist()) -> list[dict[str, Any]]:
+    """`denylist`: the ops kept float (selective-int8) or put at int16 (mixed-int16)."""
     spec = RECIPES[variant]
+    if variant == "mixed-int16":
+        # The I/O entries last: OUTPUT stays float even where an int16 entry matches it.
+        return base_recipe(spec.base) + int16_overrides(denylist, base_recipe("static_wi8_ai16")) + io_overrides(spec)
     return base_recipe(spec.base) + io_overrides(spec) + denylist_overrides(denylist)
+
+
+def sensitive_entries(recipe: Recipe, selective_manifest: dict[str, Any] | None) -> tuple[tuple[str, ...], str]:
+    """(mixed-int16's op entries, where they came from): its own `ops`, else
+    the recipe's selective-int8 denylist, else what this run's selective-int8
+    kept float (its manifest). None of them: exit 2, saying what to write."""
+    if recipe.mixed.ops:
+        return recipe.mixed.ops, MIXED_PLACE
+    if recipe.selective.denylist:
+        return recipe.selective.denylist, selective.DENYLIST_PLACE
+    found = tuple((selective_manifest or {}).get("denylist") or ())
+    if found:
+        return found, "the selective-int8 search of this run"
+    raise InputError(
+        "mixed-int16 needs to know which ops are the sensitive ones, and the recipe names none",
+        source=recipe.path,
+        place=MIXED_PLACE,
+        hint="list them (layer names, tensor names from a selective-int8 sensitivity.json, or op types such as LOGISTIC) "
+        "in variant_options.mixed-int16.ops or variant_options.selective-int8.denylist, or ask for selective-int8 "
+        "in the same run (its search's result is used)",
+    )
 
 
 # -- sensitivity from validate() ---------------------------------------------
@@ -219,6 +268,16 @@ def _ops_and_scales(float_model: bytes, quantized: bytes) -> tuple[list[tuple[st
     target = Interpreter(model_content=quantized)
     scales = {d["name"]: float(d["quantization"][0]) for d in target.get_tensor_details()}
     return ops, scales
+
+
+def int16_op_count(content: bytes) -> int:
+    """Ops of a quantized model whose output is int16 (the ones no
+    accelerating delegate takes: they run on the reference kernels)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    dtypes = {d["index"]: np.dtype(d["dtype"]) for d in interpreter.get_tensor_details()}
+    return sum(1 for op in interpreter._get_ops_details() if op["outputs"] and dtypes[op["outputs"][0]] == np.int16)  # noqa: SLF001
 
 
 # -- the session -----------------------------------------------------------------
@@ -278,9 +337,11 @@ class QuantizerSession:
         per_signature = result.get_signature_comparison_result(self.signature)
         return {**per_signature.intermediate_tensors, **per_signature.output_tensors}
 
-    def convert(self, variant: str, say: Callable[[str], None]) -> Converted:
+    def convert(self, variant: str, say: Callable[[str], None], selective_manifest: dict[str, Any] | None = None) -> Converted:
         if variant == "selective-int8":
             return self._selective(say)
+        if variant == "mixed-int16":
+            return self._mixed(say, selective_manifest)
         say(f"quantizing ({RECIPES[variant].base})")
         recipe_data = variant_recipe(variant)
         return Converted(self.quantize(recipe_data, say), {"quantization_recipe": recipe_data})
@@ -314,6 +375,26 @@ class QuantizerSession:
         }
         return Converted(content, extra, {SENSITIVITY_FILE: json.dumps(full, indent=1).encode()})
 
+    def _mixed(self, say: Callable[[str], None], selective_manifest: dict[str, Any] | None) -> Converted:
+        entries, where = sensitive_entries(self.recipe, selective_manifest)
+        ops, _ = _ops_and_scales(self.content, self.content)
+        rows = [selective.LayerError(tensor, op, 0.0, 0.0, 0.0, 0.0, 0.0, 0) for op, tensor in ops]
+        try:
+            chosen = selective.resolve_user_denylist(entries, rows, recipe_path=self.recipe.path)
+        except InputError as exc:
+            if where == MIXED_PLACE:  # the same check as the denylist's, named at the key that holds the entry
+                message = exc.message.split(f"{selective.DENYLIST_PLACE}: ", 1)[-1]
+                raise InputError(message, source=self.recipe.path, place=MIXED_PLACE, hint=exc.hint) from None
+            raise
+        say(f"quantizing (int8, {chosen.size} op(s) at int16)")
+        recipe_data = variant_recipe("mixed-int16", chosen)
+        content = self.quantize(recipe_data, say)
+        extra = {
+            "mixed": {"ops": chosen.entries(), "entries": list(entries), "source": where, "int16_ops": int16_op_count(content)},
+            "quantization_recipe": recipe_data,
+        }
+        return Converted(content, extra)
+
     def manifest(self, variant: str, content: bytes) -> dict[str, Any]:
         from ai_edge_litert.interpreter import Interpreter
 
@@ -327,8 +408,10 @@ class QuantizerSession:
         return manifest
 
 
-def _convert_one(session: QuantizerSession, variant: str, say: ProgressFn) -> tuple[Converted, dict[str, Any]]:
-    converted = session.convert(variant, lambda message: say(variant, message))
+def _convert_one(session: QuantizerSession, variant: str, say: ProgressFn, results: dict[str, Any]) -> tuple[Converted, dict[str, Any]]:
+    made = results.get("selective-int8")
+    selective_manifest = made.manifest.get("selective") if isinstance(made, Artifact) else None
+    converted = session.convert(variant, lambda message: say(variant, message), selective_manifest)
     return converted, session.manifest(variant, converted.content)
 
 
@@ -361,7 +444,9 @@ def quantize_pending(
     say: ProgressFn,
     results: dict[str, Any],
 ) -> None:
-    """Each pending variant (not fp32) through the quantizer, into the cache."""
+    """Each pending variant (not fp32) through the quantizer, into the cache
+    (mixed-int16 after selective-int8: it may take that one's ops)."""
+    pending = sorted(pending, key=lambda item: item[0] == "mixed-int16")
     with _quiet_tensorflow(cache_dir / "convert.log") as log_path:  # its progress bars go to fd 2
         session: QuantizerSession | None = None
         for variant, folder in pending:
@@ -371,7 +456,7 @@ def quantize_pending(
                 variant, lambda: QuantizerSession(recipe, calibration, cache_dir, fp32), results, say, f"{recipe.name}: {variant}", ""
             )
             made = session and attempt(
-                variant, lambda v=variant: _convert_one(session, v, say), results, say,
+                variant, lambda v=variant: _convert_one(session, v, say, results), results, say,
                 f"{recipe.name}: the LiteRT Quantizer rejected {variant}", f"see {log_path} for its log",
             )
             if not made:

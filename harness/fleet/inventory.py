@@ -44,7 +44,7 @@ from harness.config import Fields, load_yaml_mapping
 from harness.device import LOCAL_DEVICE_NAME, Device
 from harness.errors import InputError
 from harness.fleet.labgrid import COORDINATOR_ENV, DEFAULT_POOL_NAME, POOL_KEYS, LabgridPool
-from harness.fleet.profiles import available_profiles, load_profile
+from harness.fleet.profiles import RUNTIMES, available_profiles, load_profile, runtime_list, threads_setting
 
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -52,7 +52,10 @@ KNOWN_HOSTS_ENV = "HARNESS_KNOWN_HOSTS"
 INVENTORY_ENV = "HARNESS_INVENTORY"
 
 TOP_KEYS = ("devices", "ssh_config", "known_hosts", "labgrid")
-DEVICE_KEYS = ("host", "user", "port", "identity_file", "profile", "python", "threads", "cpus", "tags", "cache_dir", "gateway")
+DEVICE_KEYS = (
+    "host", "user", "port", "identity_file", "profile", "python", "threads", "cpus", "tags", "cache_dir", "gateway",
+    "runtimes", "runtime_pythons",
+)
 # Keys people bring from Ansible or habit that must never hold a secret here.
 SECRET_KEYS = ("password", "passwd", "pass", "passphrase", "ansible_password", "ansible_ssh_pass", "become_password")
 _GATEWAY_RE = re.compile(r"^(?:(?P<user>[^@\s:]+)@)?(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d+))?$")
@@ -205,12 +208,16 @@ def _parse_device(
     if hostname == host and gateway is None:
         # Behind a gateway the name is the gateway's to resolve, not ours.
         _check_resolves(host, ssh_config_path, source, f"{f.place}.host")
+    threads, sweep_threads = threads_setting(f)
     return Device(
         name=name,
         profile=profile,
         kind="ssh",
         python=f.str("python", "python3"),
-        threads=f.int("threads", minimum=1),
+        threads=threads,
+        sweep_threads=sweep_threads,
+        runtimes=runtime_list(f),
+        runtime_pythons=_runtime_pythons(f),
         cpus=_cpus(f),
         tags=f.str_list("tags"),
         cache_dir=f.str("cache_dir", Device.cache_dir),
@@ -251,6 +258,14 @@ def parse_gateway(
         known_hosts=str(known_hosts),
         extra={"gateway_for": device_name},
     )
+
+
+def _runtime_pythons(f: Fields) -> dict[str, str]:
+    """runtime -> the interpreter on the device that has it, for a runtime
+    the device's `python` lacks (tflite-runtime needs numpy < 2)."""
+    m = f.sub("runtime_pythons")
+    m.reject_unknown(RUNTIMES)
+    return {name: m.str(name, required=True) or "" for name in m.data}
 
 
 def _cpus(f: Fields) -> tuple[int, ...] | None:

@@ -33,7 +33,7 @@ TELEMETRY_SOURCES: dict[str, tuple[str, ...]] = {
 }
 KNOWN_CAPABILITIES = ("float", "int8", "int16x8", "edgetpu")
 TOP_KEYS = (
-    "name", "description", "extends", "family", "emulated", "threads", "affinity", "runtime", "capabilities",
+    "name", "description", "extends", "family", "emulated", "threads", "affinity", "runtime", "runtimes", "capabilities",
     "delegates", "telemetry", "governor", "cooldown", "measurement",
 )
 
@@ -63,6 +63,22 @@ class MeasurementPlan:
     # goes silent mid-command (packets dropped, no RST) is noticed here, not
     # after TCP's own ~15-minute give-up.
     command_timeout_s: float = 600.0
+    # The per-operator profile's own pass after the timed samples (runs 0:
+    # none): at least this many runs and seconds, like the timed loop, so
+    # its median sees the host load the samples saw; fewer runs once the cap
+    # has passed (int16x8 on CPU kernels). The timed samples never run under
+    # the profiler.
+    op_profile_runs: int = 50
+    op_profile_min_seconds: float = 1.0
+    op_profile_max_seconds: float = 3.0
+
+    def op_profile_request(self) -> dict[str, int | float]:
+        """The per-operator profile's pass, for the first round's request
+        (nothing where it is off)."""
+        if not self.op_profile_runs:
+            return {}
+        return {"op_profile_runs": self.op_profile_runs, "op_profile_min_seconds": self.op_profile_min_seconds,
+                "op_profile_max_seconds": self.op_profile_max_seconds}
 
     def round_request(self) -> dict[str, int | float]:
         """The plan fields of one round's agent request: every warm-up, and
@@ -122,6 +138,10 @@ class Profile:
     # The governor that keeps the clock fixed; anything else is warned about.
     governor: str | None = "performance"
     cooldown: Cooldown = Cooldown()
+    # A sweep the profile asks for (`threads: [1, 2, 4]`, `runtimes: [...]`):
+    # each value a configuration of every pair (harness/measure/configs.py).
+    sweep_threads: tuple[int, ...] = ()
+    runtimes: tuple[str, ...] = ()
 
     @property
     def family_title(self) -> str:
@@ -172,10 +192,13 @@ def parse_profile(data: dict, path: Path, *, base: Profile | None = None) -> Pro
     if "edgetpu" in capabilities and "edgetpu" not in delegates:
         raise InputError("an Edge TPU profile needs its delegate library", source=path, place="delegates",
                          hint="delegates: {edgetpu: libedgetpu.so.1}")
+    threads, sweep_threads = threads_setting(top, b.threads, b.sweep_threads)
     return Profile(
         name=top.str("name", required=True),
         description=top.str("description", b.description),
-        threads=top.int("threads", b.threads, minimum=1),
+        threads=threads,
+        sweep_threads=sweep_threads,
+        runtimes=runtime_list(top, b.runtimes),
         runtime=top.choice("runtime", RUNTIMES, b.runtime),
         capabilities=capabilities,
         measurement=_plan(top.sub("measurement"), b.measurement),
@@ -187,6 +210,27 @@ def parse_profile(data: dict, path: Path, *, base: Profile | None = None) -> Pro
         governor=top.str("governor", b.governor),
         cooldown=_cooldown(top.sub("cooldown"), b.cooldown),
     )
+
+
+def threads_setting(f: Fields, default: int | None = None, default_sweep: tuple[int, ...] = ()) -> tuple[int | None, tuple[int, ...]]:
+    """`threads: 4` (the one setting) or `threads: [1, 2, 4]` (a sweep)."""
+    value = f.data.get("threads")
+    if not isinstance(value, list):
+        return f.int("threads", default, minimum=1), (() if "threads" in f.data else default_sweep)
+    if not value or len(set(value)) != len(value) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+        raise InputError(f"expected a thread count or a list of distinct ones, got {value!r}", source=f.source,
+                         place=f._where("threads"), hint="threads: 4, or threads: [1, 2, 4] to measure each")
+    return None, tuple(value)
+
+
+def runtime_list(f: Fields, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """`runtimes: [ai-edge-litert, tflite-runtime]`: each one a configuration."""
+    names = f.str_list("runtimes", default)
+    for name in names:
+        if name not in RUNTIMES:
+            raise InputError(f"unknown runtime {name!r}", source=f.source, place=f._where("runtimes"),
+                             hint=f"runtimes: {', '.join(RUNTIMES)}")
+    return names
 
 
 def _default_telemetry() -> dict[str, tuple[str, ...]]:
@@ -207,6 +251,9 @@ def _plan(m: Fields, d: MeasurementPlan) -> MeasurementPlan:
         retry_backoff_s=m.float("retry_backoff_s", d.retry_backoff_s, minimum=0),
         max_eval_images=m.int("max_eval_images", d.max_eval_images, minimum=1),
         command_timeout_s=m.float("command_timeout_s", d.command_timeout_s, minimum=1),
+        op_profile_runs=m.int("op_profile_runs", d.op_profile_runs, minimum=0),
+        op_profile_min_seconds=m.float("op_profile_min_seconds", d.op_profile_min_seconds, minimum=0),
+        op_profile_max_seconds=m.float("op_profile_max_seconds", d.op_profile_max_seconds, minimum=0),
     )
 
 

@@ -16,7 +16,9 @@ from typing import Any
 
 from harness.config import Fields, load_yaml_mapping
 from harness.errors import InputError
+from harness.fleet.profiles import RUNTIMES
 from harness.model.variants import VARIANTS
+from harness.results.record import Record
 
 # Bounds a rule may set, in the order checks are reported. The unit is in
 # the name, as in the file.
@@ -27,19 +29,37 @@ DEFAULT_STEP_RUNS = 10
 # `ship: VARIANT` asserts the "what to ship" answer (harness/gate/ship.py)
 # for every device and model the rule matches.
 RULE_KEYS = ("name", "match", "description", *BOUND_KEYS, "step_runs", "ship")
-MATCH_KEYS = ("model", "variant", "device", "tags")
+MATCH_KEYS = ("model", "variant", "device", "tags", "threads", "runtime", "xnnpack")
 
 
 @dataclass(frozen=True)
 class Match:
     """Which pairs a rule applies to. Each of model/variant/device is one or
     more shell-style globs (any may match); every listed tag must be on the
-    device (tags come from the inventory and are stored in each record)."""
+    device (tags come from the inventory and are stored in each record).
+    `threads`, `runtime` and `xnnpack` pick configurations: the threads a
+    pair ran with, the runtime that measured it, XNNPACK on or off."""
 
     model: tuple[str, ...] = ("*",)
     variant: tuple[str, ...] = ("*",)
     device: tuple[str, ...] = ("*",)
     tags: tuple[str, ...] = ()
+    threads: tuple[int, ...] = ()
+    runtime: tuple[str, ...] = ()
+    xnnpack: bool | None = None
+
+    def matches_record(self, record: Record) -> bool:
+        """The rule applies to this stored pair (its variant, not its slot:
+        `variant: int8` matches int8 in every configuration)."""
+        runtime = record.device.runtime.name if record.device.runtime else None
+        xnnpack = record.configuration.xnnpack if record.configuration else None
+        return (
+            self.matches(record.device.name, record.model.name, record.model.variant, record.device.tags)
+            and (not self.threads or record.threads in self.threads)
+            and (not self.runtime or runtime in self.runtime)
+            # Not switched off is on: the runtimes apply XNNPACK by default.
+            and (self.xnnpack is None or (xnnpack is not False) == self.xnnpack)
+        )
 
     def matches(self, device: str, model: str, variant: str, device_tags: tuple[str, ...] = ()) -> bool:
         return (
@@ -55,6 +75,12 @@ class Match:
         ]
         if self.tags:
             parts.append(f"tags={','.join(self.tags)}")
+        if self.threads:
+            parts.append(f"threads={'|'.join(map(str, self.threads))}")
+        if self.runtime:
+            parts.append(f"runtime={'|'.join(self.runtime)}")
+        if self.xnnpack is not None:
+            parts.append(f"xnnpack={'on' if self.xnnpack else 'off'}")
         return " ".join(parts) or "every pair"
 
 
@@ -196,7 +222,40 @@ def _match(f: Fields) -> Match:
         variant=_globs(m, "variant"),
         device=_globs(m, "device"),
         tags=m.str_list("tags"),
+        threads=_threads(m),
+        runtime=_runtimes(m),
+        xnnpack=_xnnpack(m),
     )
+
+
+def _threads(m: Fields) -> tuple[int, ...]:
+    value = m.data.get("threads")
+    values = value if isinstance(value, list) else [value] if value is not None else []
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values) or value == []:
+        raise m._fail("threads", "a thread count or a list of them", value)
+    return tuple(values)
+
+
+def _runtimes(m: Fields) -> tuple[str, ...]:
+    value = m.data.get("runtime")
+    names = (value,) if isinstance(value, str) else _globs(m, "runtime") if value is not None else ()
+    for name in names:
+        if name not in RUNTIMES:
+            close = difflib.get_close_matches(name, RUNTIMES, n=1)
+            raise InputError(f"unknown runtime {name!r}", source=m.source, place=m._where("runtime"),
+                             hint=f"did you mean {close[0]!r}?" if close else f"runtimes: {', '.join(RUNTIMES)}")
+    return names
+
+
+def _xnnpack(m: Fields) -> bool | None:
+    value = m.data.get("xnnpack")
+    # YAML reads a bare on/off as a boolean (1.1) or a string (1.2): take both.
+    words = {"on": True, "off": False, True: True, False: False}
+    if value is None:
+        return None
+    if not isinstance(value, (str, bool)) or value not in words:
+        raise m._fail("xnnpack", "on or off", value)
+    return words[value]
 
 
 def _globs(m: Fields, key: str) -> tuple[str, ...]:

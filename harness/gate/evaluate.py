@@ -117,7 +117,7 @@ def evaluate(budgets: Sequence[Budget], store: ResultsReader, run_id: str, basel
     result.notes += remeasured_notes(store, baseline_run, "baseline run") if baseline_run else []
     decisions = decide_all(records, budgets) if any(b.ship for b in budgets) else []
     for budget in budgets:
-        matched = [r for r in records if budget.match.matches(*r.key, r.device.tags)]
+        matched = [r for r in records if budget.match.matches_record(r)]
         if not matched:
             result.unmatched.append(unmatched_rule(budget))
             continue

@@ -35,7 +35,7 @@ class References:
     """What a rule compares a record with: fp32 of the same model on the same
     device in the same run, and, with --baseline, the baseline run's pairs."""
 
-    fp32: Mapping[tuple[str, str], Record]  # (device, model) -> the run's fp32 record
+    fp32: Mapping[tuple[str, str, str], Record]  # reference_key -> the run's fp32 record
     samples_of: SamplesOf = no_samples
     baseline_run: str | None = None
     baseline: Mapping[PairKey, Record] = field(default_factory=dict)
@@ -43,8 +43,18 @@ class References:
     steps_of: Callable[[PairKey], "SeriesChanges | None"] = lambda key: None
 
 
-def fp32_references(records: Sequence[Record]) -> dict[tuple[str, str], Record]:
-    return {(r.device.name, r.model.name): r for r in records if r.model.variant == "fp32"}
+def reference_key(record: Record) -> tuple[str, str, str]:
+    """(device, model, configuration): a swept pair's fp32 is the one measured
+    in the same configuration (threads, runtime, XNNPACK)."""
+    return (record.device.name, record.model.name, record.configuration.slug if record.configuration else "")
+
+
+def fp32_references(records: Sequence[Record]) -> dict[tuple[str, str, str], Record]:
+    return {reference_key(r): r for r in records if r.model.variant == "fp32"}
+
+
+def fp32_of(refs: "References", record: Record) -> Record | None:
+    return refs.fp32.get(reference_key(record))
 
 
 def rule_checks(budget: Budget, record: Record, refs: References) -> list[Check]:
@@ -65,7 +75,7 @@ def rule_checks(budget: Budget, record: Record, refs: References) -> list[Check]
     if budget.min_map is not None:
         out.append(check_min_map(name, record, budget.min_map))
     if budget.max_map_drop is not None:
-        out.append(check_map_drop(name, record, refs.fp32.get((record.device.name, record.model.name)), budget.max_map_drop))
+        out.append(check_map_drop(name, record, fp32_of(refs, record), budget.max_map_drop))
     if budget.max_regression_pct is not None and refs.baseline_run is not None:
         base = refs.baseline.get(record.key)
         base_ns = refs.samples_of(refs.baseline_run, record.key) if base is not None else []
@@ -78,4 +88,4 @@ def rule_checks(budget: Budget, record: Record, refs: References) -> list[Check]
 
 
 def matching(budgets: Sequence[Budget], record: Record) -> list[Budget]:
-    return [b for b in budgets if b.match.matches(*record.key, record.device.tags)]
+    return [b for b in budgets if b.match.matches_record(record)]

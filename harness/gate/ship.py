@@ -18,7 +18,7 @@ from typing import Any, Literal, Sequence
 
 from harness.gate.budgets import Budget, Match
 from harness.gate.checks import Check
-from harness.gate.rules import References, fp32_references, matching, rule_checks
+from harness.gate.rules import References, fp32_of, fp32_references, matching, rule_checks
 from harness.results.record import Record
 
 # COCO mAP on a few hundred images moves by a few thousandths between
@@ -132,28 +132,27 @@ def decide_all(records: Sequence[Record], budgets: Sequence[Budget] | None = Non
 def decide(records: Sequence[Record], budgets: Sequence[Budget], refs: References, *, bounds: str) -> ShipDecision:
     """The answer for one device and model (every record shares both)."""
     device, model = records[0].device.name, records[0].model.name
-    fp32 = refs.fp32.get((device, model))
     ruled: list[RuledOut] = []
     fits: list[Record] = []
     for record in records:
         reasons = _why_not(record, budgets, refs)
         if reasons:
-            ruled.append(_join(record.model.variant, reasons))
+            ruled.append(_join(record.key[2], reasons))
         else:
             fits.append(record)
-    fits.sort(key=lambda r: (_p90(r), r.model.variant))
+    fits.sort(key=lambda r: (_p90(r), r.key[2]))
     if not fits:
         why = "no variant meets every bound" if records else "no variant was measured"
         return ShipDecision(device, model, None, why, None, "", tuple(ruled), bounds)
-    best, why = _pick(fits, fp32)
+    best, why = _pick(fits, fp32_of(refs, fits[0]))
     rest = [r for r in fits if r is not best]
     runner = rest[0] if rest else None
-    runner_why = f"next that meets every bound ({_numbers(runner, fp32)})" if runner else ""
+    runner_why = f"next that meets every bound ({_numbers(runner, fp32_of(refs, runner))})" if runner else ""
     for r in rest[1:]:
-        ruled.append(RuledOut(r.model.variant, "slower", f"p90 {_ms(_p90(r))} ms, meets every bound"))
-    order = {r.model.variant: i for i, r in enumerate(records)}
+        ruled.append(RuledOut(r.key[2], "slower", f"p90 {_ms(_p90(r))} ms, meets every bound{_int16_note(r)}"))
+    order = {r.key[2]: i for i, r in enumerate(records)}
     ruled.sort(key=lambda r: order[r.variant])
-    return ShipDecision(device, model, best.model.variant, why, runner.model.variant if runner else None, runner_why,
+    return ShipDecision(device, model, best.key[2], why, runner.key[2] if runner else None, runner_why,
                         tuple(ruled), bounds)
 
 
@@ -170,7 +169,7 @@ def _pick(fits: Sequence[Record], fp32: Record | None) -> tuple[Record, str]:
     if best is fastest:
         return best, f"fastest that meets every bound ({_numbers(best, fp32)})"
     gain = _pt(_map(best) - _map(fastest))  # type: ignore[operator]
-    return best, (f"as fast as {fastest.model.variant} within the p90 intervals and {gain} pt more accurate "
+    return best, (f"as fast as {fastest.key[2]} within the p90 intervals and {gain} pt more accurate "
                   f"({_numbers(best, fp32)})")
 
 
@@ -198,17 +197,29 @@ def _reason(check: Check, bound: float, record: Record, refs: References) -> tup
     if check.metric in _SPEED_METRICS and record.latency_ms is not None:
         name = check.metric.removesuffix("_ms")
         value = getattr(record.latency_ms, name)
-        return "too slow", f"{name} {_ms(value)} ms > {bound:g} ms"
+        return "too slow", f"{name} {_ms(value)} ms > {bound:g} ms{_int16_note(record)}"
     if check.metric in _ACCURACY_METRICS and record.accuracy is not None:
         if check.metric == "min_map":
             return "too inaccurate", f"mAP {record.accuracy.map:.3f} < {bound:.3f}"
-        fp32 = refs.fp32.get((record.device.name, record.model.name))
+        fp32 = fp32_of(refs, record)
         if fp32 is not None and fp32.accuracy is not None:
             drop = fp32.accuracy.map - record.accuracy.map
             return "too inaccurate", f"drop {_pt(drop)} pt > {_pt(bound)} pt"
     if check.metric in _SIZE_METRICS:
         return "too big", f"{check.metric.removesuffix('_mb')} {check.measured} > {bound:g} MB"
     return "inconclusive", f"{check.metric}: {check.measured}"  # nothing to judge it on (no fp32, no mAP)
+
+
+# Variants with int16 activations: no delegate here accelerates 16x8 ops
+# (XNNPACK takes none; they run on the runtime's reference kernels), which
+# is why such a variant is slower, and the answer says so.
+_INT16_VARIANTS = frozenset({"int16x8", "mixed-int16"})
+
+
+def _int16_note(record: Record) -> str:
+    if record.model.variant not in _INT16_VARIANTS:
+        return ""
+    return "; its int16 ops run on the reference kernels, not XNNPACK"
 
 
 def _join(variant: str, reasons: list[tuple[Reason, str]]) -> RuledOut:
@@ -270,7 +281,7 @@ def ship_checks(budget: Budget, decisions: Sequence[ShipDecision], matched: Sequ
             continue
         bound = f"= {budget.ship}"
         measured = f"ship {d.variant}" if d.variant else "nothing to ship"
-        if d.variant == budget.ship:
+        if d.variant is not None and d.variant.split("@")[0] == budget.ship:  # any configuration of it
             message = f"budget {budget.name!r} passes on {d.device}/{d.model}: ship {bound}; {d.headline()}"
             out.append(Check(budget.name, d.device, d.model, budget.ship, "ship", "pass", measured, bound, message))
             continue

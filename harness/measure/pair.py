@@ -25,6 +25,7 @@ from harness.model.labels import ClassMap
 from harness.measure.stats import summarize_ns
 from harness.fleet.profiles import MeasurementPlan, Profile
 from harness.results.files import device_dir, pair_stem
+from harness.results.op_profile import OpProfile
 from harness.results.record import (
     Accuracy,
     DeviceInfo,
@@ -37,6 +38,8 @@ from harness.results.record import (
     ModelInfo,
     Record,
     RuntimeInfo,
+    Configuration,
+    slot_name,
 )
 
 
@@ -57,6 +60,14 @@ class PairContext:
     profile: Profile | None = None
     # Cores the inventory pins this device's measurements to.
     cpus: tuple[int, ...] | None = None
+    # The configuration a sweep measures this pair in (None: no sweep), and
+    # its XNNPACK setting (None: the runtime's default, on).
+    configuration: Configuration | None = None
+    xnnpack: bool | None = None
+
+    def stem(self, artifact: Artifact) -> str:
+        """The pair's file names: one per configuration of a variant."""
+        return pair_stem(artifact.model, slot_name(artifact.variant, self.configuration))
 
 
 def delegate_for(profile: Profile | None, artifact: Artifact) -> dict[str, str] | None:
@@ -101,7 +112,7 @@ def run_round(
     remote_model = client.ensure_file(artifact.path, artifact.sha256, ".tflite")
     remote_inputs = client.ensure_file(inputs.path, file_sha256(inputs.path), ".npy") if inputs else None
     remote_anchors = client.ensure_file(adapter.anchors, file_sha256(adapter.anchors), ".npy") if adapter.anchors else None
-    stem = pair_stem(artifact.model, artifact.variant)
+    stem = ctx.stem(artifact)
     # The eval pass's detections come back as a file, not in the reply: a
     # reply listing every image's boxes would grow the controller with the eval set.
     detections_to = posixpath.join(client.cache_root, "detections", f"{ctx.run_id}-{stem}.npy") if round_index == 0 else None
@@ -112,10 +123,13 @@ def run_round(
             "inputs": remote_inputs,
             **({"feed": inputs.feed} if inputs else {}),
             "eval": round_index == 0,
+            # The per-operator profile's pass, after each round's timed samples.
+            **ctx.plan.op_profile_request(),
             **({"detections_to": detections_to} if detections_to else {}),
             **adapter.request(remote_anchors),
             "threads": ctx.threads,
             "runtime": ctx.runtime,
+            **({"xnnpack": ctx.xnnpack} if ctx.xnnpack is not None else {}),
             **ctx.plan.round_request(),
             **_profile_request(ctx.profile, artifact),
             # The inventory's per-device cores win over the profile's default.
@@ -198,6 +212,8 @@ class PairAccumulator:
             env=_env(first.get("env_before") or {}, last.get("env_after") or {}, self.replies, ctx.profile),
             edgetpu=_edgetpu_report(self.artifact),
             quantization=quantization_info(self.artifact),
+            op_profile=OpProfile.from_replies([r["op_profile"] for r in self.replies if r.get("op_profile")]),
+            configuration=ctx.configuration,
         )
         return record, samples_ns
 
@@ -223,7 +239,7 @@ def quantization_info(artifact: Artifact) -> QuantizationInfo:
         top_layers=tuple(LayerSensitivity(**layer) for layer in selective.get("top_layers") or ()),
         denylist=tuple(selective.get("denylist") or ()),
         sensitivity_report=str(report.resolve()) if report else None,
-        selection={k: selective[k] for k in ("denylist_source", "fp32_calibration_map", "search", "stop_reason", "max_map_drop") if k in selective}
+        selection={k: selective[k] for k in ("denylist_source", "fp32_calibration_map", "search", "stop_reason", "max_map_drop", "curve", "top_nodes") if k in selective}
         or None,
         training=training,
     )
@@ -275,6 +291,7 @@ def unmeasured_record(
         threads=ctx.threads,
         edgetpu=edgetpu,
         quantization=quantization_info(artifact) if artifact else None,
+        configuration=ctx.configuration,
     )
 
 
@@ -298,6 +315,8 @@ def continued(earlier: Record, later: Record, samples_ns: list[int]) -> Record:
         threads=earlier.threads,
         memory_mb=memory,
         accuracy=earlier.accuracy,
+        # A profile holds statistics, not runs: the first sitting's stands.
+        op_profile=earlier.op_profile or later.op_profile,
         env=_continued_env(earlier.env, later.env),
     )
 
@@ -344,7 +363,7 @@ def _score(
     if detections.n_images != len(dataset.images):
         raise ValueError(f"{detections.n_images} detection sets for {len(dataset.images)} images")
     class_map = category_ids
-    path = device_dir(ctx.run_dir, ctx.device_info.name) / f"{pair_stem(artifact.model, artifact.variant)}.detections.json"
+    path = device_dir(ctx.run_dir, ctx.device_info.name) / f"{ctx.stem(artifact)}.detections.json"
     release_free_memory()  # what the run's preparation freed: scoring is the controller's peak
     evaluation = ChunkedCocoEval(dataset.annotations_json, [img.id for img in dataset.images])
     landings = LandingCounter(dataset, class_map.category_ids, evaluation.truth.dataset["annotations"])
@@ -408,7 +427,9 @@ def _env(before: dict[str, Any], after: dict[str, Any], replies: list[dict[str, 
 
 def _with_runtime(info: DeviceInfo, reply: dict[str, Any]) -> DeviceInfo:
     runtime = reply.get("runtime") or {}
-    delegate = reply.get("delegate") or {}
+    delegate = dict(reply.get("delegate") or {})
+    if reply.get("xnnpack") is False and delegate.get("name") == "cpu":  # a sweep's --xnnpack off
+        delegate["name"] = "cpu-no-xnnpack"
     platform = reply.get("platform") or {}
     return DeviceInfo(
         name=info.name,

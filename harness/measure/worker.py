@@ -2,6 +2,11 @@
 cannot run (preflight), then rounds of interleaved variants, each call
 retried by the plan's policy.
 
+A job's `variants` are slots: the variant names themselves, or, when the
+run sweeps configurations, `variant@configuration` (harness/measure/
+configs.py), each with its own context (threads, runtime, XNNPACK) and,
+for a runtime on another interpreter of the device, its own agent client.
+
 The worker never touches the store, the run folder or the display: it
 sends messages to the runner's main thread, which alone does.
 """
@@ -10,7 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, TypeVar
 
 from harness.agent.client import AgentClient
@@ -22,10 +27,11 @@ from harness.errors import AgentError, ConversionError, InfraError
 from harness.fleet.capabilities import skip_reason
 from harness.fleet.lock import DeviceLock, HeldByLabgrid
 from harness.fleet.profiles import MeasurementPlan
+from harness.measure import curve
 from harness.measure.pair import PairAccumulator, PairContext, run_round, unmeasured_record
 from harness.model.adapters import AdapterSpec
 from harness.model.recipe import Recipe
-from harness.results.record import ErrorInfo, Record
+from harness.results.record import Configuration, ErrorInfo, Record
 from harness.transport import open_transport
 from harness.transport.base import Transport
 
@@ -50,6 +56,31 @@ class DeviceJob:
     # Pairs an interrupted run stored part of (record, raw samples): their
     # remaining rounds continue them.
     earlier: dict[str, tuple[Record, list[int]]] = field(default_factory=dict)
+    # slot -> (variant, configuration) when the run sweeps configurations;
+    # empty: every slot is a variant, measured in the device's one setting.
+    slots: dict[str, tuple[str, Configuration | None]] = field(default_factory=dict)
+
+    def variant_of(self, slot: str) -> str:
+        return self.slots[slot][0] if slot in self.slots else slot
+
+    def artifact(self, slot: str) -> Any:
+        return self.artifacts[self.variant_of(slot)]
+
+    def ctx_for(self, slot: str) -> PairContext:
+        """The slot's context: the device's, with its configuration's threads,
+        runtime and XNNPACK setting where it names them."""
+        config = self.slots[slot][1] if slot in self.slots else None
+        if config is None:
+            return self.ctx
+        return replace(
+            self.ctx, configuration=config, xnnpack=config.xnnpack,
+            threads=config.threads if config.threads is not None else self.ctx.threads,
+            runtime=config.runtime or self.ctx.runtime,
+        )
+
+    def runtimes(self) -> tuple[str | None, ...]:
+        """Every runtime the job's slots ask for (None: the device's default)."""
+        return tuple(dict.fromkeys(self.ctx_for(slot).runtime for slot in self.variants))
 
     @property
     def rounds(self) -> int:
@@ -143,6 +174,16 @@ class Session:
     client: AgentClient
     lock: DeviceLock | HeldByLabgrid
     runtime: tuple[str, str] | None  # (name, version) the agent will use
+    # Per runtime a sweep asks for: (name, version), or why the device lacks it,
+    # and the client whose interpreter has it (the device's own when absent).
+    runtimes: dict[str | None, tuple[str, str] | str] = field(default_factory=dict)
+    clients: dict[str | None, AgentClient] = field(default_factory=dict)
+
+    def runtime_for(self, ctx: PairContext) -> tuple[str, str] | str | None:
+        return self.runtimes.get(ctx.runtime, self.runtime)
+
+    def client_for(self, ctx: PairContext) -> AgentClient:
+        return self.clients.get(ctx.runtime, self.client)
 
     def close(self) -> Transfer:
         self.lock.release()
@@ -166,10 +207,35 @@ def connect(job: DeviceJob, say: Callable[[str], None]) -> Session:
         transport.close()
         raise
     try:
-        return Session(transport, client, lock, device_runtime(client, job.ctx.runtime))
+        session = Session(transport, client, lock, device_runtime(client, job.ctx.runtime))
+        if job.slots:
+            for runtime in job.runtimes():
+                session.clients[runtime], session.runtimes[runtime] = runtime_client(job, transport, client, runtime)
+        return session
     except BaseException:
         Session(transport, client, lock, None).close()
         raise
+
+
+def runtime_client(job: DeviceJob, transport: Transport, client: AgentClient, runtime: str | None) -> tuple[AgentClient, tuple[str, str] | str]:
+    """The client that runs `runtime` on this device and its (name, version),
+    or, when the device has it nowhere, why (its pairs are then skipped)."""
+    other = job.device.runtime_pythons.get(runtime or "")
+    if other:
+        client = AgentClient(transport, timeout_s=job.ctx.plan.command_timeout_s)
+        client.use_python(other)
+    try:
+        reply = client.call({"command": "info", "runtime": runtime, "path": client.cache_root}, timeout_s=120)
+    except AgentError as exc:  # the interpreter itself is missing or broken
+        return client, f"{client.python} cannot run the agent: {exc.message}"
+    found = reply.get("runtime") or {}
+    if found.get("name"):
+        return client, (found["name"], found.get("version", "?"))
+    where = f"{client.python}" + (" (runtime_pythons)" if other else "")
+    return client, (
+        f"this device has no {runtime} for {where}: {reply.get('runtime_error') or 'not importable'} "
+        f"(fix: install it there, or name an interpreter that has it under the device's runtime_pythons: in the inventory)"
+    )
 
 
 def device_runtime(client: AgentClient, preferred: str | None) -> tuple[str, str] | None:
@@ -185,20 +251,27 @@ def device_runtime(client: AgentClient, preferred: str | None) -> tuple[str, str
 # -- preflight (pure) -----------------------------------------------------------
 
 
-def preflight(job: DeviceJob, runtime: tuple[str, str] | None, lost: str | None) -> dict[str, Record]:
+def preflight(job: DeviceJob, runtime: tuple[str, str] | None, lost: str | None, session: "Session | None" = None) -> dict[str, Record]:
     """The record of each pair this device will not measure, decided before
     measuring: it cannot run here, its conversion failed, or this device's
     runtime cannot load it (known once connected)."""
     return {
-        variant: record
-        for variant in job.variants
-        if (record := preflight_record(job.ctx, job.recipe.name, variant, job.artifacts[variant], runtime, lost)) is not None
+        slot: record
+        for slot in job.variants
+        if (record := preflight_record(
+            job.ctx_for(slot), job.recipe.name, job.variant_of(slot), job.artifact(slot),
+            session.runtime_for(job.ctx_for(slot)) if session else runtime, lost,
+        )) is not None
     }
 
 
 def preflight_record(
-    ctx: PairContext, model: str, variant: str, artifact: Any, runtime: tuple[str, str] | None, lost: str | None
+    ctx: PairContext, model: str, variant: str, artifact: Any, runtime: tuple[str, str] | str | None, lost: str | None
 ) -> Record | None:
+    if isinstance(runtime, str) and lost is None:  # a swept runtime this device does not have
+        return unmeasured_record(ctx, model, variant, "skipped", ErrorInfo("runtime-missing", runtime),
+                                 artifact if isinstance(artifact, Artifact) else None)
+    runtime = None if isinstance(runtime, str) else runtime
     skip = skip_reason(ctx.profile, variant, artifact)
     if skip is not None:
         return unmeasured_record(ctx, model, variant, "skipped", ErrorInfo(skip.kind, skip.message), edgetpu=skip.edgetpu)
@@ -244,7 +317,7 @@ def device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) -
             session = retrying(lambda: connect(job, say), job.ctx.plan, cancel, lambda why: say(f"connect: {why}"))
         except InfraError as exc:
             lost = with_fix(exc)
-        for variant, record in preflight(job, session.runtime if session else None, lost).items():
+        for variant, record in preflight(job, session.runtime if session else None, lost, session).items():
             inbox.put(PairMessage(record, [], None, final=True, units=job.rounds - job.rounds_done(variant)))
             finished.add(variant)
         _Rounds(job, session, lost, inbox, cancel, finished).run()
@@ -253,7 +326,7 @@ def device_worker(job: DeviceJob, inbox: queue.Queue, cancel: threading.Event) -
         for variant in job.variants:
             if variant not in finished:
                 message = f"internal error on this device's worker: {type(exc).__name__}: {exc}"
-                record = unmeasured_record(job.ctx, job.recipe.name, variant, "failed", ErrorInfo("internal", message))
+                record = unmeasured_record(job.ctx_for(variant), job.recipe.name, job.variant_of(variant), "failed", ErrorInfo("internal", message))
                 inbox.put(PairMessage(record, [], final=True, units=0))
     finally:
         inbox.put(Finished(name, session.close() if session is not None else Transfer(), crash))
@@ -274,12 +347,13 @@ class _Rounds:
             for variant in self.job.variants:
                 if variant in self.finished or self.cancel.is_set() or round_index < self.job.rounds_done(variant):
                     continue
-                artifact = self.job.artifacts[variant]
+                artifact = self.job.artifact(variant)
                 assert isinstance(artifact, Artifact)  # preflight finished every other kind
                 self._measure(variant, artifact, round_index)
 
     def _fail(self, variant: str, kind: str, message: str, artifact: Artifact, round_index: int) -> None:
-        record = unmeasured_record(self.job.ctx, self.job.recipe.name, variant, "failed", ErrorInfo(kind, message), artifact)
+        record = unmeasured_record(self.job.ctx_for(variant), self.job.recipe.name, self.job.variant_of(variant), "failed",
+                                   ErrorInfo(kind, message), artifact)
         infra = message if kind == "device" else None
         self.inbox.put(PairMessage(record, [], infra, final=True, units=self.job.rounds - round_index))
         self.finished.add(variant)
@@ -290,11 +364,12 @@ class _Rounds:
             self._fail(variant, "device", self.lost or "not connected", artifact, round_index)
             return
         self.inbox.put(Status(name, f"{variant} · round {round_index + 1}/{job.rounds}"))
-        session = self.session
+        session, ctx = self.session, job.ctx_for(variant)
         try:
             session.lock.renew()
             reply = retrying(
-                lambda: run_round(job.ctx, session.client, artifact, job.inputs[variant], job.adapter, round_index=round_index),
+                lambda: run_round(ctx, session.client_for(ctx), artifact, job.inputs[job.variant_of(variant)], job.adapter,
+                                  round_index=round_index),
                 job.ctx.plan, self.cancel, lambda why: self.inbox.put(Status(name, f"{variant}: {why}")),
             )
         except AgentError as exc:
@@ -305,9 +380,24 @@ class _Rounds:
             self._fail(variant, "device", self.lost, artifact, round_index)
             return
         pair = self.pairs.setdefault(variant, PairAccumulator(artifact, earlier=job.earlier.get(variant)))
-        pair.add(reply, job.ctx, job.evaluation, job.category_ids, job.recipe.input)
-        record, samples = pair.record(job.ctx)
+        pair.add(reply, ctx, job.evaluation, job.category_ids, job.recipe.input)
+        record, samples = pair.record(ctx)
         final = round_index == job.rounds - 1
+        if final and artifact.curve_files:
+            record = self._with_curve(record, artifact)
         if final:  # its raw samples are in the store now: free them
             del self.pairs[variant]
         self.inbox.put(PairMessage(record, samples, None, final=final, units=1))
+
+    def _with_curve(self, record: Record, artifact: Artifact) -> Record:
+        """selective-int8's curve models timed here (measure.curve); a
+        failure leaves the curve without this device's latency, said."""
+        job, session = self.job, self.session
+        assert session is not None
+        self.inbox.put(Status(job.device.name, f"{artifact.variant} · curve"))
+        try:
+            session.lock.renew()
+            latencies = curve.time_points(job.ctx, session.client, artifact, job.inputs[artifact.variant], job.adapter)
+        except (AgentError, InfraError) as exc:
+            return curve.with_latencies(record, {}, error=with_fix(exc))
+        return curve.with_latencies(record, latencies)

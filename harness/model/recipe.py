@@ -82,6 +82,17 @@ class SelectiveOptions:
     top_layers: int = 10  # how many of the most sensitive layers the report shows
 
 
+@dataclass(frozen=True)
+class MixedOptions:
+    """mixed-int16: which ops get int16 activations (the rest stay int8).
+
+    Empty: the selective-int8 denylist of the recipe, else the one the run's
+    selective-int8 search found (harness/convert/litert_quant.py decides), so
+    both variants treat the same ops as the sensitive ones."""
+
+    ops: tuple[str, ...] = ()
+
+
 _TRAINING_KEYS = ("loss", "epochs", "steps", "batch_size", "learning_rate", "seed")
 
 
@@ -102,6 +113,7 @@ class Recipe:
     # Quantization-aware fine-tuning: `training:` merged with variant_options.qat-int8.
     qat: TrainingConfig | None = None
     selective: SelectiveOptions = SelectiveOptions()
+    mixed: MixedOptions = MixedOptions()
     # Where labels came from: "" (none: the dataset's category order), "list", "coco80", "coco91", a label file.
     labels_source: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -221,6 +233,7 @@ def load_recipe(path: Path) -> Recipe:
     seed, calibration, evaluation = _datasets(top, path, folder)
     training = _training(top, path, folder, postprocess, is_tflite=source.suffix == ".tflite")
     qat, selective = _variant_options(top, training)
+    mixed = MixedOptions(ops=top.sub("variant_options").sub("mixed-int16").str_list("ops"))
     if qat is not None and qat.dataset.synthetic_size is not None and seed is None:
         raise InputError(
             "training.dataset.split names a synthetic split, but the recipe's dataset is not synthetic",
@@ -257,6 +270,7 @@ def load_recipe(path: Path) -> Recipe:
         synthetic_seed=seed,
         qat=qat,
         selective=selective,
+        mixed=mixed,
         extra={"adapter_choice": choice} if choice is not None else {},
     )
     recipe.check_variants(variants, source=f"{path}, variants")
@@ -401,7 +415,8 @@ def _training_config(base: dict[str, Any], fields: Fields) -> TrainingConfig:
 
 def _variant_options(top: Fields, training: dict[str, Any] | None) -> tuple[TrainingConfig | None, SelectiveOptions]:
     opts = top.sub("variant_options")
-    opts.reject_unknown(["qat-int8", "selective-int8"])
+    opts.reject_unknown(["qat-int8", "selective-int8", "mixed-int16"])
+    opts.sub("mixed-int16").reject_unknown(["ops"])
     qat = None
     if training is not None:
         base_fields: Fields = training["_fields"]

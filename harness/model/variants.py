@@ -67,6 +67,14 @@ VARIANTS: dict[str, VariantSpec] = {
             frozenset({"int8"}),
         ),
         VariantSpec(
+            "mixed-int16",
+            "int8 with the sensitive ops at int16 activations, int8 weights",
+            "int8",
+            True,
+            # Both kinds of integer kernel: the int8 ops and the 16x8 ones.
+            frozenset({"int8", "int16x8"}),
+        ),
+        VariantSpec(
             "edgetpu",
             "uint8 compiled by edgetpu_compiler",
             "uint8",

@@ -6,7 +6,7 @@
 
     @pytest.mark.harness_device("pi-1", tag="arm64")   which devices a test needs
     harness_device      the device of this test instance (one instance per device)
-    harness_measure     measure(model, variant="fp32", device=None, **plan) -> Record
+    harness_measure     measure(model, variant="fp32", device=None, threads=, runtime=, xnnpack=, **plan) -> Record
     harness_budget      budget(record, p90_ms=45, ...): the gate's checks as assertions
 
 Only pytest and the standard library are imported here; the harness loads
@@ -111,10 +111,12 @@ def harness_device(request: pytest.FixtureRequest) -> Any:
 
 @pytest.fixture
 def harness_measure(request: pytest.FixtureRequest) -> Callable[..., Any]:
-    """measure(model, variant="fp32", *, device=None, **plan) -> Record.
+    """measure(model, variant="fp32", *, device=None, threads=None, runtime=None, xnnpack=None, **plan) -> Record.
 
     `model`: a recipe (model.yaml) or a bare .tflite (benchmark-only).
     `device`: a name or Device; default this test's `harness_device`, else `local`.
+    `threads`, `runtime`, `xnnpack`: the configuration to measure in (as
+    `harness run --threads/--runtimes/--xnnpack`); each one a pair of its own.
     `plan`: MeasurementPlan settings for this pair (min_runs, min_seconds,
     max_seconds, rounds, ...; default the device profile's).
     The record is the one `harness run` stores, saved before it is returned.
@@ -132,14 +134,15 @@ def harness_measure(request: pytest.FixtureRequest) -> Callable[..., Any]:
     here = request.config.invocation_params.dir
     reported: list[Any] = []
 
-    def measure(model: str | Path, variant: str = "fp32", *, device: Any = None, **plan: Any) -> Any:
+    def measure(model: str | Path, variant: str = "fp32", *, device: Any = None, threads: int | None = None,
+                runtime: str | None = None, xnnpack: bool | None = None, **plan: Any) -> Any:
         skipped = failed = None
         try:
             target = device if device is not None and not isinstance(device, str) else None
             if target is None:
                 name = device or (default.name if default is not None else "local")
                 target = _input_error_exits(lambda: session.device(name))
-            measured = session.measure(here / model, variant, target, plan)
+            measured = session.measure(here / model, variant, target, plan, configuration=(threads, runtime, xnnpack))
         except PairSkipped as exc:
             skipped = str(exc)
         except DeviceFailed as exc:

@@ -96,10 +96,19 @@ class HarnessSession:
             self._store = SqliteStore(self.store_path)
         return self._store
 
-    def measure(self, model: str | Path, variant: str, device: Device, measurement: dict[str, Any]) -> Measured:
-        """Measure one pair on one device; the record is stored before this returns."""
+    def measure(self, model: str | Path, variant: str, device: Device, measurement: dict[str, Any],
+                configuration: tuple[int | None, str | None, bool | None] = (None, None, None)) -> Measured:
+        """Measure one pair on one device, in one configuration (threads,
+        runtime, XNNPACK) when given; the record is stored before this returns."""
+        from harness.measure.configs import Sweep, check_runtime
         from harness.model.recipe import bare_tflite_recipe, load_recipe
+        from harness.results.record import Configuration, slot_name
         from harness.runner import RunPlan, execute
+
+        threads, runtime, xnnpack = configuration
+        if runtime is not None:
+            check_runtime(runtime, "harness_measure(runtime=...)")
+        sweep = Sweep(*(() if v is None else (v,) for v in configuration))  # type: ignore[arg-type]
 
         path = Path(model)
         recipe = bare_tflite_recipe(path) if path.suffix == ".tflite" else load_recipe(path)
@@ -107,11 +116,11 @@ class HarnessSession:
         plan = RunPlan(
             recipe, (variant,), (device,), self.options.results_dir, command="pytest",
             inventory=self.inventory.source.resolve() if self.inventory.source else None,
-            measurement=checked_measurement(measurement),
+            measurement=checked_measurement(measurement), sweep=sweep,
         )
         outcome = execute(plan, self.store(), resume=self.run_id)
         self.run_id = outcome.run_id
-        key = (device.name, recipe.name, variant)
+        key = (device.name, recipe.name, slot_name(variant, Configuration(threads, runtime, xnnpack) if sweep else None))
         record = next(r for r in outcome.records if r.key == key)
         if recipe.is_tflite:
             _check_same_model(record, path)

@@ -14,7 +14,7 @@ from html import escape
 from typing import Callable, Sequence
 
 from harness.measure.stats import quantile
-from harness.report.view import VARIANT_ORDER, fmt_ms
+from harness.report.view import VARIANT_ORDER, CurvePoint, fmt_ms
 
 # Colour per variant, stable across every chart of a report.
 _PALETTE = ("#1f6feb", "#8250df", "#1a7f37", "#bf8700", "#cf222e", "#6e7781", "#0a7ea4", "#d2508c", "#57606a")
@@ -208,6 +208,7 @@ class Series:
     variant: str
     label: str
     points: tuple[tuple[int, float, str], ...]  # (run index, value, tooltip)
+    name: str = ""  # the line's end label, when it is more than the variant
 
 
 MAX_RUN_LABELS = 12
@@ -249,6 +250,54 @@ def trend_chart(series: Sequence[Series], runs: Sequence[str], *, title: str, un
         for i, v, tip in s.points:
             svg.append(f"<circle cx='{sx(i):.1f}' cy='{sy(v):.1f}' r='3.5' fill='{c}' data-tip='{escape(tip, quote=True)}'/>")
         last_i, last_v, _ = s.points[-1]
-        svg.append(f"<text x='{sx(last_i) + 6:.1f}' y='{sy(last_v) + 4:.1f}'>{escape(s.variant)}</text></g>")
+        svg.append(f"<text x='{sx(last_i) + 6:.1f}' y='{sy(last_v) + 4:.1f}'>{escape(s.name or s.variant)}</text></g>")
     svg.append("</svg>")
+    return "".join(svg)
+
+
+# -- selective-int8's search curve ----------------------------------------------------
+
+
+def curve_chart(points: Sequence[CurvePoint], *, device: str) -> str:
+    """Calibration mAP of each list the search kept, against its p50 on this
+    device (against k when a point was not timed there), joined in k order:
+    what each recovered point costs in milliseconds."""
+    if not points:
+        return ""
+    timed = all(p.p50_ms is not None for p in points)
+    xs = [float(p.p50_ms) if timed else float(p.k) for p in points]  # type: ignore[arg-type]
+    ys = [p.map for p in points]
+    w, h, left, bottom, top, right = 480, 260, 56, 40, 28, 60
+    x_lo, x_hi = min(xs), max(xs)
+    x_pad = (x_hi - x_lo) * 0.1 or abs(x_hi) * 0.1 or 1.0
+    y_lo, y_hi = min(ys), max(ys)
+    y_pad = (y_hi - y_lo) * 0.1 or 0.01
+    x_lo, x_hi, y_lo, y_hi = max(0.0, x_lo - x_pad), x_hi + x_pad, max(0.0, y_lo - y_pad), y_hi + y_pad
+
+    def sx(v: float) -> float:
+        return left + (v - x_lo) / (x_hi - x_lo) * (w - left - right)
+
+    def sy(v: float) -> float:
+        return h - bottom - (v - y_lo) / (y_hi - y_lo) * (h - bottom - top)
+
+    x_label = f"p50 on {device} (ms)" if timed else "layers kept in float (k)"
+    title = f"selective-int8 search on {device}: calibration mAP vs {'latency' if timed else 'k'}"
+    svg = [svg_open(w, h, title), svg_title(title)] + frame(left, top, w - right, h - bottom)
+    for tick in linear_ticks(x_lo, x_hi, 4):
+        if x_lo <= tick <= x_hi:
+            svg.append(xtick(sx(tick), h - bottom, f"{tick:g}"))
+    for tick in linear_ticks(y_lo, y_hi, 4):
+        if y_lo <= tick <= y_hi:
+            svg.append(f"<text x='{left - 4}' y='{sy(tick) + 4:.1f}' text-anchor='end'>{tick:g}</text>")
+    svg.append(f"<text x='{(left + w - right) / 2}' y='{h - 6}' text-anchor='middle'>{escape(x_label)}</text>")
+    svg.append(f"<text x='12' y='{h / 2}' transform='rotate(-90 12 {h / 2})' text-anchor='middle'>calibration mAP</text>")
+    c = colour("selective-int8")
+    path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys))
+    svg.append(f"<g{mark('selective-int8', 'selective-int8 search curve')}><polyline points='{path}' fill='none' stroke='{c}'/>")
+    for point, x, y in zip(points, xs, ys):
+        k, layers, map_text, size, p50 = point.cells
+        tip = f"k={k}: calibration mAP {map_text}, {size} MB, p50 {p50} ms on {device}; in float: {layers}"
+        svg.append(f"<circle cx='{sx(x):.1f}' cy='{sy(y):.1f}' r='4' fill='{c}' data-tip='{escape(tip, quote=True)}'/>"
+                   f"<text x='{sx(x) + 6:.1f}' y='{sy(y) - 6:.1f}'>{escape('k=' + k)}</text>")
+    svg.append("</g></svg>")
     return "".join(svg)

@@ -4,18 +4,21 @@ harness/measure/stats.py, never by comparing two medians:
 - two runs (baseline vs candidate), pair by pair;
 - inside one run, every variant against a reference variant on the same
   device (variant vs variant), or every device against a reference device
-  for the same variant (device vs device).
+  for the same variant (device vs device);
+- inside a run that swept configurations, every thread count, runtime or
+  XNNPACK setting against a reference one, the rest of the configuration
+  the same (`--versus threads|runtimes|xnnpack`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, NoReturn, Sequence
 
 from harness.errors import InputError
 from harness.measure.stats import compare_samples, ns_to_ms
 from harness.report.history import Key, ResultsReader, remeasured_notes
-from harness.results.record import Record
+from harness.results.record import Configuration, Record
 
 VERDICTS = ("slower", "faster", "same", "added", "removed", "failed")
 
@@ -43,7 +46,7 @@ class PairComparison:
 
 @dataclass(frozen=True)
 class ComparisonReport:
-    kind: str  # runs | variants | devices
+    kind: str  # runs | variants | devices | threads | runtimes | xnnpack
     baseline: str  # run id, reference variant or reference device
     candidate: str  # the (candidate) run id
     rows: tuple[PairComparison, ...]
@@ -56,6 +59,8 @@ class ComparisonReport:
             return f"run {self.candidate} vs baseline run {self.baseline}"
         if self.kind == "variants":
             return f"run {self.candidate}: every variant vs {self.baseline} on the same device"
+        if self.kind in DIMENSIONS:
+            return f"run {self.candidate}: every configuration vs {self.baseline}, the rest of it the same"
         return f"run {self.candidate}: every device vs {self.baseline} for the same variant"
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,13 +104,14 @@ def run_comparison(store: ResultsReader, baseline_run: str, candidate_run: str) 
 def compare_variants(store: ResultsReader, run_id: str, reference: str = "fp32") -> ComparisonReport:
     """Every variant against ``reference`` on the same device and model."""
     records = store.records(run_id)
-    refs = {(r.device.name, r.model.name): r for r in records if r.model.variant == reference}
+    # In a swept run, each configuration's variants against its own reference.
+    refs = {(r.device.name, r.model.name, r.configuration): r for r in records if r.model.variant == reference}
     if not refs:
         _no_reference("--reference", reference, sorted({r.model.variant for r in records}), run_id)
     rows = []
     ref_samples = _SamplesOnce(store, run_id)
     for record in records:
-        ref = refs.get((record.device.name, record.model.name))
+        ref = refs.get((record.device.name, record.model.name, record.configuration))
         if ref is None or record is ref:
             continue
         rows.append(_pair(record.key, reference, ref_samples(ref), _samples(store, run_id, record)))
@@ -120,15 +126,65 @@ def compare_devices(store: ResultsReader, run_id: str, reference: str | None = N
     reference = reference or (devices[0] if devices else "")
     if reference not in devices:
         _no_reference("--reference", reference, devices, run_id)
-    refs = {(r.model.name, r.model.variant): r for r in records if r.device.name == reference}
+    refs = {(r.model.name, r.key[2]): r for r in records if r.device.name == reference}
     rows = []
     ref_samples = _SamplesOnce(store, run_id)
     for record in records:
-        ref = refs.get((record.model.name, record.model.variant))
+        ref = refs.get((record.model.name, record.key[2]))
         if ref is None or record.device.name == reference:
             continue
         rows.append(_pair(record.key, reference, ref_samples(ref), _samples(store, run_id, record)))
     return ComparisonReport("devices", reference, run_id, tuple(rows))
+
+
+# --versus NAME: what a dimension's value is on a record, and the rest of its configuration.
+DIMENSIONS = ("threads", "runtimes", "xnnpack")
+
+
+def dimension_value(record: Record, dimension: str) -> str:
+    """`2` threads, `tflite-runtime`, XNNPACK `on`/`off` (not switched off is on)."""
+    config = record.configuration or Configuration()
+    if dimension == "threads":
+        return str(record.threads) if record.threads is not None else "default"
+    if dimension == "runtimes":
+        return record.device.runtime.name if record.device.runtime else config.runtime or "default"
+    return "off" if config.xnnpack is False else "on"
+
+
+def _rest(record: Record, dimension: str) -> tuple[str, str, str, Configuration | None]:
+    config = record.configuration
+    if config is not None:
+        blank = {"threads": "threads", "runtimes": "runtime", "xnnpack": "xnnpack"}[dimension]
+        config = replace(config, **{blank: None})
+    return (record.device.name, record.model.name, record.model.variant, config)
+
+
+def compare_configurations(store: ResultsReader, run_id: str, dimension: str, reference: str | None = None) -> ComparisonReport:
+    """Every pair against the same pair in the reference value of one
+    dimension (default: the fewest threads, the first runtime measured,
+    XNNPACK on), the rest of its configuration the same."""
+    records = [r for r in store.records(run_id) if r.configuration is not None]
+    values = list(dict.fromkeys(dimension_value(r, dimension) for r in records))
+    if dimension == "threads":
+        values.sort(key=lambda v: int(v) if v.isdigit() else 0)
+    if len(values) < 2:
+        raise InputError(
+            f"run {run_id} measured one {dimension} value or none ({', '.join(values) or 'no sweep'})", source="--versus",
+            hint=f"sweep it: `harness run --{dimension} ...` with two or more values",
+        )
+    reference = reference or ("on" if dimension == "xnnpack" and "on" in values else values[0])
+    if reference not in values:
+        _no_reference("--reference", reference, values, run_id)
+    refs = {_rest(r, dimension): r for r in records if dimension_value(r, dimension) == reference}
+    against = f"{ {'threads': 'threads', 'runtimes': 'runtime', 'xnnpack': 'XNNPACK'}[dimension]} {reference}"
+    rows = []
+    ref_samples = _SamplesOnce(store, run_id)
+    for record in records:
+        ref = refs.get(_rest(record, dimension))
+        if ref is None or record is ref:
+            continue
+        rows.append(_pair(record.key, against, ref_samples(ref), _samples(store, run_id, record)))
+    return ComparisonReport(dimension, against, run_id, tuple(rows))
 
 
 def _samples(store: ResultsReader, run_id: str, record: Record) -> list[int]:

@@ -175,6 +175,8 @@ def _label_parts(report: ComparisonReport, r: PairComparison) -> tuple[str, ...]
         return (r.device, r.variant)
     if report.kind == "devices":
         return (r.variant, r.device)
+    if report.kind in ("threads", "runtimes", "xnnpack"):  # the pair's slot names its configuration
+        return (r.device, r.variant)
     return (r.device, r.model, r.variant)
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 from html import escape
 from typing import Mapping, Sequence
 
-from harness.report import charts, layout, pareto
+from harness.report import charts, configs, layout, pareto
 from harness.report.compare_render import html_table, ratio_dots, summary_line
 from harness.report.context import ReportContext
+from harness.report.op_profile import TOP_HEADERS, TYPE_HEADERS, VERSUS_HEADERS, OpProfileBlock
 from harness.report.history import METRICS, Key
 from harness.report.page import inline_code, page, toggles
-from harness.report.view import HEADERS, DeviceSection, SensitiveLayer, short_commit
+from harness.report.view import CURVE_CAPTION, HEADERS, WHOLE_MODEL_CAPTION, DeviceSection, SensitiveLayer, short_commit
 from harness.results.record import LatencyMs, Record
 
 # The page can do what the files cannot: say so under the shared note.
@@ -56,6 +57,11 @@ class HtmlFormatter:
 
     def trend(self, block: layout.TrendBlock) -> str:
         return _trend(block)
+
+    def op_profile(self, block: OpProfileBlock) -> str:
+        return _op_profile(block)
+    def configurations(self, block: layout.Configurations) -> str:
+        return _configurations(block)
 
     def note(self, block: layout.Note) -> str:
         return f"<p class='note'>{inline_code(block.text)} {escape(INTERACTIVE)}</p>"
@@ -142,6 +148,52 @@ def _trend(block: layout.TrendBlock) -> str:
                               unit=metric.unit)
 
 
+def _configurations(block: layout.Configurations) -> str:
+    """The scaling and runtime tables, a latency-vs-threads line per variant
+    and a p50 bar per runtime."""
+    section, views = block.section, block.views
+    out = []
+    for view in configs.tables(views):
+        out.append(f"<h3>{escape(view.name)}: {escape(section.model)} on <code>{escape(section.device)}</code></h3>"
+                   f"<p class='note'>{escape(view.explain)}</p><table class='configs'><thead><tr>")
+        out += [f"<th class='{'l' if h in ('variant', 'runtime') else ''}'>{escape(h)}</th>" for h in view.headers]
+        out.append("</tr></thead><tbody>")
+        for row in view.rows:
+            out.append("<tr>" + "".join(
+                f"<td class='{'l' if h in ('variant', 'runtime') else ''}'>{escape(cell)}</td>" for h, cell in zip(view.headers, row)
+            ) + "</tr>")
+        out.append("</tbody></table>")
+    out.append(_bullets(configs.skipped_notes(views)))
+    return "\n".join(out) + "<div class='charts'>" + _scaling_chart(views, section.device) + "".join(
+        _runtime_chart(group) for group in views.runtimes) + "</div>"
+
+
+def _scaling_chart(views: configs.ConfigViews, device: str) -> str:
+    counts = sorted({p.threads for line in views.scaling for p in line.points})
+    index = {t: i for i, t in enumerate(counts)}
+    series = [
+        charts.Series(
+            line.variant, f"{line.variant} ({line.setting}): p50 against threads",
+            tuple((index[p.threads], p.p50_ms, f"{line.variant} · {line.setting} · {p.threads} threads: p50 {p.p50_ms:.3f} ms, "
+                   f"speed-up {configs.fmt_x(p.speedup)}, efficiency {configs.fmt_eff(p.efficiency)}")
+                  for p in line.points if p.p50_ms is not None),
+            name=f"{line.variant} · {line.setting}",
+        )
+        for line in views.scaling
+    ]
+    series = [s for s in series if s.points]
+    return charts.trend_chart(series, [f"{t} threads" for t in counts], title=f"p50 against threads on {device}", unit="ms")
+
+
+def _runtime_chart(group: configs.RuntimeGroup) -> str:
+    bars = [
+        charts.Bar(group.variant, e.runtime, e.p50_ms, f"{e.p50_ms:.3f} ms ({configs.fmt_x(e.ratio)})",
+                   f"{group.variant}, {group.threads or '?'} threads, {e.runtime}: p50 {e.p50_ms:.3f} ms")
+        for e in group.entries if e.p50_ms is not None
+    ]
+    return charts.bar_chart(bars, title=f"{group.variant} · {group.threads or '?'} threads: p50 ms per runtime")
+
+
 def _quantization(block: layout.Quantization) -> str:
     section = block.section
     out = [
@@ -175,6 +227,37 @@ def _quantization(block: layout.Quantization) -> str:
             )
         out.append("</tbody></table>")
         out.append(_sensitivity(block.layers))
+    if block.nodes:
+        out.append(_nodes(block))
+    if block.curve:
+        out.append(_curve(block))
+    return "\n".join(out)
+
+
+def _nodes(block: layout.Quantization) -> str:
+    out = [f"<p class='note'>{escape(WHOLE_MODEL_CAPTION)}:</p>",
+           "<table><thead><tr><th>#</th><th class='l'>layer</th><th class='l'>op</th><th>error</th><th>added</th>"
+           "<th>shares its scale</th><th class='l'>kept in float</th></tr></thead><tbody>"]
+    for n in block.nodes:
+        out.append(f"<tr><td>{n.rank}</td><td class='l' title='{escape(n.node, quote=True)}'>{escape(n.layer)}</td>"
+                   f"<td class='l'>{escape(n.op)}</td><td>{n.error}</td><td>{n.added}</td><td>{n.followers}</td>"
+                   f"<td class='l'>{n.in_float}</td></tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _curve(block: layout.Quantization) -> str:
+    """The search's curve: a table, and calibration mAP against this
+    device's latency (or against k where a point was not timed)."""
+    out = [f"<p class='note'>{escape(CURVE_CAPTION)}:</p>",
+           "<table><thead><tr><th>k</th><th class='l'>layers in float</th><th>calibration mAP</th><th>size MB</th>"
+           "<th>p50 ms</th></tr></thead><tbody>"]
+    for point in block.curve:
+        k, layers, map_text, size, p50 = (escape(cell) for cell in point.cells)
+        out.append(f"<tr><td>{k}</td><td class='l wrap'>{layers}</td><td>{map_text}</td><td>{size}</td><td>{p50}</td></tr>")
+    out.append("</tbody></table>")
+    if len(block.curve) > 1:  # one point (k = 0 met the bound) is said by the table
+        out.append("<div class='charts'>" + charts.curve_chart(block.curve, device=block.section.device) + "</div>")
     return "\n".join(out)
 
 
@@ -195,3 +278,36 @@ def _sensitivity(layers: Sequence[SensitiveLayer]) -> str:
         bars, title="quantization sensitivity per layer (RMSE / scale; red: kept in float)",
         reference=(ROUNDING_RMSE_OVER_SCALE, "rounding alone"),
     ) + "</div>"
+
+
+def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, left: Sequence[int],
+                tones: Sequence[str] | None = None, variant: str | None = None) -> str:
+    attr = f" data-variant='{escape(variant, quote=True)}'" if variant else ""
+    head = "".join(f"<th{' class=l' if i in left else ''}>{escape(h)}</th>" for i, h in enumerate(headers))
+    body = []
+    for n, row in enumerate(rows):
+        tone = tones[n] if tones else ""
+        cells = "".join(
+            f"<td class='{'l' if i in left else ''}{' ' + tone if tone and i == len(row) - 1 else ''}'>{escape(c)}</td>"
+            for i, c in enumerate(row)
+        )
+        body.append(f"<tr{attr}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _op_profile(block: OpProfileBlock) -> str:
+    section = block.section
+    out = [f"<h3>Per-operator profile: {escape(section.model)} on <code>{escape(section.device)}</code></h3>"]
+    if block.source:
+        out.append(f"<p class='note'>From the device's runtime ({escape(block.source)}), in a separate profiled "
+                   "pass after the timed samples.</p>")
+    for v in block.variants:
+        out.append(f"<h4 data-variant='{escape(v.variant, quote=True)}'>{escape(v.variant)}</h4>"
+                   f"<p class='note'>{escape(v.check)}</p>")
+        out.append(_html_table(TOP_HEADERS, v.top, left=(1, 2, 4), variant=v.variant))
+        out.append(_html_table(TYPE_HEADERS, v.types, left=(0, 1), variant=v.variant))
+    for t in block.versus:
+        out.append(f"<p>{escape(t.variant)} vs fp32 per op type (mean µs per run):</p>")
+        out.append(_html_table(VERSUS_HEADERS, t.rows, left=(0,), tones=t.faster_or_slower, variant=t.variant))
+    out.append(_bullets([*block.unavailable, *block.edgetpu]))
+    return "\n".join(out)

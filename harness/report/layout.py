@@ -2,7 +2,8 @@
 
 `run_report()` lists what a report shows and in what order: a heading per
 device family, per (device, model) section its blocks (results table,
-what to ship, findings, charts, the in-run variant comparison, quantization, trend), then
+what to ship, findings, charts, a swept run's scaling and runtime views, the in-run variant comparison,
+quantization, the per-operator profile, trend), then
 the run-wide comparisons and the closing note. The terminal, Markdown and
 HTML renderers each implement `Formatter` and only format the blocks they
 are handed; none of them decides what a section holds. A renderer that
@@ -16,14 +17,18 @@ from typing import Callable, Iterator, Mapping, Protocol, Sequence, TypeVar, Uni
 
 from harness.gate.ship import ShipDecision, decide_all
 from harness.report.compare import ComparisonReport
+from harness.report.configs import ConfigViews, config_views
 from harness.report.context import ReportContext
 from harness.report.history import Key
+from harness.report.op_profile import OpProfileBlock, op_profile_block
 from harness.report.view import (
     Cells,
+    CurvePoint,
     DeviceSection,
     QuantCells,
     Row,
     SensitiveLayer,
+    SensitiveNode,
     cells,
     findings,
     has_quantization,
@@ -31,7 +36,9 @@ from harness.report.view import (
     quantization_rows,
     runtime_headers,
     sections,
+    selective_curve,
     sensitive_layers,
+    sensitive_nodes,
 )
 from harness.results.record import Record
 
@@ -100,6 +107,8 @@ class Quantization:
     runtimes: tuple[str, ...]  # the load-check columns
     findings: tuple[str, ...]
     layers: tuple[SensitiveLayer, ...]  # most sensitive first
+    curve: tuple[CurvePoint, ...] = ()
+    nodes: tuple[SensitiveNode, ...] = ()  # the whole-model ranking, most harmful first  # selective-int8's search: k layers in float -> mAP, size, latency here
 
 
 @dataclass(frozen=True)
@@ -129,7 +138,20 @@ class Note:
     text: str
 
 
-Block = Union[GroupHeading, SectionHeading, ResultsTable, Ship, Findings, Charts, Comparison, Quantization, TrendBlock, Note]
+@dataclass(frozen=True)
+class Configurations:
+    """A swept run's scaling and runtime views of one (device, model)
+    (harness/report/configs.py); only when it measured more than one
+    configuration of a pair."""
+
+    section: DeviceSection
+    views: ConfigViews
+
+
+Block = Union[
+    GroupHeading, SectionHeading, ResultsTable, Ship, Findings, Charts, Comparison, Quantization, TrendBlock, Note,
+    Configurations, OpProfileBlock,
+]
 
 
 class Formatter(Protocol[T]):
@@ -144,7 +166,9 @@ class Formatter(Protocol[T]):
     def comparison(self, block: Comparison) -> T: ...
     def quantization(self, block: Quantization) -> T: ...
     def trend(self, block: TrendBlock) -> T: ...
+    def op_profile(self, block: OpProfileBlock) -> T: ...
     def note(self, block: Note) -> T: ...
+    def configurations(self, block: Configurations) -> T: ...
 
 
 @dataclass(frozen=True)
@@ -178,6 +202,7 @@ class RunReport:
 FORMATTER_METHODS: dict[type, str] = {
     GroupHeading: "group", SectionHeading: "section", ResultsTable: "results", Ship: "ship", Findings: "findings",
     Charts: "charts", Comparison: "comparison", Quantization: "quantization", TrendBlock: "trend", Note: "note",
+    OpProfileBlock: "op_profile", Configurations: "configurations",
 }
 
 
@@ -215,13 +240,20 @@ def _section_blocks(section: DeviceSection, context: ReportContext, ship: ShipDe
     if notes:
         yield Findings(tuple(notes))
     yield Charts(section, context.samples_ms)
+    views = config_views([row.record for row in section.rows])
+    if views:
+        yield Configurations(section, views)
     comparison = _variant_comparison(section, context)
     if comparison is not None:
         yield comparison
     if has_quantization(section):
         quant = quantization_rows(section)
         yield Quantization(section, tuple(quant), tuple(runtime_headers(quant)), tuple(quantization_findings(section)),
-                           tuple(sensitive_layers(section)))
+                           tuple(sensitive_layers(section)), tuple(selective_curve(section)),
+                           tuple(sensitive_nodes(section)))
+    profile = op_profile_block(section)
+    if profile is not None:
+        yield profile
     trend = _trend(section, context)
     if trend is not None:
         yield trend

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from harness.report import layout
+from harness.report import configs, layout
 from harness.report.compare_render import markdown_table, summary_line
 from harness.report.context import ReportContext
-from harness.report.view import HEADERS, fmt_ms, md_cell
+from harness.report.op_profile import TOP_HEADERS, TYPE_HEADERS, VERSUS_HEADERS, OpProfileBlock
+from harness.report.view import CURVE_CAPTION, WHOLE_MODEL_CAPTION, HEADERS, fmt_ms, md_cell
 from harness.results.record import Record
 
 # A pull-request comment is narrow: the trend table shows the last runs only.
@@ -68,6 +69,14 @@ class MarkdownFormatter:
             out.append("|--:|:--|:--|--:|--:|:--|")
             out += [f"| {layer.rank} | `{md_cell(layer.layer)}` | {layer.op} | {layer.rmse_over_scale} | "
                     f"{layer.mean_error} | {layer.in_float} |" for layer in block.layers]
+        if block.nodes:
+            out += ["", f"{WHOLE_MODEL_CAPTION}:", "", "| # | layer | op | error | added | shares its scale | kept in float |",
+                    "|--:|:--|:--|--:|--:|--:|:--|"]
+            out += [f"| {n.rank} | `{md_cell(n.layer)}` | {n.op} | {n.error} | {n.added} | {n.followers} | {n.in_float} |"
+                    for n in block.nodes]
+        if block.curve:
+            out += ["", f"{CURVE_CAPTION}:", "", "| k | layers in float | calibration mAP | size MB | p50 ms |", "|--:|:--|--:|--:|--:|"]
+            out += ["| " + " | ".join(md_cell(cell) for cell in point.cells) + " |" for point in block.curve]
         return out + [""]
 
     def trend(self, block: layout.TrendBlock) -> list[str]:
@@ -79,8 +88,40 @@ class MarkdownFormatter:
             out.append(f"| {md_cell(line.variant)} | " + " | ".join(fmt_ms(values.get(r)) for r in runs) + " |")
         return out + [""]
 
+    def op_profile(self, block: OpProfileBlock) -> list[str]:
+        section = block.section
+        out = [f"### Per-operator profile: {md_cell(section.model)} on `{md_cell(section.device)}`", ""]
+        if block.source:
+            out += [f"From the device's runtime ({md_cell(block.source)}), in a separate profiled pass after the "
+                    "timed samples.", ""]
+        for v in block.variants:
+            out += [f"**{md_cell(v.variant)}**: {md_cell(v.check)}", "", "Top operators:", ""]
+            out += _md_table(TOP_HEADERS, v.top, left=(1, 2, 4))
+            out += ["By op type:", ""]
+            out += _md_table(TYPE_HEADERS, v.types, left=(0, 1))
+        for t in block.versus:
+            out += [f"{md_cell(t.variant)} vs fp32 per op type (mean µs per run):", ""]
+            out += _md_table(VERSUS_HEADERS, t.rows, left=(0,))
+        out += [f"- {md_cell(line)}" for line in (*block.unavailable, *block.edgetpu)]
+        return out + ([""] if block.unavailable or block.edgetpu else [])
+
+    def configurations(self, block: layout.Configurations) -> list[str]:
+        out: list[str] = []
+        for view in configs.tables(block.views):
+            out += [f"#### {view.name}: {md_cell(block.section.model)} on `{md_cell(block.section.device)}` "
+                    f"({md_cell(view.explain)})", "", "| " + " | ".join(view.headers) + " |",
+                    "|" + "|".join(":--" if h in ("variant", "runtime") else "--:" for h in view.headers) + "|"]
+            out += ["| " + " | ".join(md_cell(cell) for cell in row) + " |" for row in view.rows] + [""]
+        notes = configs.skipped_notes(block.views)
+        return out + [f"- {md_cell(line)}" for line in notes] + ([""] if notes else [])
+
     def note(self, block: layout.Note) -> list[str]:
         return [block.text]
+
+
+def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, left: Sequence[int]) -> list[str]:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join(":--" if i in left else "--:" for i in range(len(headers))) + "|"]
+    return out + ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows] + [""]
 
 
 def render_markdown(records: Sequence[Record], *, title: str, context: ReportContext | None = None) -> str:

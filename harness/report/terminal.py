@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.report import layout
+from harness.report import configs, layout
 from harness.report.context import ReportContext
+from harness.report.op_profile import OpProfileBlock
 from harness.report.view import TERMINAL_HEADERS as HEADERS
 from harness.results.record import Record
 
@@ -26,6 +27,8 @@ WIDE_KEYS = tuple(k for k, _ in HEADERS if k != "size_both")
 TONE_STYLES = {"slower": "red", "faster": "green", "": ""}
 # The terminal lists the few most sensitive layers; report.md lists them all.
 TERMINAL_LAYERS = 5
+# ... and the few op types that take most of a variant's time.
+TERMINAL_OPS = 4
 
 
 def _table(title: str, *, collapse_padding: bool = False) -> Table:
@@ -94,21 +97,75 @@ class TerminalFormatter:
             table.add_row(row.variant, row.size_mb, row.map, row.map_drop, *loads)
         self.console.print(table)
         if block.layers:
-            top = _table("most sensitive layers (RMSE/scale; rounding alone ~0.29)")
-            for header, justify in (("#", "right"), ("layer", "left"), ("op", "left"), ("RMSE/scale", "right"), ("float", "left")):
-                top.add_column(header, justify=justify, no_wrap=header != "layer")  # type: ignore[arg-type]
-            for layer in block.layers[:TERMINAL_LAYERS]:
-                top.add_row(str(layer.rank), layer.layer, layer.op, layer.rmse_over_scale, layer.in_float)
-            self.console.print(top)
+            self._small_table("most sensitive layers (RMSE/scale; rounding alone ~0.29)", ("#", "layer", "op", "RMSE/scale", "float"),
+                              [(str(x.rank), x.layer, x.op, x.rmse_over_scale, x.in_float) for x in block.layers[:TERMINAL_LAYERS]])
+        if block.nodes:
+            self._small_table("where int8's error enters (whole model: error = RMSE/std, added over its inputs)",
+                              ("#", "layer", "op", "added", "float"),
+                              [(str(n.rank), n.layer, n.op, n.added, n.in_float) for n in block.nodes[:TERMINAL_LAYERS]])
+        if block.curve:
+            self._small_table("selective-int8 search: k layers in float (calibration mAP; p50 on this device, short plan)",
+                              ("k", "layers in float", "mAP", "MB", "p50 ms"), [point.cells for point in block.curve])
         self._bullets(block.findings)
 
     def trend(self, block: layout.TrendBlock) -> None:
         pass  # report.md and report.html; `harness history --trend` prints one as a table
 
+    def op_profile(self, block: OpProfileBlock) -> None:
+        """Compact: a line per variant (its op types and slowest operators)
+        and one table of every variant against fp32; report.md has the
+        full tables."""
+        lines = []
+        for v in block.variants:
+            types = ", ".join(f"{row[0]} {row[4]}" for row in v.types[:TERMINAL_OPS])
+            slowest = ", ".join(f"{row[1]} {row[5]} µs" for row in v.top[:3])
+            lines.append(f"{v.variant}: by op type {types}; slowest operators {slowest}; {v.check}")
+        if lines:
+            self.console.print(Text(f"per-operator profile · {block.section.model} on {block.section.device}", style="bold"))
+        self._bullets(lines)
+        if block.versus:
+            table = _table("op type µs per run against fp32")
+            table.add_column("op type", no_wrap=True)
+            table.add_column("fp32", justify="right", no_wrap=True)
+            for t in block.versus:
+                table.add_column(t.variant, justify="right", no_wrap=True)
+            cells = {t.variant: {row[0]: (row, tone) for row, tone in zip(t.rows, t.faster_or_slower)} for t in block.versus}
+            for op_type in dict.fromkeys(row[0] for t in block.versus for row in t.rows):
+                fp32 = next(cells[t.variant][op_type][0][1] for t in block.versus if op_type in cells[t.variant])
+                values = []
+                for t in block.versus:
+                    row, tone = cells[t.variant].get(op_type, (None, ""))
+                    text = "—" if row is None or row[3] == "—" else f"{row[2]} ({row[3]})"
+                    values.append(Text(row[2] if row is not None and text == "—" else text, style=TONE_STYLES[tone]))
+                table.add_row(op_type, fp32, *values)
+            self.console.print(table)
+        self._bullets([*block.unavailable, *block.edgetpu])
+
+    def configurations(self, block: layout.Configurations) -> None:
+        for view in configs.tables(block.views):
+            table = _table(f"{view.name.lower()} · {block.section.model} on {block.section.device} ({view.explain})",
+                           collapse_padding=True)
+            for header in view.headers:
+                table.add_column(header, justify="left" if header in ("variant", "runtime") else "right", no_wrap=True)
+            for row in view.rows:
+                table.add_row(*row)
+            self.console.print(table)
+        self._bullets(configs.skipped_notes(block.views))
+
     def note(self, block: layout.Note) -> None:
         if not self.wide:
             self.console.print(Text(f"(p90, p99 and their intervals: a terminal of {WIDE_COLUMNS}+ columns, or report.md)",
                                     style="dim"))
+
+    def _small_table(self, title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        """Numbers right, names left; only the name column (the second) wraps."""
+        table = _table(title)
+        for i, header in enumerate(headers):
+            left = i == 1 or header in ("op", "float")
+            table.add_column(header, justify="left" if left else "right", no_wrap=i != 1)
+        for row in rows:
+            table.add_row(*row)
+        self.console.print(table)
 
     def _bullets(self, lines: Sequence[str]) -> None:
         for line in lines:

@@ -21,7 +21,8 @@ from harness.results.record import Record
 FAMILY_ORDER = FAMILIES
 VARIANT_ORDER = tuple(VARIANTS)
 EMULATED_NOTE = "EMULATED (aarch64 under qemu-user on an x86 host): not a Raspberry Pi's latency"
-DELEGATE_WORDS = {"cpu": "CPU kernels + default XNNPACK", "edgetpu": "Edge TPU (libedgetpu)"}
+DELEGATE_WORDS = {"cpu": "CPU kernels + default XNNPACK", "cpu-no-xnnpack": "CPU kernels, XNNPACK off",
+                  "edgetpu": "Edge TPU (libedgetpu)"}
 
 REFERENCE_VARIANT = "fp32"
 # p50 more than 5% off fp32's is coloured slower / faster in every renderer.
@@ -118,9 +119,11 @@ def sections(records: Sequence[Record]) -> list[DeviceSection]:
     out: list[DeviceSection] = []
     for (device, model), group in groups.items():
         group.sort(key=_order)
-        ref = next((r for r in group if r.model.variant == REFERENCE_VARIANT and r.status == "ok"), None)
-        rows = tuple(_row(r, ref) for r in group)
-        runtime = next((f"{r.device.runtime.name} {r.device.runtime.version}" for r in group if r.device.runtime), "?")
+        # A swept run compares each configuration's variants with its own fp32.
+        refs = {_config(r): r for r in reversed(group) if r.model.variant == REFERENCE_VARIANT and r.status == "ok"}
+        rows = tuple(_row(r, refs.get(_config(r))) for r in group)
+        # A swept run may measure with several runtimes: the heading names each.
+        runtime = ", ".join(dict.fromkeys(f"{r.device.runtime.name} {r.device.runtime.version}" for r in group if r.device.runtime)) or "?"
         delegates = sorted({r.device.runtime.delegate or "cpu" for r in group if r.device.runtime})
         first = group[0].device
         out.append(DeviceSection(
@@ -128,6 +131,10 @@ def sections(records: Sequence[Record]) -> list[DeviceSection]:
             delegates=", ".join(DELEGATE_WORDS.get(d, d) for d in delegates) or "?",
         ))
     return sorted(out, key=_family_rank)
+
+
+def _config(record: Record) -> str:
+    return record.configuration.slug if record.configuration else ""
 
 
 def _row(record: Record, ref: Record | None) -> Row:
@@ -220,7 +227,7 @@ def cells(row: Row) -> Cells:
     r = row.record
     lat = r.latency_ms
     return Cells(
-        variant=r.model.variant,
+        variant=config_label(r),
         status=r.status,
         p50=fmt_ms(lat.p50) if lat else "—",
         p90=fmt_ms(lat.p90) if lat else "—",
@@ -239,6 +246,17 @@ def cells(row: Row) -> Cells:
         error=f"{r.error.kind}: {r.error.message}" if r.error else "",
         runtime=_runtime_cell(r),
     )
+
+
+def config_label(record: Record) -> str:
+    """The variant, and in a swept run its configuration, short enough for a
+    table cell: `fp32 2t tflite-rt`, `int8 1t litert -xnn` (XNNPACK off)."""
+    c = record.configuration
+    if c is None:
+        return record.model.variant
+    parts = [record.model.variant, f"{c.threads}t" if c.threads is not None else "",
+             RUNTIME_LABELS.get(c.runtime, c.runtime) if c.runtime else "", "-xnn" if c.xnnpack is False else ""]
+    return " ".join(p for p in parts if p)
 
 
 def _runtime_cell(record: Record) -> str:
@@ -305,7 +323,7 @@ def findings(section: DeviceSection) -> list[str]:
     for row in section.rows:
         if row.record.status != "ok" and row.record.error:
             lines.append(f"{row.variant} {row.record.status}: {row.record.error.message}")
-        lines.extend(_edgetpu_lines(row.record))
+        lines.extend(edgetpu_lines(row.record))
         env = row.record.env
         if env and env.governor and env.expected_governor and env.governor != env.expected_governor:
             lines.append(
@@ -319,7 +337,7 @@ def findings(section: DeviceSection) -> list[str]:
     return lines
 
 
-def _edgetpu_lines(record: Record) -> list[str]:
+def edgetpu_lines(record: Record) -> list[str]:
     report = record.edgetpu
     if report is None:
         return []
@@ -368,13 +386,89 @@ class SensitiveLayer:
     tensor_name: str
 
 
+WHOLE_MODEL_CAPTION = (
+    "Where int8's error enters (the int8 model against the float one, tensor by tensor, on calibration images: "
+    "error = RMSE / std of the float tensor, added = above its inputs' largest; what the search ranks by)"
+)
+
+
+@dataclass(frozen=True)
+class SensitiveNode:
+    rank: int
+    layer: str
+    op: str
+    error: str
+    added: str
+    followers: int  # nodes that share its scale, kept float with it
+    in_float: str
+    node: str
+
+
+def sensitive_nodes(section: DeviceSection) -> list[SensitiveNode]:
+    """selective-int8's whole-model ranking (the error each node adds), when measured."""
+    row = next((r for r in section.rows if r.variant == "selective-int8" and r.record.quantization), None)
+    q = row.record.quantization if row else None
+    if q is None or not q.selection:
+        return []
+    denied = set(q.denylist)
+    return [
+        SensitiveNode(i + 1, n["layer"], n["op_name"], f"{n['error']:.3f}", f"{n['added']:+.3f}", int(n.get("followers", 0)),
+                      "yes" if n["node"] in denied else "no", n["node"])
+        for i, n in enumerate(q.selection.get("top_nodes") or ())
+    ]
+
+
+CURVE_CAPTION = (
+    "selective-int8's search, k layers kept in float (mAP on the calibration split; p50 from a short plan on this "
+    "device, to compare the points with each other)"
+)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One point of selective-int8's search curve on this section's device."""
+
+    k: int  # layers kept in float
+    layers: str  # their short names
+    map: float  # on the calibration split
+    size_bytes: int | None
+    p50_ms: float | None  # on this device (a short plan: compare points with each other)
+
+    @property
+    def cells(self) -> tuple[str, str, str, str, str]:
+        """k, layers, calibration mAP, size MB, p50 ms."""
+        size = f"{self.size_bytes / 1e6:.2f}" if self.size_bytes else "—"
+        return str(self.k), self.layers or "—", f"{self.map:.3f}", size, fmt_ms(self.p50_ms)
+
+
+def selective_curve(section: DeviceSection) -> list[CurvePoint]:
+    """selective-int8's curve (k = 0 and each list the search kept), with
+    this device's latency."""
+    row = next((r for r in section.rows if r.variant == "selective-int8" and r.record.quantization), None)
+    selection = row.record.quantization.selection if row and row.record.quantization else None
+    points = (selection or {}).get("curve") or ()
+    return [
+        CurvePoint(int(p["k"]), ", ".join(dict.fromkeys(_short_layer(n) for n in p.get("layers") or ())), float(p["map"]),
+                   p.get("size_bytes"), (p.get("latency_p50_ms") or {}).get(section.device))
+        for p in points
+    ]
+
+
+def _short_layer(node: str) -> str:
+    parts = [p for p in node.split(";")[0].split("/") if p]
+    return parts[-2] if len(parts) >= 2 else node
+
+
 def quantization_rows(section: DeviceSection) -> list[QuantCells]:
     """One row per variant that carries conversion facts (all, since this release)."""
     out: list[QuantCells] = []
+    seen: set[str] = set()
     for row in section.rows:
         q = row.record.quantization
-        if q is None:
+        # A swept run has each variant in several configurations: the file's facts are one.
+        if q is None or row.variant in seen:
             continue
+        seen.add(row.variant)
         versions = q.runtime_versions
         loads = {
             f"{label} {versions[rt]}" if rt in versions else label: load_word(q.loadability.get(rt))

@@ -46,22 +46,44 @@ def _records_with_ship(records: Sequence[Record], budgets: Sequence[Budget] | No
     device (ship | runner-up | ruled out, and why) and the device's answer."""
     from harness.gate.ship import decide_all
 
+    from harness.report.op_profile import json_views
+
     answers = {(d.device, d.model): d for d in decide_all(records, budgets)}
+    profiles = json_views(records)  # the per-operator profile's summary by op type and vs fp32
+    placed = _config_views(records)
     out = []
     for r in records:
         d = answers[(r.device.name, r.model.name)]
-        verdict, why = d.verdict(r.model.variant)
+        verdict, why = d.verdict(r.key[2])
+        views = {"configuration_views": placed[r.key]} if r.key in placed else {}
+        if r.key in profiles:
+            views["op_profile_views"] = profiles[r.key]
         out.append({**r.to_dict(), "ship": {"verdict": verdict, "why": why, "device_ships": d.variant,
-                                            "answer": d.sentence(), "bounds": d.bounds}})
+                                            "answer": d.sentence(), "bounds": d.bounds}, **views})
     return out
+
+
+def _config_views(records: Sequence[Record]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """A swept run's scaling and runtime figures per record (none without a sweep)."""
+    from harness.report.configs import config_views, per_record
+
+    return per_record(config_views(records))
+
+
+# The columns a swept run's CSV adds (a run without a sweep keeps the old ones).
+SWEEP_COLUMNS = ("threads", "runtime", "xnnpack", "speedup", "efficiency", "speedup_base_threads", "vs_runtime",
+                 "runtime_reference")
 
 
 def _csv(records: Sequence[Record]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
+    placed = _config_views(records)
+    swept = any(r.configuration is not None for r in records)
     writer.writerow(
         ["run_id", "device", "model", "variant", "status", "p50_ms", "p90_ms", "p99_ms", "n",
          "latency_vs_fp32", "peak_mb", "size_bytes", "map", "map50", "map75", "map_drop_vs_fp32", "error"]
+        + (list(SWEEP_COLUMNS) if swept else [])
     )
     for section in sections(records):
         for row in section.rows:
@@ -73,8 +95,16 @@ def _csv(records: Sequence[Record]) -> str:
                  row.latency_ratio, r.memory_mb and r.memory_mb.peak, r.model.size_bytes,
                  acc and acc.map, acc and acc.map50, acc and acc.map75, row.map_drop,
                  r.error.message if r.error else ""]
+                + (_sweep_cells(r, placed.get(r.key, {})) if swept else [])
             )
     return buffer.getvalue()
+
+
+def _sweep_cells(record: Record, placed: dict[str, Any]) -> list[Any]:
+    config = record.configuration
+    runtime = record.device.runtime.name if record.device.runtime else (config.runtime if config else None)
+    xnnpack = "" if config is None or config.xnnpack is None else ("on" if config.xnnpack else "off")
+    return [record.threads, runtime, xnnpack, *(placed.get(k) for k in SWEEP_COLUMNS[3:])]
 
 
 def write_text(path: Path, text: str, *, flag: str = "--out") -> Path:

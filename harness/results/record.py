@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from harness.results.op_profile import OpProfile
+
 SCHEMA_VERSION = 1
 
 Status = Literal["ok", "failed", "skipped"]
@@ -46,6 +48,40 @@ class DeviceInfo:
     tags: tuple[str, ...] = ()
     # A labgrid place the run held: {place, exporter, coordinator, tags}.
     labgrid: dict[str, Any] | None = field(default=None, hash=False)  # a dict: records stay hashable
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """How a pair was run when the run sweeps configurations (`harness run
+    --threads 1,2 --runtimes a,b --xnnpack on,off`, or lists in the inventory
+    or profile): each field the sweep names, None for the device's default.
+    A record without one (every record of a run that sweeps nothing, and
+    every record stored before sweeps existed) keeps its old identity."""
+
+    threads: int | None = None
+    runtime: str | None = None
+    xnnpack: bool | None = None  # None: the runtime's default (on)
+
+    @property
+    def slug(self) -> str:
+        """The configuration in a record's key, file names and the store's
+        variant column: `t2,tflite-runtime,xnnpack-off` (fields it names)."""
+        parts = [f"t{self.threads}" if self.threads is not None else "", self.runtime or "",
+                 "" if self.xnnpack is None else f"xnnpack-{'on' if self.xnnpack else 'off'}"]
+        return ",".join(p for p in parts if p)
+
+    @property
+    def label(self) -> str:
+        """For people: `2 threads · tflite-runtime · XNNPACK off`."""
+        parts = [f"{self.threads} thread{'s' if self.threads != 1 else ''}" if self.threads is not None else "",
+                 self.runtime or "", "" if self.xnnpack is None else f"XNNPACK {'on' if self.xnnpack else 'off'}"]
+        return " · ".join(p for p in parts if p)
+
+
+def slot_name(variant: str, configuration: Configuration | None) -> str:
+    """A pair's name within its device and model: the variant alone, or
+    `fp32@t2,tflite-runtime` when the run sweeps configurations."""
+    return f"{variant}@{configuration.slug}" if configuration is not None else variant
 
 
 @dataclass(frozen=True)
@@ -227,10 +263,16 @@ class Record:
     edgetpu: EdgeTpuReport | None = None
     # Added with the quantization workbench; absent in older records.
     quantization: QuantizationInfo | None = None
+    # Added with the per-operator profile (issue 20); absent in older records.
+    op_profile: OpProfile | None = None
+    # Added with configuration sweeps (issue 17); absent in older records.
+    configuration: Configuration | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
-        return (self.device.name, self.model.name, self.model.variant)
+        """(device, model, slot): the slot is the variant, with the
+        configuration when the run swept some (slot_name)."""
+        return (self.device.name, self.model.name, slot_name(self.model.variant, self.configuration))
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -265,6 +307,8 @@ class Record:
             env=_env(data["env"]) if data.get("env") else None,
             edgetpu=_edgetpu(data["edgetpu"]) if data.get("edgetpu") else None,
             quantization=QuantizationInfo.from_dict(data["quantization"]) if data.get("quantization") else None,
+            op_profile=OpProfile.from_dict(data["op_profile"]) if data.get("op_profile") else None,
+            configuration=Configuration(**data["configuration"]) if data.get("configuration") else None,
         )
 
 

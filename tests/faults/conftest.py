@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 FAST_PLAN = {
     "warmup_runs": 1, "warmup_seconds": 0.0, "min_runs": 20, "min_seconds": 0.0, "max_seconds": 5.0,
     "ci_rel_tol": 0.5, "rounds": 1, "retries": 1, "retry_backoff_s": 0.1, "command_timeout_s": 60.0,
+    "op_profile_runs": 0,  # the per-operator profile's pass (>= 1 s a pair) is no fault's subject
 }
 
 

@@ -9,20 +9,12 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 
+from tests.polling import wait_for
+
 pytestmark = pytest.mark.slow
-
-
-def wait_for(condition, timeout_s: float, what: str) -> None:
-    """Poll a condition (not a sleep standing in for one) with a deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def records_of(db_path, device: str) -> int:

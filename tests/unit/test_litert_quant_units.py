@@ -90,3 +90,54 @@ def test_a_tflite_recipe_defaults_to_every_variant_it_can_calibrate(tmp_path):
     data = path.read_text().replace("variants:\n- fp32\n", "")
     path.write_text(data)
     assert "qat-int8" not in load_recipe(path).variants and "selective-int8" in load_recipe(path).variants
+
+
+# -- mixed-int16 ------------------------------------------------------------------
+
+_A16 = [{"regex": ".*", "operation": "*", "algorithm_key": "min_max_uniform_quantize",
+         "op_config": {"activation_tensor_config": {"num_bits": 16}, "weight_tensor_config": {"num_bits": 8}}}]
+
+
+def test_int16_overrides_narrow_the_16x8_entries_to_each_op_and_op_type():
+    node = "model/heads/head/concat"
+    out = litert_quant.int16_overrides(Denylist(nodes=(node,), ops=("LOGISTIC",)), _A16)
+    assert [(e["regex"], e["operation"]) for e in out] == [(".*", "LOGISTIC"), (litert_quant.node_regex(node), "*")]
+    assert all(e["op_config"]["activation_tensor_config"]["num_bits"] == 16 for e in out)
+    assert re.search(out[1]["regex"], node + ";") and not re.search(out[1]["regex"], node + "_1;")
+
+
+def test_mixed_int16_puts_the_int16_entries_after_int8_and_keeps_outputs_float():
+    recipe = litert_quant.variant_recipe("mixed-int16", Denylist(nodes=("model/head",)))
+    bits = [e.get("op_config", {}).get("activation_tensor_config", {}).get("num_bits") for e in recipe]
+    assert bits[0] == 8 and 16 in bits[1:]
+    assert _by_operation(recipe)[(".*", "OUTPUT")] == "no_quantize"
+    assert recipe[-1]["operation"] == "OUTPUT"  # last: an int16 entry matching .* cannot make the outputs int16
+
+
+def test_mixed_int16_ops_come_from_its_key_then_the_selective_denylist_then_the_search(tmp_path):
+    own = load_recipe(write_recipe(tmp_path, variant_options={"mixed-int16": {"ops": ["LOGISTIC"]},
+                                                              "selective-int8": {"denylist": ["head"]}}))
+    assert litert_quant.sensitive_entries(own, None) == (("LOGISTIC",), litert_quant.MIXED_PLACE)
+    shared = load_recipe(write_recipe(tmp_path, variant_options={"selective-int8": {"denylist": ["head"]}}))
+    assert litert_quant.sensitive_entries(shared, None)[0] == ("head",)
+    bare = load_recipe(write_recipe(tmp_path))
+    assert litert_quant.sensitive_entries(bare, {"denylist": ["model/x"]}) == (("model/x",), "the selective-int8 search of this run")
+    with pytest.raises(InputError) as err:
+        litert_quant.sensitive_entries(bare, None)
+    assert "variant_options.mixed-int16.ops" in err.value.render() and "fix:" in err.value.render()
+
+
+@pytest.mark.parametrize("options, place", [
+    ({"mixed-int16": {"ops": "head"}}, "variant_options.mixed-int16.ops"),
+    ({"mixed-int16": {"opz": ["head"]}}, "variant_options.mixed-int16"),
+])
+def test_bad_mixed_int16_options_are_named(tmp_path, options, place):
+    with pytest.raises(InputError) as err:
+        load_recipe(write_recipe(tmp_path, variant_options=options))
+    assert err.value.place is not None and err.value.place.startswith(place), err.value.render()
+
+
+def test_mixed_int16_cache_key_follows_the_ops(tmp_path):
+    a = load_recipe(write_recipe(tmp_path, variant_options={"mixed-int16": {"ops": ["head"]}}))
+    b = load_recipe(write_recipe(tmp_path, variant_options={"mixed-int16": {"ops": ["head", "LOGISTIC"]}}))
+    assert litert_quant.cache_material(a, "mixed-int16") != litert_quant.cache_material(b, "mixed-int16")

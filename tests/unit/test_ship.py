@@ -250,3 +250,15 @@ def test_report_budgets_recomputes_the_answer_and_refuses_bad_input(tmp_path, ca
     assert main(["report", "r1", "--budgets", str(budgets), "--reports", str(tmp_path)]) == 2
     assert "did you mean 'int8'" in capsys.readouterr().err
     assert main(["report", "r1", "--budgets", str(budgets), "--baseline", "r1", "--reports", str(tmp_path)]) == 2
+
+
+def test_an_int16_variant_ruled_out_for_speed_says_its_ops_run_on_reference_kernels():
+    records = [rec("fp32", 7.2, 0.359), rec("selective-int8", 3.1, 0.356), rec("int8", 3.3, 0.355), rec("mixed-int16", 9.5, 0.357)]
+    (d,) = decide_all(records, [budget(max_map_drop=0.01)])
+    reasons = {r.variant: (r.reason, r.detail) for r in d.ruled_out}
+    assert d.variant == "selective-int8"
+    assert reasons["mixed-int16"] == ("slower", "p90 9.5 ms, meets every bound; its int16 ops run on the reference kernels, not XNNPACK")
+    assert reasons["fp32"] == ("slower", "p90 7.2 ms, meets every bound")  # the note is for int16 variants only
+    (bounded,) = decide_all(records, [budget(p90_ms=5, max_map_drop=0.01)])
+    assert {r.variant: r.reason for r in bounded.ruled_out}["mixed-int16"] == "too slow"
+    assert "reference kernels" in bounded.verdict("mixed-int16")[1]
