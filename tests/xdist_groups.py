@@ -48,7 +48,7 @@ GROUP_COST_S: dict[str, float] = {
     "tests/integration/test_pytest_plugin.py": 75,
     "tests/integration/test_resume.py": 65,
     "tests/integration/test_gateway.py": 15,
-    "tests/integration/test_labgrid.py": 70,
+    "tests/integration/test_labgrid.py": 150,
     "tests/integration/test_one_board_two_names.py": 60,
     "tests/integration/test_gate.py": 50,
     "tests/integration/test_progress.py": 50,

@@ -206,7 +206,7 @@ def check_pool(pool: LabgridPool) -> None:
     """Unknown places or tags are the inventory's mistake (exit 2); a
     coordinator that does not answer is infrastructure (exit 3)."""
     known = LabgridClient(pool.coordinator, pool.source).places()
-    place_key = f"labgrid.places" if pool.places else "labgrid.tags"
+    place_key = "labgrid.places" if pool.places else "labgrid.tags"
     for name in pool.places:
         if name not in known:
             close = difflib.get_close_matches(name, list(known), n=1)

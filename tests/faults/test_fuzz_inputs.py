@@ -83,8 +83,14 @@ INVENTORY = {
 }
 
 
+LABGRID_INVENTORY = {
+    "labgrid": {"coordinator": "127.0.0.1:20408", "tags": {"board": "rpi4"}, "count": 2, "profile": "x86-cpu",
+                "python": "python3", "threads": 2, "gateway": "pi@lab-host:22", "name": "lab"},
+}
+
+
 @FUZZ
-@given(doc=mutated(INVENTORY))
+@given(doc=mutated(INVENTORY) | mutated(LABGRID_INVENTORY))
 def test_fuzzed_inventory(doc, tmp_path):
     path = tmp_path / "inventory.yaml"
     write_doc(path, doc)

@@ -216,7 +216,7 @@ def _poll(condition, what: str, proc: subprocess.Popen | None = None, timeout_s:
         time.sleep(0.1)  # polling interval, not synchronisation
 
 
-def test_ctrl_c_releases_the_place_and_resume_holds_one_again(lg, tiny_recipe, worker_cache, tmp_path):
+def test_ctrl_c_releases_the_place(lg, tiny_recipe, worker_cache, tmp_path):
     inventory = lg.inventory(tmp_path / "lab.yaml", tags={"board": "rpi4"}, count=1)
     reports = tmp_path / "reports"
     proc = _controller(_run_args(inventory, tiny_recipe), reports, worker_cache)
@@ -225,15 +225,7 @@ def test_ctrl_c_releases_the_place_and_resume_holds_one_again(lg, tiny_recipe, w
     proc.send_signal(signal.SIGINT)
     code, text = _finish(proc)
     assert code == 3 and "interrupted" in text and "Traceback" not in text, text
-    assert lg.held() == ([], [])
-
-    (run_dir,) = [p.parent for p in reports.glob("*/results.json")]
-    code, text = _finish(_controller(["run", "--resume", run_dir.name], reports, worker_cache))
-    assert code == 0, text
-    records = _records(reports)
-    assert sorted((r["model"]["variant"], r["status"]) for r in records) == [("fp32", "ok"), ("int8", "ok")], records
-    assert len({r["device"]["name"] for r in records}) == 1 and records[0]["device"]["name"].startswith("rpi4-")
-    assert lg.held() == ([], [])
+    assert lg.held() == ([], [])  # --resume after a stop: the killed-board test below
 
 
 def _interval(records: list[dict]) -> tuple[datetime, datetime]:

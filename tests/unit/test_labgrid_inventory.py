@@ -155,3 +155,45 @@ timeout: 2026-12-03 06:33:01.1
     assert parse_reservation(wait) == ("IYFJT67TJ9", "rpi4-b")
     with pytest.raises(Exception, match="no reservation"):
         parse_reservation("labgrid-client: Error: nothing")
+
+
+def _pool(tmp_path, extra: str = ""):
+    inventory = load_inventory(write(tmp_path, f"""
+labgrid: {{coordinator: c:1, tags: {{board: rpi4}}, profile: x86-cpu{extra}}}
+"""))
+    assert inventory.labgrid is not None
+    return inventory.labgrid
+
+
+@pytest.mark.parametrize("extra, gateway", [
+    ({"proxy": "127.0.0.1", "proxy_required": False}, None),  # the exporter is this machine
+    ({"proxy": "localhost", "proxy_required": False}, None),
+    ({}, None),
+    ({"proxy": "lab-host-3", "proxy_required": False}, "lab-host-3:22"),  # a remote exporter: through it
+    ({"proxy": "127.0.0.1", "proxy_required": True}, "127.0.0.1:22"),  # the exporter says so (--isolated)
+])
+def test_a_remote_exporter_is_the_gateway_to_its_boards(tmp_path, extra, gateway):
+    from harness.fleet.labgrid import _gateway
+
+    pool = _pool(tmp_path)
+    got = _gateway(pool, extra, pool.template)
+    assert (f"{got.host}:{got.port}" if got else None) == gateway
+    if got is not None:  # logs in like the board does, its key pinned in the same known_hosts
+        assert (got.identity_file, got.known_hosts) == (pool.template.identity_file, pool.template.known_hosts)
+
+
+def test_the_inventory_gateway_wins_over_the_exporter_host(tmp_path):
+    from harness.fleet.labgrid import _gateway
+
+    pool = _pool(tmp_path, ", gateway: 'ops@jump.example:2200'")
+    got = _gateway(pool, {"proxy": "lab-host-3"}, pool.template)
+    assert got is not None and (got.user, got.host, got.port) == ("ops", "jump.example", 2200)
+
+
+def test_devices_commands_refuse_the_pool_with_the_way_to_see_its_places(tmp_path, capsys):
+    from harness.cli import main
+
+    path = write(tmp_path, "labgrid: {coordinator: 'lab-coord:20408', tags: {board: rpi4}, profile: x86-cpu}\n")
+    assert main(["devices", "check", "--inventory", str(path), "labgrid"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "labgrid pool" in err and "labgrid-client -x lab-coord:20408 -v places" in err and "Traceback" not in err
