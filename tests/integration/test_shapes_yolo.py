@@ -102,7 +102,7 @@ def test_mixed_int16_is_measured_and_loads_on_litert_only(records):
     assert q["loadability"]["ai-edge-litert"] == "ok"
     assert "QUANTIZE" in q["loadability"]["tflite-runtime"], q["loadability"]
     assert "6 op(s) at int16" in q["method"] and "variant_options.selective-int8.denylist" in q["method"]
-    manifest = json.loads(Path(record["model"]["artifact"]).with_name("manifest.json").read_text())
+    manifest = json.loads(Path(record["model"]["artifact"]).with_suffix(".manifest.json").read_text())
     assert manifest["converter"]["quantizer"] == "litert-quantizer" and manifest["inputs"][0]["dtype"] == "int8"
 
 
