@@ -563,7 +563,10 @@ class _ConverterSession:
 
         self.require_keras2()
         config = self.recipe.qat
-        assert config is not None and self.anchors is not None
+        assert config is not None
+        if config.loss == "distill":
+            return self._convert_qat_distill(say)
+        assert self.anchors is not None
         say("preparing the training split")
         dataset = resolve_dataset(self.recipe, config.dataset, self.cache_dir)
         assert dataset is not None
@@ -585,15 +588,52 @@ class _ConverterSession:
         training["dataset"] = dataset.name
         return Converted(converter.convert(), {"qat": training})
 
-    def _convert_selective(self, say: Callable[[str], None]) -> Converted:
+    def _convert_qat_distill(self, say: Callable[[str], None]) -> Converted:
+        """qat-int8 with the fp32 model as the teacher (harness/convert/qat_distill.py
+        says why, and why the export is selective-int8's when layers stay float)."""
+        from harness.convert import qat_distill
+        from harness.model.datasets import resolve_dataset
+
+        config = self.recipe.qat
+        assert config is not None
+        say("preparing the training split")
+        dataset = resolve_dataset(self.recipe, config.dataset, self.cache_dir)
+        assert dataset is not None
+        images = prepare_batch([img.path for img in dataset.images], self.recipe.input, InputQuant("float32"))
+        keep = qat_distill.keep_layers(self.model, self.recipe.selective.denylist)
+        size_px = float(max(self.recipe.input.height, self.recipe.input.width))
+        say(f"fine-tuning on {len(images)} images" + (f", {len(keep)} layer(s) float" if keep else ""))
+        try:
+            qat_model, training = qat_distill.finetune(self.model, images, self.calibration_images(), config, keep, size_px, say)
+        except ValueError as exc:
+            raise InputError(
+                str(exc), source=self.recipe.path, place="training.loss",
+                hint="loss distill is for a model with one YOLO-style output; use ssd-focal for an SSD",
+            ) from None
+        training["dataset"] = dataset.name
+        if not keep:  # every layer fake-quantised: the QAT graph converts as it is
+            say("converting the fine-tuned model")
+            converter = self._converter(self._export_function(qat_model), self.export.variables_holder(qat_model))
+            converter.optimizations = [self.tf.lite.Optimize.DEFAULT]
+            converter.inference_input_type = self.tf.int8
+            return Converted(converter.convert(), {"qat": {**training, "export": "the QAT graph, full-integer"}})
+        fine_tuned = qat_distill.load_weights(_load_model(self.recipe)[0], qat_distill.trained_weights(qat_model))
+        say("quantizing the fine-tuned weights as selective-int8")
+        made = self._convert_selective(say, fine_tuned)
+        training["export"] = "the fine-tuned weights, calibrated and quantized as selective-int8 (its denylist float)"
+        return Converted(made.content, {**made.manifest_extra, "qat": training}, made.files)
+
+    def _convert_selective(self, say: Callable[[str], None], model: Any = None) -> Converted:
+        """`model`: another float model than the recipe's (qat-int8's fine-tuned one)."""
         from harness.convert import selective, sensitivity
 
         tf = self.tf
         options = self.recipe.selective
         images = self.calibration_images()
+        function, trackable = (None, None) if model is None else (self._export_function(model), self.export.variables_holder(model))
 
         def full_int8_converter() -> Any:
-            converter = self._converter()
+            converter = self._converter(function, trackable)
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = self.export.representative_dataset(images)
             return converter
@@ -613,8 +653,11 @@ class _ConverterSession:
             )
             return debugger.get_nondebug_quantized_model()
 
-        fp32 = self.known.get("fp32") or self._ptq("fp32")
-        self.known["fp32"] = fp32
+        if model is None:
+            fp32 = self.known.get("fp32") or self._ptq("fp32")
+            self.known["fp32"] = fp32
+        else:  # the fine-tuned model's own float file is what its int8 is compared with
+            fp32 = self._converter(function, trackable).convert()
         say("whole-model sensitivity (int8 against float, tensor by tensor)")
         nodes = sensitivity.whole_model_sensitivity(fp32, quantised(selective.Denylist()), images)
         groups = sensitivity.candidate_groups(nodes, limit=len(nodes))

@@ -384,7 +384,9 @@ class QuantizerSession:
         except InputError as exc:
             if where == MIXED_PLACE:  # the same check as the denylist's, named at the key that holds the entry
                 message = exc.message.split(f"{selective.DENYLIST_PLACE}: ", 1)[-1]
-                raise InputError(message, source=self.recipe.path, place=MIXED_PLACE, hint=exc.hint) from None
+                hint = (exc.hint or "").replace("every node is listed in the variant's sensitivity.json",
+                                                "names are Keras layer names or the fp32 file's tensor names")
+                raise InputError(message, source=self.recipe.path, place=MIXED_PLACE, hint=hint) from None
             raise
         say(f"quantizing (int8, {chosen.size} op(s) at int16)")
         recipe_data = variant_recipe("mixed-int16", chosen)

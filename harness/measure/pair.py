@@ -315,6 +315,10 @@ def _method(manifest: dict[str, Any]) -> str | None:
             f"({training['epochs']} epochs of {training['images']}), lr {training['learning_rate']:g}, "
             f"loss {training['loss']}, {training['seconds']} s"
         )
+    mixed = manifest.get("mixed")
+    if mixed:
+        return (f"int8 with {len(mixed['ops'])} op(s) at int16 activations, int8 weights (ops from {mixed['source']}; "
+                f"{mixed['int16_ops']} ops compute in int16, on the reference kernels); LiteRT Quantizer per-op overrides")
     if selective:
         kept = len(selective.get("denylist") or ())
         how = "from the recipe" if selective.get("denylist_source") == "recipe" else "found automatically"

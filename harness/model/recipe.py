@@ -382,13 +382,14 @@ def _training(top: Fields, path: Path, folder: Path, postprocess: dict[str, Any]
     tr.reject_unknown(("dataset", *_TRAINING_KEYS))
     if is_tflite:
         raise InputError("a .tflite source cannot be trained", source=path, place="training", hint="remove training:, or use the Keras model")
-    tr.choice("loss", ssd_losses(), "ssd-focal")
-    if "anchors" not in postprocess:
+    loss = tr.choice("loss", ssd_losses(), "ssd-focal")
+    if loss == "ssd-focal" and "anchors" not in postprocess:
         raise InputError(
             "training with the SSD loss needs anchors to match objects to",
             source=path,
             place="postprocess.anchors",
-            hint="add postprocess.anchors (and scales), or remove training:",
+            hint="add postprocess.anchors (and scales), or set training.loss: distill (the fp32 model's own outputs "
+            "are the targets: no anchors, no labels), or remove training:",
         )
     ds = tr.sub("dataset", required=True)
     if "split" in ds.data:
@@ -446,7 +447,9 @@ def _variant_options(top: Fields, training: dict[str, Any] | None) -> tuple[Trai
 
 
 def ssd_losses() -> tuple[str, ...]:
-    return ("ssd-focal",)
+    """ssd-focal: the SSD's own loss on labelled boxes (harness/convert/ssd_training.py);
+    distill: match the fp32 model's outputs (harness/convert/qat_distill.py)."""
+    return ("ssd-focal", "distill")
 
 
 def _folder_ref(sub: Fields, split: str, path: Path, folder: Path) -> DatasetRef:

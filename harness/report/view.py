@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from harness.fleet.profiles import FAMILIES, FAMILY_TITLES
 from harness.model.variants import VARIANTS
@@ -538,6 +538,9 @@ def quantization_findings(section: DeviceSection) -> list[str]:
             f"qat-int8 (quantization-aware fine-tuning) is {fmt_drop(qat.map_drop)} against fp32, "
             f"int8 (post-training) {fmt_drop(int8_drop)}."
         )
+    mixed = by_variant.get("mixed-int16")
+    if mixed is not None and mixed.map_drop is not None and int8_drop is not None and int8_drop >= NEGLIGIBLE_INT8_DROP:
+        lines.append(_mixed_finding(mixed, selective, int8_drop))
     for row in section.rows:
         q = row.record.quantization
         if q is None:
@@ -547,6 +550,19 @@ def quantization_findings(section: DeviceSection) -> list[str]:
                 version = q.runtime_versions.get(runtime, "")
                 lines.append(f"{row.variant} does not load in {runtime} {version}: {status}".replace("  ", " "))
     return lines
+
+
+def _mixed_finding(mixed: Any, selective: Any, int8_drop: float) -> str:
+    """mixed-int16 against selective-int8: the accuracy each buys back, and
+    what its int16 ops (reference kernels: no delegate here takes them) cost."""
+    recovered = (int8_drop - mixed.map_drop) / int8_drop
+    text = f"mixed-int16 recovered {recovered:.0%} of the {int8_drop * 100:.1f} points int8 lost ({fmt_drop(mixed.map_drop)} against fp32)"
+    mine, theirs = mixed.record.latency_ms, selective.record.latency_ms if selective is not None else None
+    if mine is not None and theirs is not None and selective.map_drop is not None:
+        text += f"; selective-int8 {fmt_drop(selective.map_drop)}. p90 {mine.p90:.3g} ms against selective-int8's {theirs.p90:.3g} ms"
+        text += (": slower, its int16 ops run on the reference kernels, not XNNPACK" if mine.p90 > theirs.p90
+                 else ": its int16 ops (reference kernels, not XNNPACK) cost nothing measurable here")
+    return text + "."
 
 
 def has_quantization(section: DeviceSection) -> bool:

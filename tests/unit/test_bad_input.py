@@ -126,6 +126,43 @@ def test_training_options_are_merged_with_qat_overrides(tmp_path):
     assert recipe.qat.dataset.synthetic_size == 8
 
 
+def _yolo_training_recipe(tmp_path, **training):
+    return write_recipe(
+        tmp_path,
+        adapter="yolo",
+        postprocess={"layout": "v8", "boxes": "pixels"},
+        dataset={"generator": "synthetic", "seed": 3, "splits": {"calib": 4, "val": 4}},
+        training={"dataset": {"split": "train", "size": 8}, **training},
+        variants=["qat-int8"],
+    )
+
+
+def test_a_distill_loss_needs_no_anchors_and_the_ssd_loss_names_it_as_the_fix(tmp_path):
+    recipe = load_recipe(_yolo_training_recipe(tmp_path, loss="distill", steps=20, learning_rate=1e-4))
+    assert (recipe.qat.loss, recipe.qat.steps, recipe.qat.learning_rate) == ("distill", 20, 1e-4)
+    with pytest.raises(InputError) as err:
+        load_recipe(_yolo_training_recipe(tmp_path))  # ssd-focal, the default, matches objects to anchors
+    assert err.value.place == "postprocess.anchors" and "loss: distill" in err.value.render()
+
+
+@pytest.mark.parametrize("where, key, value", [
+    ("training", "steps", 0), ("training", "learning_rate", -1.0), ("training", "loss", "yolo"),
+    ("variant_options.qat-int8", "steps", "many"), ("variant_options.qat-int8", "learning_rate", "fast"),
+])
+def test_bad_qat_steps_learning_rate_and_loss_name_file_key_and_fix(tmp_path, where, key, value):
+    if where == "training":
+        path = _yolo_training_recipe(tmp_path, **{"loss": "distill", key: value})
+    else:
+        path = _yolo_training_recipe(tmp_path, loss="distill")
+        data = yaml.safe_load(path.read_text())
+        data["variant_options"] = {"qat-int8": {key: value}}
+        path.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError) as err:
+        load_recipe(path)
+    text = err.value.render()
+    assert str(path) in text and f"{where}.{key}" in text and "fix:" in text, text
+
+
 def test_a_bare_tflite_is_benchmark_only(tmp_path):
     """Without a recipe there is nothing to calibrate on; a .tflite recipe
     converts (tests/unit/test_litert_quant_units.py)."""

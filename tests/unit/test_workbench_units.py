@@ -97,6 +97,24 @@ def test_findings_say_how_much_selective_recovered():
     assert any("selective-int8 does not load in tflite-runtime" in line for line in lines)
 
 
+def test_findings_compare_mixed_int16_with_selective_and_say_why_it_is_slower():
+    import dataclasses
+
+    from harness.report.view import quantization_findings, sections
+
+    mixed = _record("mixed-int16", 0.35)
+    mixed = dataclasses.replace(mixed, latency_ms=dataclasses.replace(mixed.latency_ms, p90=9.5))
+    records = [_record("fp32", 0.40), _record("int8", 0.30), _record("selective-int8", 0.38), mixed]
+    (section,) = sections(records)
+    (line,) = [line for line in quantization_findings(section) if line.startswith("mixed-int16")]
+    assert "recovered 50% of the 10.0 points" in line and "p90 9.5 ms against selective-int8's 1 ms" in line
+    assert "slower, its int16 ops run on the reference kernels" in line
+    records[-1] = _record("mixed-int16", 0.35)  # as fast as selective-int8: no blame on the kernels
+    (section,) = sections(records)
+    (line,) = [line for line in quantization_findings(section) if line.startswith("mixed-int16")]
+    assert "cost nothing measurable here" in line and "slower" not in line
+
+
 def test_records_with_quantization_survive_a_json_round_trip():
     from harness.results.record import LayerSensitivity, QuantizationInfo, Record
 
