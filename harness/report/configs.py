@@ -204,7 +204,7 @@ class ConfigTable:
     rows: tuple[tuple[str, ...], ...]
 
 
-def _narrow(cell: str) -> str:
+def narrow(cell: str) -> str:
     """A runtime or setting cell for an 80-column terminal: `tflite-rt 2.14.0 -xnn`."""
     for name, short in RUNTIME_LABELS.items():
         cell = cell.replace(name, short)
@@ -220,7 +220,7 @@ def tables(views: ConfigViews, *, narrow: bool = False) -> list[ConfigTable]:
                     tuple(row for group in views.runtimes for row in runtime_cells(group))),
     ]
     if narrow:
-        out = [replace(t, rows=tuple(tuple(_narrow(c) for c in row) for row in t.rows)) for t in out]
+        out = [replace(t, rows=tuple(tuple(narrow(c) for c in row) for row in t.rows)) for t in out]
     return [t for t in out if t.rows]
 
 

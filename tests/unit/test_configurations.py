@@ -257,5 +257,5 @@ def test_the_html_views_are_escaped_and_draw_their_charts_inline():
     page = render_html(records, title="run r1")
     assert hostile not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "p50 against threads on &lt;script&gt;" in page  # the scaling chart
-    assert "fp32 · 1 threads: p50 ms per runtime" in page  # a runtime chart
+    assert "fp32 · 1 thread: p50 ms per runtime" in page  # a runtime chart
     assert "http://" not in page and "https://" not in page
