@@ -211,15 +211,15 @@ def narrow(cell: str) -> str:
     return cell.replace(" · XNNPACK off", " -xnn").replace("XNNPACK off", "-xnn")
 
 
-def tables(views: ConfigViews, *, narrow: bool = False) -> list[ConfigTable]:
-    """The views' tables; `narrow` shortens the runtime names (the terminal)."""
+def tables(views: ConfigViews, *, short: bool = False) -> list[ConfigTable]:
+    """The views' tables; `short` shortens the runtime names (the terminal)."""
     out = [
         ConfigTable("Scaling", "speed-up = p50 at the fewest threads / p50; efficiency = speed-up / thread ratio",
                     SCALING_HEADERS, tuple(row for line in views.scaling for row in scaling_cells(line))),
         ConfigTable("Runtimes", "p50 against the first runtime measured", RUNTIME_HEADERS,
                     tuple(row for group in views.runtimes for row in runtime_cells(group))),
     ]
-    if narrow:
+    if short:
         out = [replace(t, rows=tuple(tuple(narrow(c) for c in row) for row in t.rows)) for t in out]
     return [t for t in out if t.rows]
 

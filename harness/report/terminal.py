@@ -106,7 +106,7 @@ class TerminalFormatter:
         pass  # report.md and report.html; `harness history --trend` prints one as a table
 
     def configurations(self, block: layout.Configurations) -> None:
-        for view in configs.tables(block.views, narrow=True):
+        for view in configs.tables(block.views, short=True):
             table = _table(f"{view.name.lower()} · {block.section.model} on {block.section.device} ({view.explain})",
                            collapse_padding=True)
             for header in view.headers:
