@@ -226,8 +226,15 @@ def runtime_client(job: DeviceJob, transport: Transport, client: AgentClient, ru
         client.use_python(other)
     try:
         reply = client.call({"command": "info", "runtime": runtime, "path": client.cache_root}, timeout_s=120)
-    except AgentError as exc:  # the interpreter itself is missing or broken
+    except AgentError as exc:
         return client, f"{client.python} cannot run the agent: {exc.message}"
+    except InfraError as exc:
+        if not other:
+            raise
+        # The device answered its own python a moment ago: this interpreter
+        # is missing or broken (exit 127, no reply), not the device lost.
+        return client, (f"runtime_pythons names {other} for {runtime}, which cannot run the agent: "
+                        f"{exc.message.splitlines()[0]} (fix: point runtime_pythons at an interpreter that has {runtime})")
     found = reply.get("runtime") or {}
     if found.get("name"):
         return client, (found["name"], found.get("version", "?"))

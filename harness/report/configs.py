@@ -15,10 +15,10 @@ pair; a run without a sweep shows neither.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Sequence
 
-from harness.report.view import fmt_ms
+from harness.report.view import RUNTIME_LABELS, fmt_ms
 from harness.results.record import Record
 
 
@@ -204,13 +204,23 @@ class ConfigTable:
     rows: tuple[tuple[str, ...], ...]
 
 
-def tables(views: ConfigViews) -> list[ConfigTable]:
+def narrow(cell: str) -> str:
+    """A runtime or setting cell for an 80-column terminal: `tflite-rt 2.14.0 -xnn`."""
+    for name, short in RUNTIME_LABELS.items():
+        cell = cell.replace(name, short)
+    return cell.replace(" · XNNPACK off", " -xnn").replace("XNNPACK off", "-xnn")
+
+
+def tables(views: ConfigViews, *, short: bool = False) -> list[ConfigTable]:
+    """The views' tables; `short` shortens the runtime names (the terminal)."""
     out = [
         ConfigTable("Scaling", "speed-up = p50 at the fewest threads / p50; efficiency = speed-up / thread ratio",
                     SCALING_HEADERS, tuple(row for line in views.scaling for row in scaling_cells(line))),
         ConfigTable("Runtimes", "p50 against the first runtime measured", RUNTIME_HEADERS,
                     tuple(row for group in views.runtimes for row in runtime_cells(group))),
     ]
+    if short:
+        out = [replace(t, rows=tuple(tuple(narrow(c) for c in row) for row in t.rows)) for t in out]
     return [t for t in out if t.rows]
 
 

@@ -164,34 +164,42 @@ def _configurations(block: layout.Configurations) -> str:
             ) + "</tr>")
         out.append("</tbody></table>")
     out.append(_bullets(configs.skipped_notes(views)))
-    return "\n".join(out) + "<div class='charts'>" + _scaling_chart(views, section.device) + "".join(
+    return "\n".join(out) + "<div class='charts'>" + _scaling_chart(views, section.device, "p50_ms") + _scaling_chart(
+        views, section.device, "speedup") + "".join(
         _runtime_chart(group) for group in views.runtimes) + "</div>"
 
 
-def _scaling_chart(views: configs.ConfigViews, device: str) -> str:
+def _scaling_chart(views: configs.ConfigViews, device: str, metric: str) -> str:
+    """One line per variant and runtime against threads: `p50_ms` or `speedup`."""
     counts = sorted({p.threads for line in views.scaling for p in line.points})
     index = {t: i for i, t in enumerate(counts)}
     series = [
         charts.Series(
-            line.variant, f"{line.variant} ({line.setting}): p50 against threads",
-            tuple((index[p.threads], p.p50_ms, f"{line.variant} · {line.setting} · {p.threads} threads: p50 {p.p50_ms:.3f} ms, "
+            line.variant, f"{line.variant} ({line.setting}) against threads",
+            tuple((index[p.threads], value, f"{line.variant} · {line.setting} · {_threads(p.threads)}: p50 {p.p50_ms:.3f} ms, "
                    f"speed-up {configs.fmt_x(p.speedup)}, efficiency {configs.fmt_eff(p.efficiency)}")
-                  for p in line.points if p.p50_ms is not None),
-            name=f"{line.variant} · {line.setting}",
+                  for p in line.points if (value := getattr(p, metric)) is not None and p.p50_ms is not None),
+            name=configs.narrow(f"{line.variant} · {line.setting}"),  # the end label has ~100 px
         )
         for line in views.scaling
     ]
     series = [s for s in series if s.points]
-    return charts.trend_chart(series, [f"{t} threads" for t in counts], title=f"p50 against threads on {device}", unit="ms")
+    title, unit = ("p50", "ms") if metric == "p50_ms" else ("speed-up over the fewest threads", "x")
+    return charts.trend_chart(series, [_threads(t) for t in counts], title=f"{title} against threads on {device}", unit=unit)
 
 
 def _runtime_chart(group: configs.RuntimeGroup) -> str:
     bars = [
-        charts.Bar(group.variant, e.runtime, e.p50_ms, f"{e.p50_ms:.3f} ms ({configs.fmt_x(e.ratio)})",
-                   f"{group.variant}, {group.threads or '?'} threads, {e.runtime}: p50 {e.p50_ms:.3f} ms")
+        charts.Bar(group.variant, e.runtime, e.p50_ms, f"{e.p50_ms:.3f} ms",
+                   f"{group.variant}, {_threads(group.threads)}, {e.runtime}: p50 {e.p50_ms:.3f} ms "
+                   f"({configs.fmt_x(e.ratio)} the first runtime's)")
         for e in group.entries if e.p50_ms is not None
     ]
-    return charts.bar_chart(bars, title=f"{group.variant} · {group.threads or '?'} threads: p50 ms per runtime")
+    return charts.bar_chart(bars, title=f"{group.variant} · {_threads(group.threads)}: p50 ms per runtime")
+
+
+def _threads(count: int | None) -> str:
+    return "default threads" if count is None else f"{count} thread{'' if count == 1 else 's'}"
 
 
 def _quantization(block: layout.Quantization) -> str:

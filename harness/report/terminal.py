@@ -142,7 +142,7 @@ class TerminalFormatter:
         self._bullets([*block.unavailable, *block.edgetpu])
 
     def configurations(self, block: layout.Configurations) -> None:
-        for view in configs.tables(block.views):
+        for view in configs.tables(block.views, short=True):
             table = _table(f"{view.name.lower()} · {block.section.model} on {block.section.device} ({view.explain})",
                            collapse_padding=True)
             for header in view.headers:

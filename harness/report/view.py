@@ -305,14 +305,14 @@ TERMINAL_HEADERS: tuple[tuple[str, str], ...] = (
 def findings(section: DeviceSection) -> list[str]:
     """Plain sentences for what a reader should not miss."""
     lines: list[str] = []
-    by_variant = {row.variant: row for row in section.rows}
-    for name in ("int8", "uint8"):
-        row = by_variant.get(name)
-        if row and row.latency_ratio is not None and row.latency_ratio > 1.05:
+    # A swept run says it per configuration (each against its own fp32).
+    for row in (r for name in ("int8", "uint8") for r in section.rows if r.variant == name):
+        if row.latency_ratio is not None and row.latency_ratio > 1.05:
+            runtime = row.record.device.runtime
             lines.append(
-                f"{name} is {row.latency_ratio:.2f}x slower than fp32 on {section.device} "
-                f"({section.runtime}); on CPUs without int8 dot-product instructions this is expected, "
-                "on ARM devices the ratio usually turns the other way."
+                f"{config_label(row.record)} is {row.latency_ratio:.2f}x slower than fp32 on {section.device} "
+                f"({f'{runtime.name} {runtime.version}' if runtime else section.runtime}); on CPUs without int8 "
+                "dot-product instructions this is expected, on ARM devices the ratio usually turns the other way."
             )
     if section.emulated:
         lines.append(

@@ -205,6 +205,8 @@ def _sweep_records() -> list[Record]:
         swept("fp32", 1, p50_ms=4.0), swept("fp32", 1, "tflite-runtime", p50_ms=5.0),
         swept("fp32", 2, p50_ms=2.5), swept("fp32", 2, "tflite-runtime", p50_ms=3.0),
         swept("int8", 1, p50_ms=2.0), swept("int8", 2, p50_ms=1.0),
+        swept("int8", 1, "tflite-runtime", p50_ms=20.0, xnnpack=False),
+        swept("int8", 2, "tflite-runtime", p50_ms=25.0, xnnpack=False),
     ]
 
 
@@ -215,7 +217,9 @@ def test_scaling_gives_speedup_and_efficiency_and_runtimes_the_ratio_to_the_firs
     assert [(p.threads, p.speedup, p.efficiency) for p in fp32] == [(1, 1.0, 1.0), (2, 1.6, 0.8)]
     assert lines[("int8", "ai-edge-litert")].points[1].speedup == 2.0
     groups = {(g.variant, g.threads): g for g in views.runtimes}
-    assert set(groups) == {("fp32", 1), ("fp32", 2)}  # int8 ran on one runtime: no runtime view
+    assert set(groups) == {("fp32", 1), ("fp32", 2), ("int8", 1), ("int8", 2)}
+    assert [e.runtime for e in groups[("int8", 1)].entries] == ["ai-edge-litert 2.3.0", "tflite-runtime 2.14.0 · XNNPACK off"]
+    assert lines[("int8", "tflite-runtime · XNNPACK off")].points[1].speedup == pytest.approx(0.8)
     assert [(e.runtime, e.ratio) for e in groups[("fp32", 1)].entries] == [
         ("ai-edge-litert 2.3.0", 1.0), ("tflite-runtime 2.14.0", 1.25)]
     placed = per_record(views)
@@ -233,13 +237,14 @@ def test_every_renderer_shows_both_views_and_the_terminal_fits_80_columns():
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "scaling · demo on local" in text and "runtimes · demo on local" in text
     assert "1.60x" in text and "80%" in text and "1.25x" in text
+    assert "tflite-rt 2.14.0 -xnn" in text and "0.80x" in text  # int8 without XNNPACK, 2 threads slower
     md = render_markdown(records, title="run r1")
     assert "#### Scaling: demo on `local`" in md and "#### Runtimes: demo on `local`" in md
     assert "| fp32 | ai-edge-litert | 1 | 4.000 | 4.800 | 1.00x | 100% |" in md
     rows = render(records, "csv", title="r1").splitlines()
     assert rows[0].endswith("threads,runtime,xnnpack,speedup,efficiency,speedup_base_threads,vs_runtime,runtime_reference")
     data = json.loads(render(records, "json", title="r1"))
-    assert sorted({round(r["configuration_views"]["speedup"], 3) for r in data}) == [1.0, 1.6, 1.667, 2.0]
+    assert sorted({round(r["configuration_views"]["speedup"], 3) for r in data}) == [0.8, 1.0, 1.6, 1.667, 2.0]
     # Without a sweep the CSV keeps its old columns and nothing mentions scaling.
     plain = [make_record(), make_record(variant="int8")]
     header = render(plain, "csv", title="r1").splitlines()[0]
@@ -254,5 +259,5 @@ def test_the_html_views_are_escaped_and_draw_their_charts_inline():
     page = render_html(records, title="run r1")
     assert hostile not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "p50 against threads on &lt;script&gt;" in page  # the scaling chart
-    assert "fp32 · 1 threads: p50 ms per runtime" in page  # a runtime chart
+    assert "fp32 · 1 thread: p50 ms per runtime" in page  # a runtime chart
     assert "http://" not in page and "https://" not in page
