@@ -77,15 +77,23 @@ def finetune(
         idx = np.sort(order[position * batch : (position + 1) * batch])
         cls_loss, box_loss = step(train.images[idx], train.classes[idx], train.boxes[idx], np.float32(config.learning_rate))
         losses.append((float(cls_loss), float(box_loss)))
+    return qat_model, training_summary(config, [c + b for c, b in losses], steps_per_epoch, batch, count, started)
+
+
+def training_summary(
+    config: TrainingConfig, losses: list[float], steps_per_epoch: int, batch: int, images: int, started: float
+) -> dict[str, Any]:
+    """What a fine-tuning did, for the manifest: steps, epochs, the first loss
+    and the mean of the last ten (one step's loss is noisy)."""
     tail = losses[-max(1, min(10, len(losses))) :]
-    return qat_model, {
+    return {
         "loss": config.loss,
-        "steps": total,
-        "epochs": round(total / steps_per_epoch, 3),
+        "steps": len(losses),
+        "epochs": round(len(losses) / steps_per_epoch, 3),
         "batch_size": batch,
-        "images": count,
+        "images": images,
         "learning_rate": config.learning_rate,
-        "first_loss": round(sum(losses[0]), 5) if losses else None,
-        "final_loss": round(sum(c + b for c, b in tail) / len(tail), 5) if losses else None,
+        "first_loss": round(losses[0], 5) if losses else None,
+        "final_loss": round(sum(tail) / len(tail), 5) if losses else None,
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -45,6 +45,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from harness.convert.qat import training_summary
 from harness.model.recipe import TrainingConfig
 
 BOX_WEIGHT = 8.0  # the weight models/shapes-yolo/train.py gave its L1 box loss
@@ -245,17 +246,8 @@ def finetune(
         idx = np.sort(order[position * batch : (position + 1) * batch])
         cls_loss, box_loss = step(images[idx], teacher[idx])
         losses.append(float(cls_loss) + BOX_WEIGHT * float(box_loss))
-    tail = losses[-max(1, min(10, len(losses))) :]
     return qat_model, {
-        "loss": config.loss,
-        "steps": total,
-        "epochs": round(total / steps_per_epoch, 3),
-        "batch_size": batch,
-        "images": count,
-        "learning_rate": config.learning_rate,
-        "first_loss": round(losses[0], 5) if losses else None,
-        "final_loss": round(sum(tail) / len(tail), 5) if losses else None,
-        "seconds": round(time.perf_counter() - started, 1),
+        **training_summary(config, losses, steps_per_epoch, batch, count, started),
         "fake_quant_ranges_seeded": seeded,
         "kept_float": list(keep_float),
     }
