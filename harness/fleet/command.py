@@ -18,6 +18,7 @@ from harness.fleet import operations as fleet
 from harness.fleet.bootstrap import bootstrap
 from harness.fleet.inventory import INVENTORY_ENV, Inventory, empty_inventory, load_inventory
 from harness.fleet.trust import changed_key_error, fetch_host_key, record_host_key
+from harness.transport.ssh import jump_chain
 
 
 def inventory_from(path: Path | None) -> "Inventory":
@@ -97,9 +98,9 @@ def _bootstrap(devices, out, reports: Path) -> int:
 def _trust(devices, *, yes: bool, console) -> int:
 
     failed = False
-    # A gateway is trusted before the device behind it: the device's key is
-    # fetched through it, and both end up pinned.
-    hops = [hop for device in devices for hop in ((device.gateway,) if device.gateway else ()) + (device,)]
+    # Each jump host is trusted before what lies behind it (the key exchange
+    # runs through it), once however many devices share it; all end up pinned.
+    hops = [hop for device in devices for hop in jump_chain(device)]
     for device in dict.fromkeys(hops):
         if device.kind != "ssh":
             console.print(f"{device.name}: this machine, nothing to trust")

@@ -13,9 +13,13 @@
         threads: 4
         tags: [arm64, lab-a]
         cache_dir: ~/.cache/edge-harness
-        gateway: pi@lab-gw.example:22  # optional jump host ([user@]host[:port]),
-                                       # like ssh's ProxyJump; its key is pinned
-                                       # in the same known_hosts
+        jump: pi@lab-gw.example:22     # optional jump hosts, like ssh's ProxyJump:
+                                       # `[user@]host[:port]`, a chain `a,b` or a
+                                       # list (the first reached directly, each next
+                                       # through the one before); `none`: direct.
+                                       # Without it, the ssh config's ProxyJump.
+                                       # Every hop's key is pinned in the same
+                                       # known_hosts. `gateway:` is its one-hop synonym.
     labgrid:                           # optional: boards shared through a labgrid
       coordinator: lab-coord:20408     # coordinator (harness/fleet/labgrid.py);
       tags: {board: rpi4}              # `--devices labgrid` holds `count` places
@@ -55,7 +59,7 @@ INVENTORY_ENV = "HARNESS_INVENTORY"
 TOP_KEYS = ("devices", "ssh_config", "known_hosts", "labgrid")
 DEVICE_KEYS = (
     "host", "user", "port", "identity_file", "profile", "python", "threads", "cpus", "tags", "cache_dir", "gateway",
-    "runtimes", "runtime_pythons", "energy",
+    "jump", "runtimes", "runtime_pythons", "energy",
 )
 # Keys people bring from Ansible or habit that must never hold a secret here.
 SECRET_KEYS = ("password", "passwd", "pass", "passphrase", "ansible_password", "ansible_ssh_pass", "become_password")
@@ -205,7 +209,7 @@ def _parse_device(
     if port > 65535:
         raise InputError(f"port {port} is out of range", source=source, place=f"{f.place}.port", hint="use 1..65535")
     identity = _identity_file(f.str("identity_file"), resolved.get("identityfile", []), base, source, f"{f.place}.identity_file")
-    gateway = parse_gateway(f.str("gateway"), name, user, identity, known_hosts, source, f"{f.place}.gateway")
+    gateway = _jump_chain(f, host, resolved, name, user, identity, ssh_config, ssh_config_path, known_hosts)
     if hostname == host and gateway is None:
         # Behind a gateway the name is the gateway's to resolve, not ours.
         _check_resolves(host, ssh_config_path, source, f"{f.place}.host")
@@ -232,34 +236,108 @@ def _parse_device(
     )
 
 
-def parse_gateway(
-    spec: str | None, device_name: str, user: str, identity: str | None, known_hosts: Path, source: Any, place: str
+def _jump_chain(
+    f: Fields, host: str, resolved: dict[str, Any], device_name: str, user: str, identity: str | None,
+    ssh_config: Any, ssh_config_path: Path | None, known_hosts: Path,
 ) -> Device | None:
-    """`[user@]host[:port]` into the jump host's own Device. It logs in with
-    the device's key and user unless the spec names a user, as ProxyJump does."""
-    if spec is None:
-        return None
-    match = _GATEWAY_RE.match(spec.strip())
-    port = int(match.group("port")) if match and match.group("port") else 22
-    if match is None or not 1 <= port <= 65535:
+    """The device's last jump host (each hop's `gateway` is the hop before),
+    from `jump:`, its one-hop synonym `gateway:`, or else the ssh config's
+    ProxyJump for the host, as ssh itself would take it."""
+    given = [key for key in ("jump", "gateway") if f.data.get(key) is not None]
+    if len(given) == 2:
         raise InputError(
-            f"gateway {spec!r} is not [user@]host[:port]",
-            source=source, place=place,
-            hint="write it like ssh's ProxyJump, e.g. `gateway: pi@lab-gw.example:22` (port 1..65535)",
+            "both `jump:` and `gateway:` are given", source=f.source, place=f.place,
+            hint="keep `jump:` (`gateway:` is its older one-hop name) and remove `gateway:`",
         )
-    host = match.group("host").strip("[]")
+    if given == ["gateway"]:
+        specs, source, place = [f.str("gateway") or ""], f.source, f"{f.place}.gateway"
+    elif given == ["jump"]:
+        specs, source, place = _jump_specs(f.data["jump"], f.source, f"{f.place}.jump"), f.source, f"{f.place}.jump"
+    elif resolved.get("proxyjump"):
+        place = f"Host {host} ProxyJump"
+        specs, source = _jump_specs(str(resolved["proxyjump"]), ssh_config_path, place), ssh_config_path
+    else:
+        return None
+    key = given[0] if given else "ProxyJump"
+    hop: Device | None = None
+    for spec in specs:
+        hop = _parse_hop(spec, key, hop, device_name, user, identity, (ssh_config, ssh_config_path), known_hosts,
+                         source, place)
+    return hop
+
+
+def _jump_specs(value: Any, source: Any, place: str) -> list[str]:
+    """`a`, `a,b` (ProxyJump's form) or a YAML list, into the hop specs in
+    chain order; `none` (ProxyJump's own word) is an empty chain."""
+    if isinstance(value, str):
+        parts = value.split(",")
+    elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        parts = list(value)
+    else:
+        parts = None
+    if parts is not None and [p.strip().lower() for p in parts] == ["none"]:
+        return []
+    if parts is None or any(not p.strip() for p in parts):
+        raise InputError(
+            f"jump hosts {value!r} are not a list of [user@]host[:port]", source=source, place=place,
+            hint="e.g. `jump: pi@lab-gw.example:22`, a chain `jump: ops@bastion,pi@lab-gw` or a YAML list "
+                 "(`none` for a direct connection)",
+        )
+    return [p.strip() for p in parts]
+
+
+def _parse_hop(
+    spec: str, key: str, previous: Device | None, device_name: str, user: str, identity: str | None,
+    ssh: tuple[Any, Path | None], known_hosts: Path, source: Any, place: str,
+) -> Device:
+    """One `[user@]host[:port]` (or `ssh://` URI, as ProxyJump allows) into a
+    jump host's Device, reached through `previous`. A host that is a Host
+    alias in the ssh config takes its HostName, User, Port and IdentityFile
+    from there, as ssh does for jump hosts; the spec's user and port win; a
+    hop with neither logs in with the device's user and key."""
+    text = spec.strip()
+    text = text[len("ssh://"):] if text.startswith("ssh://") else text
+    match = _GATEWAY_RE.match(text)
+    port_text = match.group("port") if match else None
+    port = int(port_text) if port_text else None
+    if match is None or (port is not None and not 1 <= port <= 65535):
+        chain = " (or `jump:` for a chain)" if key == "gateway" else ", a chain `a,b` or a YAML list"
+        raise InputError(
+            f"{key} {spec!r} is not [user@]host[:port]",
+            source=source, place=place,
+            hint=f"write it like ssh's ProxyJump, e.g. `{key}: pi@lab-gw.example:22` (port 1..65535){chain}",
+        )
+    label = match.group("host").strip("[]")
+    ssh_config, ssh_config_path = ssh
+    config = ssh_config.lookup(label) if ssh_config is not None else {}
+    if port is None:
+        port = _config_port(config.get("port"), ssh_config_path, label)
+    hop_identity = _identity_file(None, config.get("identityfile", []), Path("."), source, place) or identity
     return Device(
-        name=f"gateway {host}",
+        name=f"gateway {label}",
         profile="x86-cpu",
         kind="ssh",
         python="python3",
-        host=host,
-        user=match.group("user") or user,
+        host=config.get("hostname", label),
+        user=match.group("user") or config.get("user") or user,
         port=port,
-        identity_file=identity,
+        identity_file=hop_identity,
         known_hosts=str(known_hosts),
-        extra={"gateway_for": device_name},
+        gateway=previous,
+        # `hop`: the name the user wrote, for "cannot reach X through lab-gw".
+        extra={"gateway_for": device_name, "hop": label},
     )
+
+
+def parse_gateway(
+    spec: str | None, device_name: str, user: str, identity: str | None, known_hosts: Path, source: Any, place: str
+) -> Device | None:
+    """One `[user@]host[:port]` jump host (the labgrid section's `gateway:`)
+    into its own Device. It logs in with the device's key and user unless the
+    spec names a user, as ProxyJump does."""
+    if spec is None:
+        return None
+    return _parse_hop(spec, "gateway", None, device_name, user, identity, (None, None), known_hosts, source, place)
 
 
 def _runtime_pythons(f: Fields) -> dict[str, str]:

@@ -87,27 +87,41 @@ def open_socket(device: Device, timeout_s: float) -> socket.socket:
     return sock
 
 
+def hop_label(device: Device) -> str:
+    """A jump host by the name the inventory or ssh config wrote; a device by its own."""
+    return device.extra.get("hop", device.name)
+
+
+def jump_chain(device: Device) -> list[Device]:
+    """The device's jump hosts in chain order (the first reached directly),
+    then the device: the order `devices trust` pins them, since each key
+    exchange runs through the hops before it."""
+    return [*(jump_chain(device.gateway) if device.gateway is not None else ()), device]
+
+
 def open_gateway_channel(device: Device, timeout_s: float) -> "tuple[SshTransport, Any]":
     """A direct-tcpip channel from the device's gateway to the device, and
     the gateway connection it rides on. The gateway's host key is verified
     first (its own known_hosts line), and a failure there names the gateway,
-    since the device was never asked."""
+    since the device was never asked. A gateway with a gateway of its own
+    (a `jump:` chain) is reached the same way, one hop further back."""
     gateway = device.gateway
     assert gateway is not None
     hop = SshTransport(gateway, connect_timeout_s=timeout_s, connect_attempts=1)
+    where = f"cannot reach {hop_label(device)} through {hop_label(gateway)}"
     try:
         channel = hop._session().open_channel(
             "direct-tcpip", (device.host, device.port or 22), ("127.0.0.1", 0), timeout=timeout_s
         )
     except InfraError as exc:
         hop.close()
-        exc.message = f"device {device.name!r}: cannot reach it through gateway {gateway.address}: {exc.message}"
+        exc.message = f"{where}: {exc.message}"
         raise
     except (paramiko.SSHException, OSError, EOFError) as exc:
         hop.close()
         # ChannelException: the gateway could not connect on our behalf.
         raise DeviceUnreachable(
-            f"cannot reach {device.address} through gateway {gateway.address}: {exc}",
+            f"{where}: {exc} (from gateway {gateway.address} to {device.address})",
             device=device.name,
             hint="check that the device is on and that the gateway can reach its address and port "
             "(and allows TCP forwarding: AllowTcpForwarding)",
