@@ -230,9 +230,11 @@ class LabDevice:
         raise RuntimeError(f"lab device {self.name}: sshd not ready after {READY_TIMEOUT_S} s; see {self.root / 'sshd.log'}")
 
     def _banner_ready(self) -> bool:
-        if self.netns is None or not self.host.startswith("127."):
+        if self.netns is None or (self.owns_netns and not self.host.startswith("127.")):
             return _banner_ready(self.host, self.port)
-        # Loopback inside a namespace is not the host's: probe from in there.
+        # Loopback inside a namespace is not the host's, and a device in a
+        # namespace it does not own may have no route from the host at all
+        # (the far end of a jump-host chain): probe from in there.
         probe = f"import socket; c = socket.create_connection(({self.host!r}, {self.port}), timeout=0.5); assert c.recv(4) == b'SSH-'"
         return subprocess.run(["ip", "netns", "exec", self.netns, sys.executable, "-c", probe], capture_output=True).returncode == 0
 

@@ -115,7 +115,10 @@ def open_gateway_channel(device: Device, timeout_s: float) -> "tuple[SshTranspor
         )
     except InfraError as exc:
         hop.close()
-        exc.message = f"{where}: {exc.message}"
+        # The hop's own `device '…': ` prefix gives way to the device's: the
+        # chain reads outward in, "cannot reach X through B: cannot reach B through A: …".
+        inner = exc.message.removeprefix(f"device {gateway.name!r}: ")
+        exc.message = f"device {device.name!r}: {where}: {inner}"
         raise
     except (paramiko.SSHException, OSError, EOFError) as exc:
         hop.close()
