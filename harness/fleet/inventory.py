@@ -305,7 +305,8 @@ def _parse_hop(
         raise InputError(
             f"{key} {spec!r} is not [user@]host[:port]",
             source=source, place=place,
-            hint=f"write it like ssh's ProxyJump, e.g. `{key}: pi@lab-gw.example:22` (port 1..65535){chain}",
+            hint=f"write it like ssh's ProxyJump, e.g. `{key}{' ' if key == 'ProxyJump' else ': '}pi@lab-gw.example:22` "
+                 f"(port 1..65535){chain}",
         )
     label = match.group("host").strip("[]")
     ssh_config, ssh_config_path = ssh

@@ -115,3 +115,4 @@ def test_bad_proxyjump_in_the_ssh_config_names_that_file_and_host(tmp_path):
     path = write(tmp_path, "ssh_config: ssh_config\ndevices:\n  rpi4-a: {host: rpi4-a, profile: x86-cpu}\n")
     text = error_of(path)
     assert str(config) in text and "Host rpi4-a ProxyJump" in text and "is not [user@]host[:port]" in text, text
+    assert "e.g. `ProxyJump pi@lab-gw.example:22`" in text, text
