@@ -377,7 +377,7 @@ class SshTransport:
             self._drop()
             raise InfraError(f"upload of {Path(local_path).name} stalled for {PUT_TIMEOUT_S:g} s", device=self.device.name) from None
         except OSError as exc:
-            raise self._upload_failed(local_path, target, size_bytes, exc) from None
+            raise self._upload_failed(local_path, target, partial, size_bytes, exc) from None
         except (paramiko.SSHException, EOFError) as exc:
             self._drop()
             raise DeviceLost(f"connection lost during an upload: {exc}", device=self.device.name) from None
@@ -409,12 +409,12 @@ class SshTransport:
             self._drop()
             raise DeviceLost(f"connection lost during a download: {exc}", device=self.device.name) from None
 
-    def _upload_failed(self, local_path: Path, target: str, size_bytes: int, exc: OSError) -> InfraError:
+    def _upload_failed(self, local_path: Path, target: str, partial: str, size_bytes: int, exc: OSError) -> InfraError:
         """Remove the half-written file; say when the disk is what is full
         (SFTP reports that as a bare 'Failure' or a short write)."""
         folder = posixpath.dirname(target)
         try:
-            self.run(["rm", "-f", "--", target + ".partial"], timeout_s=30)
+            self.run(["rm", "-f", "--", partial], timeout_s=30)
             df = self.run(["df", "-Pk", "--", folder], timeout_s=30)
             free_kib = int(df.stdout.decode().splitlines()[-1].split()[3]) if df.exit_status == 0 else None
         except (InfraError, ValueError, IndexError):
