@@ -113,6 +113,11 @@ def test_findings_compare_mixed_int16_with_selective_and_say_why_it_is_slower():
     (section,) = sections(records)
     (line,) = [line for line in quantization_findings(section) if line.startswith("mixed-int16")]
     assert "cost nothing measurable here" in line and "slower" not in line
+    # 3% slower is inside the tables' 5% margin (seen: 1.19 against 1.16 ms): no blame either.
+    records[-1] = dataclasses.replace(mixed, latency_ms=dataclasses.replace(mixed.latency_ms, p90=1.03))
+    (section,) = sections(records)
+    (line,) = [line for line in quantization_findings(section) if line.startswith("mixed-int16")]
+    assert "cost nothing measurable here" in line and "slower" not in line
 
 
 def test_records_with_quantization_survive_a_json_round_trip():
