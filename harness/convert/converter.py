@@ -28,7 +28,7 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -121,6 +121,11 @@ def _options_key(recipe: Recipe, variant: str) -> Any:
             "seed": recipe.synthetic_seed,
             "annotations": file_sha256(ref.annotations) if ref.annotations and ref.annotations.is_file() else None,
         }
+        if recipe.qat.loss == "distill":  # what stays float comes from the selective-int8 options (or their search)
+            from harness.convert.qat_distill import QAT_VERSION
+            from harness.convert.selective import SEARCH_VERSION
+
+            data.update(selective={**asdict(recipe.selective), "search": SEARCH_VERSION}, qat=QAT_VERSION)
         return data
     if variant == "selective-int8":
         from harness.convert.selective import SEARCH_VERSION
@@ -455,6 +460,8 @@ class _ConverterSession:
         # Models already made in this run or found in the cache, by variant:
         # selective-int8 scores fp32 without converting it a second time.
         self.known: dict[str, bytes] = {}
+        # What this session's selective-int8 search kept float (qat-int8 keeps the same).
+        self.searched: tuple[str, ...] | None = None
         from harness.convert import export  # imports TensorFlow
 
         self.tf = export.tf
@@ -600,7 +607,8 @@ class _ConverterSession:
         dataset = resolve_dataset(self.recipe, config.dataset, self.cache_dir)
         assert dataset is not None
         images = prepare_batch([img.path for img in dataset.images], self.recipe.input, InputQuant("float32"))
-        keep = qat_distill.keep_layers(self.model, self.recipe.selective.denylist)
+        entries, where = self._float_entries(say)
+        keep = qat_distill.keep_layers(self.model, entries)
         size_px = float(max(self.recipe.input.height, self.recipe.input.width))
         say(f"fine-tuning on {len(images)} images" + (f", {len(keep)} layer(s) float" if keep else ""))
         try:
@@ -611,6 +619,7 @@ class _ConverterSession:
                 hint="loss distill is for a model with one YOLO-style output; use ssd-focal for an SSD",
             ) from None
         training["dataset"] = dataset.name
+        training["kept_float_from"] = where if keep else None
         if not keep:  # every layer fake-quantised: the QAT graph converts as it is
             say("converting the fine-tuned model")
             converter = self._converter(self._export_function(qat_model), self.export.variables_holder(qat_model))
@@ -619,16 +628,38 @@ class _ConverterSession:
             return Converted(converter.convert(), {"qat": {**training, "export": "the QAT graph, full-integer"}})
         fine_tuned = qat_distill.load_weights(_load_model(self.recipe)[0], qat_distill.trained_weights(qat_model))
         say("quantizing the fine-tuned weights as selective-int8")
-        made = self._convert_selective(say, fine_tuned)
-        training["export"] = "the fine-tuned weights, calibrated and quantized as selective-int8 (its denylist float)"
+        # The same nodes float as in training (no second search: the weights
+        # were adapted to exactly this split of float and int8).
+        made = self._convert_selective(say, fine_tuned, denylist=qat_distill.export_entries(self.model, entries))
+        training["export"] = "the fine-tuned weights, calibrated and quantized as selective-int8 (the same nodes float)"
         return Converted(made.content, {**made.manifest_extra, "qat": training}, made.files)
 
-    def _convert_selective(self, say: Callable[[str], None], model: Any = None) -> Converted:
-        """`model`: another float model than the recipe's (qat-int8's fine-tuned one)."""
+    def _float_entries(self, say: Callable[[str], None]) -> tuple[tuple[str, ...], str]:
+        """What qat-int8 keeps float, and where that came from: the recipe's
+        selective-int8 denylist, else what the selective-int8 search keeps
+        (this session's, the cache's, or searched now)."""
+        options = self.recipe.selective
+        if options.denylist:
+            return options.denylist, "variant_options.selective-int8.denylist"
+        if self.searched is None:
+            folder = variant_folder(self.recipe, "selective-int8", self.calibration, self.cache_dir)
+            if _in_cache(folder):
+                manifest = json.loads((folder / "manifest.json").read_text())
+                self.searched = tuple((manifest.get("selective") or {}).get("denylist") or ())
+            else:
+                say("selective-int8 search (which nodes QAT keeps float)")
+                self._convert_selective(say)
+        assert self.searched is not None
+        return self.searched, "the selective-int8 search"
+
+    def _convert_selective(self, say: Callable[[str], None], model: Any = None, denylist: Sequence[str] = ()) -> Converted:
+        """`model`: another float model than the recipe's (qat-int8's fine-tuned
+        one); `denylist`: entries to keep float instead of the recipe's or a search."""
         from harness.convert import selective, sensitivity
 
         tf = self.tf
-        options = self.recipe.selective
+        recipe = self.recipe if not denylist else replace(self.recipe, selective=replace(self.recipe.selective, denylist=tuple(denylist)))
+        options = recipe.selective
         images = self.calibration_images()
         function, trackable = (None, None) if model is None else (self._export_function(model), self.export.variables_holder(model))
 
@@ -661,13 +692,15 @@ class _ConverterSession:
         say("whole-model sensitivity (int8 against float, tensor by tensor)")
         nodes = sensitivity.whole_model_sensitivity(fp32, quantised(selective.Denylist()), images)
         groups = sensitivity.candidate_groups(nodes, limit=len(nodes))
-        choice = selective.choose_denylist(rows, self.recipe, self.calibration, self.cache_dir, lambda: fp32, quantised, say, groups=groups)
-        denylist = choice.denylist
-        content = choice.models.get(denylist.nodes) if not denylist.ops else None
-        content = content or quantised(denylist)
+        choice = selective.choose_denylist(rows, recipe, self.calibration, self.cache_dir, lambda: fp32, quantised, say, groups=groups)
+        chosen = choice.denylist
+        if model is None and not denylist:
+            self.searched = chosen.entries()
+        content = choice.models.get(chosen.nodes) if not chosen.ops else None
+        content = content or quantised(chosen)
         points = selective.curve(choice.search, choice.models)
         full = selective.report(
-            rows, options, denylist, source=choice.source, fp32_map=choice.fp32_map, search=choice.search, nodes=nodes, curve_points=points
+            rows, options, chosen, source="the nodes qat-int8 trained float" if denylist else choice.source, fp32_map=choice.fp32_map, search=choice.search, nodes=nodes, curve_points=points
         )
         extra = {"selective": selective.summary(full, options.top_layers), "sensitivity_report": SENSITIVITY_FILE}
         files = {SENSITIVITY_FILE: json.dumps(full, indent=1).encode(), **selective.curve_files(points, choice.models)}

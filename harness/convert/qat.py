@@ -62,9 +62,7 @@ def finetune(
     count = len(train.images)
     batch = min(config.batch_size, count)
     steps_per_epoch = max(1, count // batch)
-    total = config.epochs * steps_per_epoch
-    if config.steps is not None:
-        total = min(total, config.steps)
+    total = config.total_steps(steps_per_epoch)
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(count)
     losses: list[tuple[float, float]] = []

@@ -65,11 +65,22 @@ class TrainingConfig:
 
     dataset: DatasetRef
     loss: str = "ssd-focal"
-    epochs: int = 1
-    steps: int | None = None  # cap on optimizer steps (all epochs together)
+    epochs: int | None = None  # passes over the split; 1 when neither epochs nor steps is given
+    steps: int | None = None  # optimizer steps, cycling the split as often as it takes
     batch_size: int = 16
     learning_rate: float = 3e-5
     seed: int = 0
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Optimizer steps to take: `steps` alone means that many, `epochs`
+        alone that many passes, both the fewer of the two. (Until 2026-12
+        `steps` only capped the default single epoch, so `steps: 150` on a
+        256-image split ran 16.)"""
+        if self.steps is None:
+            return (self.epochs or 1) * steps_per_epoch
+        if self.epochs is None:
+            return self.steps
+        return min(self.epochs * steps_per_epoch, self.steps)
 
 
 @dataclass(frozen=True)
@@ -406,7 +417,7 @@ def _training_config(base: dict[str, Any], fields: Fields) -> TrainingConfig:
     return TrainingConfig(
         dataset=base["dataset"],
         loss=fields.choice("loss", ssd_losses(), defaults.loss),
-        epochs=fields.int("epochs", defaults.epochs, minimum=1),
+        epochs=fields.int("epochs", None, minimum=1),
         steps=fields.int("steps", None, minimum=1),
         batch_size=fields.int("batch_size", defaults.batch_size, minimum=1),
         learning_rate=fields.float("learning_rate", defaults.learning_rate, minimum=0.0),

@@ -126,6 +126,25 @@ def test_training_options_are_merged_with_qat_overrides(tmp_path):
     assert recipe.qat.dataset.synthetic_size == 8
 
 
+
+def test_training_steps_alone_are_the_step_count(tmp_path):
+    """`steps: 150` on a 256-image split is 150 steps (it used to cap the
+    default single epoch: 16 steps), `epochs` alone passes, both the fewer."""
+    def config(**training):
+        path = write_recipe(
+            tmp_path,
+            dataset={"generator": "synthetic", "seed": 3, "splits": {"calib": 4, "val": 4}},
+            training={"dataset": {"split": "train", "size": 8}, **training},
+            variants=["qat-int8"],
+        )
+        return load_recipe(path).qat
+
+    assert config(steps=150).total_steps(16) == 150
+    assert config(epochs=2).total_steps(16) == 32
+    assert config(epochs=2, steps=150).total_steps(16) == 32
+    assert config(epochs=20, steps=150).total_steps(16) == 150
+    assert config().total_steps(16) == 16
+
 def _yolo_training_recipe(tmp_path, **training):
     return write_recipe(
         tmp_path,
