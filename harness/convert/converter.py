@@ -460,8 +460,10 @@ class _ConverterSession:
         # Models already made in this run or found in the cache, by variant:
         # selective-int8 scores fp32 without converting it a second time.
         self.known: dict[str, bytes] = {}
-        # What this session's selective-int8 search kept float (qat-int8 keeps the same).
+        # What this session's selective-int8 search kept float (qat-int8 keeps
+        # the same), and the variant it made, for when qat-int8 asked first.
         self.searched: tuple[str, ...] | None = None
+        self._selective: Converted | None = None
         from harness.convert import export  # imports TensorFlow
 
         self.tf = export.tf
@@ -532,7 +534,7 @@ class _ConverterSession:
         if variant == "qat-int8":
             return self._convert_qat(say)
         if variant == "selective-int8":
-            return self._convert_selective(say)
+            return self._selective or self._convert_selective(say)
         content = self._ptq(variant)
         self.known[variant] = content
         return Converted(content)
@@ -644,11 +646,11 @@ class _ConverterSession:
         if self.searched is None:
             folder = variant_folder(self.recipe, "selective-int8", self.calibration, self.cache_dir)
             if _in_cache(folder):
-                manifest = json.loads((folder / "manifest.json").read_text())
+                manifest = _artifact(self.recipe.name, "selective-int8", folder, cached=True).manifest
                 self.searched = tuple((manifest.get("selective") or {}).get("denylist") or ())
-            else:
+            else:  # kept: a selective-int8 later in this session is this one
                 say("selective-int8 search (which nodes QAT keeps float)")
-                self._convert_selective(say)
+                self._selective = self._convert_selective(say)
         assert self.searched is not None
         return self.searched, "the selective-int8 search"
 

@@ -314,6 +314,8 @@ def _method(manifest: dict[str, Any]) -> str | None:
             f"quantization-aware fine-tuning: {training['steps']} steps of {training['batch_size']} images "
             f"({training['epochs']} epochs of {training['images']}), lr {training['learning_rate']:g}, "
             f"loss {training['loss']}, {training['seconds']} s"
+            + (f"; {len(training['kept_float'])} layer(s) float ({training.get('kept_float_from') or 'the recipe'})"
+               if training.get("kept_float") else "")
         )
     mixed = manifest.get("mixed")
     if mixed:

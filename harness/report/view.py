@@ -534,10 +534,17 @@ def quantization_findings(section: DeviceSection) -> list[str]:
             lines.append(f"selective-int8 kept {kept} layer(s) in float: {fmt_drop(selective.map_drop)} against fp32.")
     qat = by_variant.get("qat-int8")
     if qat is not None and qat.map_drop is not None and int8_drop is not None:
-        lines.append(
-            f"qat-int8 (quantization-aware fine-tuning) is {fmt_drop(qat.map_drop)} against fp32, "
-            f"int8 (post-training) {fmt_drop(int8_drop)}."
-        )
+        if int8_drop >= NEGLIGIBLE_INT8_DROP:
+            recovered = (int8_drop - qat.map_drop) / int8_drop
+            lines.append(
+                f"qat-int8 (quantization-aware fine-tuning) recovered {recovered:.0%} of the {int8_drop * 100:.1f} "
+                f"points int8 lost ({fmt_drop(qat.map_drop)} against fp32)."
+            )
+        else:
+            lines.append(
+                f"qat-int8 (quantization-aware fine-tuning) is {fmt_drop(qat.map_drop)} against fp32, "
+                f"int8 (post-training) {fmt_drop(int8_drop)}."
+            )
     mixed = by_variant.get("mixed-int16")
     if mixed is not None and mixed.map_drop is not None and int8_drop is not None and int8_drop >= NEGLIGIBLE_INT8_DROP:
         lines.append(_mixed_finding(mixed, selective, int8_drop))

@@ -97,6 +97,25 @@ def test_findings_say_how_much_selective_recovered():
     assert any("selective-int8 does not load in tflite-runtime" in line for line in lines)
 
 
+def test_findings_say_how_much_qat_recovered():
+    from harness.report.view import quantization_findings, sections
+
+    records = [_record("fp32", 0.40), _record("int8", 0.30), _record("qat-int8", 0.385)]
+    (section,) = sections(records)
+    (line,) = [line for line in quantization_findings(section) if line.startswith("qat-int8")]
+    assert "recovered 85% of the 10.0 points int8 lost" in line and "-1.5 pt" in line, line
+
+
+def test_qat_method_names_the_layers_it_kept_float():
+    from harness.measure.pair import _method
+
+    training = {"steps": 300, "batch_size": 16, "epochs": 18.75, "images": 256, "learning_rate": 3e-4,
+                "loss": "distill", "seconds": 158.9}
+    assert "float" not in _method({"qat": training})
+    kept = {**training, "kept_float": ["p4_scores", "head", "output0"], "kept_float_from": "the selective-int8 search"}
+    assert _method({"qat": kept}).endswith("; 3 layer(s) float (the selective-int8 search)")
+
+
 def test_findings_compare_mixed_int16_with_selective_and_say_why_it_is_slower():
     import dataclasses
 
